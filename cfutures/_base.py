@@ -1,0 +1,41 @@
+"""cfutures._base — the names of concurrent.futures._base, with the native
+Future, wait() and as_completed().
+
+Constants and exception classes are the stdlib's own objects, so code that
+compares or catches them works with either module.
+"""
+from concurrent.futures._base import (  # noqa: F401  (re-exported)
+    ALL_COMPLETED,
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    LOGGER,
+    PENDING,
+    RUNNING,
+    BrokenExecutor,
+    CancelledError,
+    DoneAndNotDoneFutures,
+    Error,
+    InvalidStateError,
+    TimeoutError,
+)
+import concurrent.futures._base as _stdlib_base
+
+from . import _cfutures
+
+wait = _cfutures.wait
+as_completed = _cfutures.as_completed
+
+
+class Future(_cfutures.Future, _stdlib_base.Future):
+    """Represents the result of an asynchronous computation.
+
+    The C base holds all state and methods; the stdlib class is a second base
+    only so that isinstance(f, concurrent.futures.Future) holds.
+    """
+
+
+class Executor(_stdlib_base.Executor):
+    """This is an abstract base class for concrete asynchronous executors."""

@@ -1,0 +1,892 @@
+/* future.c — the Future type and its waiter protocol.
+ *
+ * State lives in the struct and changes only with the GIL held.  A state
+ * change, the detaching of the native waiters it wakes, and the reading of
+ * what it must tell them happen in one GIL hold without calling Python, so a
+ * waiter that checked the state under the GIL can never miss its wake-up.
+ *
+ * The stdlib's private protocol is spoken too, because concurrent.futures'
+ * own wait()/as_completed() and code in the wild use it: `_state`, `_result`,
+ * `_exception` read and write; `_waiters` is a list whose members get
+ * add_result/add_exception/add_cancelled; `_condition` is a
+ * threading.Condition created the first time someone asks for it.  Once it
+ * exists every state change holds it, exactly as the stdlib's methods do, so
+ * the stdlib's "check the state, then install a waiter" under that condition
+ * stays atomic.  A future nobody asked that of never allocates one.
+ *
+ * Callbacks are moved out of the future before they run, so a callback that
+ * touches its future cannot disturb the iteration.
+ */
+#include "cfutures.h"
+
+#include <stddef.h>
+
+static const char *const state_descriptions[CF_NSTATES] = {
+    "pending", "running", "cancelled", "cancelled", "finished",
+};
+
+static inline int
+future_is_cancelled(FutureObject *self)
+{
+    return self->state == CF_CANCELLED || self->state == CF_CANCELLED_AND_NOTIFIED;
+}
+
+static inline int
+future_is_done(FutureObject *self)
+{
+    return future_is_cancelled(self) || self->state == CF_FINISHED;
+}
+
+/* The name `obj.__class__.__name__` would give: tp_name after its last dot. */
+static const char *
+type_short_name(PyTypeObject *type)
+{
+    const char *dot = strrchr(type->tp_name, '.');
+    return dot == NULL ? type->tp_name : dot + 1;
+}
+
+/* ---- native waiter list ------------------------------------------------- */
+
+void
+future_link_waiter(FutureObject *future, cf_link *link, cf_waiter *waiter)
+{
+    link->waiter = waiter;
+    link->future = (PyObject *)future;
+    link->prev = NULL;
+    link->next = future->waiters;
+    if (future->waiters != NULL) {
+        future->waiters->prev = link;
+    }
+    future->waiters = link;
+}
+
+void
+future_unlink_waiter(cf_link *link)
+{
+    FutureObject *future = (FutureObject *)link->future;
+    if (future == NULL) {
+        return;
+    }
+    if (link->prev != NULL) {
+        link->prev->next = link->next;
+    }
+    else {
+        future->waiters = link->next;
+    }
+    if (link->next != NULL) {
+        link->next->prev = link->prev;
+    }
+    link->prev = link->next = NULL;
+    link->future = NULL;
+}
+
+/* Wake the native waiters that this ending concerns and unlink them.  A plain
+ * cancel() wakes only result()/exception() waiters; the rest stay until the
+ * cancel is notified.  Calls no Python code. */
+static void
+future_wake_waiters(FutureObject *self, cf_ending ending, int plain_cancel)
+{
+    cf_link *link = self->waiters;
+    while (link != NULL) {
+        cf_link *next = link->next;
+        cf_waiter *waiter = link->waiter;
+        if (!plain_cancel || waiter->wakes_on_cancel) {
+            future_unlink_waiter(link);
+            waiter->notify(waiter, (PyObject *)self, ending);
+        }
+        link = next;
+    }
+}
+
+/* ---- the `_condition` and `_waiters` protocol --------------------------- */
+
+/* Enter `_condition` if it exists.  Returns a new reference to the entered
+ * condition, a new reference to None if there is none, NULL on error.  The
+ * acquire may block, with the GIL released like any lock acquire. */
+static PyObject *
+future_enter_condition(FutureObject *self)
+{
+    if (self->condition == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *condition = Py_NewRef(self->condition);
+    PyObject *entered = PyObject_CallMethod(condition, "acquire", NULL);
+    if (entered == NULL) {
+        Py_DECREF(condition);
+        return NULL;
+    }
+    Py_DECREF(entered);
+    return condition;
+}
+
+/* Leave what future_enter_condition entered (stealing the reference),
+ * notifying its waiters first if asked.  Keeps an error already set. */
+static int
+future_exit_condition(PyObject *condition, int notify)
+{
+    if (condition == Py_None) {
+        Py_DECREF(condition);
+        return 0;
+    }
+    PyObject *pending_error = cf_err_take();
+    int failed = 0;
+    if (notify && pending_error == NULL) {
+        PyObject *r = PyObject_CallMethod(condition, "notify_all", NULL);
+        failed |= r == NULL;
+        Py_XDECREF(r);
+    }
+    PyObject *released = PyObject_CallMethod(condition, "release", NULL);
+    failed |= released == NULL;
+    Py_XDECREF(released);
+    Py_DECREF(condition);
+    if (pending_error != NULL) {
+        if (failed) {
+            PyErr_Clear();
+        }
+        cf_err_restore(pending_error);
+        return -1;
+    }
+    return failed ? -1 : 0;
+}
+
+/* Call method `name` of every object in `_waiters` with this future, as the
+ * stdlib does (under `_condition` when it exists). */
+static int
+future_tell_py_waiters(FutureObject *self, const char *name)
+{
+    if (self->py_waiters == NULL) {
+        return 0;
+    }
+    PyObject *waiters = Py_NewRef(self->py_waiters);
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(waiters); i++) {
+        PyObject *waiter = Py_NewRef(PyList_GET_ITEM(waiters, i));
+        PyObject *r = PyObject_CallMethod(waiter, name, "O", self);
+        Py_DECREF(waiter);
+        if (r == NULL) {
+            rc = -1;
+            break;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(waiters);
+    return rc;
+}
+
+/* ---- callbacks and logging ---------------------------------------------- */
+
+/* LOGGER.exception('exception calling callback for %r', future) for the
+ * exception being raised now; clears it. */
+static void
+future_log_callback_error(FutureObject *self)
+{
+    PyObject *exc = cf_err_take();
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        goto error;
+    }
+    PyObject *args = Py_BuildValue("(sO)", "exception calling callback for %r", self);
+    PyObject *kwargs = args == NULL ? NULL : Py_BuildValue("{sO}", "exc_info", exc);
+    PyObject *method = kwargs == NULL ? NULL : PyObject_GetAttrString(st->logger, "exception");
+    PyObject *r = method == NULL ? NULL : PyObject_Call(method, args, kwargs);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(method);
+    if (r != NULL) {
+        Py_DECREF(r);
+        Py_XDECREF(exc);
+        return;
+    }
+error:
+    /* Logging itself failed: there is nobody left to tell but stderr. */
+    PyErr_WriteUnraisable((PyObject *)self);
+    Py_XDECREF(exc);
+}
+
+/* Call fn(future).  An Exception is logged; a BaseException propagates. */
+static int
+future_call_callback(FutureObject *self, PyObject *fn)
+{
+    PyObject *r = PyObject_CallOneArg(fn, (PyObject *)self);
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    future_log_callback_error(self);
+    return 0;
+}
+
+/* Run the callbacks registered so far, after moving them out of the future. */
+static int
+future_run_callbacks(FutureObject *self)
+{
+    PyObject *callbacks = self->callbacks;
+    self->callbacks = NULL;
+    if (callbacks == NULL) {
+        return 0;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(callbacks); i++) {
+        PyObject *fn = Py_NewRef(PyList_GET_ITEM(callbacks, i));
+        rc = future_call_callback(self, fn);
+        Py_DECREF(fn);
+    }
+    Py_DECREF(callbacks);
+    return rc;
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static PyObject *
+future_state_name(FutureObject *self)
+{
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    return st == NULL ? NULL : Py_NewRef(st->state_names[self->state]);
+}
+
+/* InvalidStateError('{state}: {future!r}') */
+static void
+future_raise_invalid_state(FutureObject *self)
+{
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return;
+    }
+    PyObject *message = PyUnicode_FromFormat("%U: %R", st->state_names[self->state], self);
+    if (message != NULL) {
+        PyErr_SetObject(st->InvalidStateError, message);
+        Py_DECREF(message);
+    }
+}
+
+static PyObject *
+future_raise_simple(FutureObject *self, size_t which)
+{
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    if (st != NULL) {
+        PyErr_SetNone(*(PyObject **)((char *)st + which));
+    }
+    return NULL;
+}
+
+#define RAISE_CANCELLED(self) future_raise_simple((self), offsetof(cf_state, CancelledError))
+#define RAISE_TIMEOUT(self) future_raise_simple((self), offsetof(cf_state, TimeoutError))
+
+/* `raise self._exception`, with Python's rules for what may be raised. */
+static PyObject *
+future_raise_exception(PyObject *exc)
+{
+    if (PyExceptionInstance_Check(exc)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    }
+    else if (PyExceptionClass_Check(exc)) {
+        PyErr_SetNone(exc);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+    }
+    return NULL;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+static void
+result_waiter_notify(cf_waiter *waiter, PyObject *future, cf_ending ending)
+{
+    (void)future;
+    (void)ending;
+    cf_parker_unpark(&waiter->parker);
+}
+
+/* Wait until the future is done (cancelled counts) or the timeout passes.
+ * Returns 0, or -1 with an exception (bad timeout, Ctrl-C). */
+static int
+future_wait_done(FutureObject *self, PyObject *timeout)
+{
+    int64_t deadline;
+    if (cf_deadline_from_timeout(timeout, &deadline) < 0) {
+        return -1;
+    }
+    cf_waiter waiter = {.wakes_on_cancel = 1, .notify = result_waiter_notify};
+    cf_link link;
+    cf_parker_init(&waiter.parker);
+    future_link_waiter(self, &link, &waiter);
+
+    int rc = 0, timed_out = 0;
+    Py_INCREF(self);
+    for (;;) {
+        cf_parker_arm(&waiter.parker);
+        if (future_is_done(self) || timed_out) {
+            break;
+        }
+        int parked = cf_park_released(&waiter.parker, deadline);
+        if (parked < 0) {
+            rc = -1;
+            break;
+        }
+        timed_out = parked == 0;
+    }
+    future_unlink_waiter(&link);
+    cf_parker_fini(&waiter.parker);
+    Py_DECREF(self);
+    return rc;
+}
+
+/* ---- type slots --------------------------------------------------------- */
+
+static PyObject *
+future_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    return type->tp_alloc(type, 0);
+}
+
+/* Back to a fresh pending future, as the stdlib's __init__ does. */
+static void
+future_reset(FutureObject *self)
+{
+    self->state = CF_PENDING;
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->exception);
+    Py_CLEAR(self->callbacks);
+    Py_CLEAR(self->py_waiters);
+    Py_CLEAR(self->condition);
+}
+
+static int
+future_init(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+#if CF_PY310_PLUS
+#define INIT_NAME "Future.__init__()"
+#else
+#define INIT_NAME "__init__()"
+#endif
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        PyDict_Next(kwargs, &pos, &key, &value);
+        PyErr_Format(PyExc_TypeError, INIT_NAME " got an unexpected keyword argument '%S'", key);
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(args) > 0) {
+        PyErr_Format(PyExc_TypeError, INIT_NAME " takes 1 positional argument but %zd were given",
+                     PyTuple_GET_SIZE(args) + 1);
+        return -1;
+    }
+#undef INIT_NAME
+    FutureObject *self = (FutureObject *)op;
+    if (self->state != CF_PENDING || self->result || self->exception || self->callbacks ||
+        self->py_waiters || self->condition) {
+        future_reset(self);
+    }
+    return 0;
+}
+
+static int
+future_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    FutureObject *self = (FutureObject *)op;
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(self->result);
+    Py_VISIT(self->exception);
+    Py_VISIT(self->callbacks);
+    Py_VISIT(self->py_waiters);
+    Py_VISIT(self->condition);
+    return 0;
+}
+
+static int
+future_clear(PyObject *op)
+{
+    future_reset((FutureObject *)op);
+    return 0;
+}
+
+static void
+future_dealloc(PyObject *op)
+{
+    PyTypeObject *type = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    future_clear(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+static PyObject *
+future_repr(PyObject *op)
+{
+    FutureObject *self = (FutureObject *)op;
+    const char *name = type_short_name(Py_TYPE(op));
+    const char *state = state_descriptions[self->state];
+    if (self->state != CF_FINISHED) {
+        return PyUnicode_FromFormat("<%s at %p state=%s>", name, op, state);
+    }
+    int raised = self->exception != NULL ? PyObject_IsTrue(self->exception) : 0;
+    if (raised < 0) {
+        return NULL;
+    }
+    if (raised) {
+        return PyUnicode_FromFormat("<%s at %p state=%s raised %s>", name, op, state,
+                                    type_short_name(Py_TYPE(self->exception)));
+    }
+    PyObject *result = self->result != NULL ? self->result : Py_None;
+    return PyUnicode_FromFormat("<%s at %p state=%s returned %s>", name, op, state,
+                                type_short_name(Py_TYPE(result)));
+}
+
+/* ---- public methods ----------------------------------------------------- */
+
+static PyObject *
+future_cancel(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    FutureObject *self = (FutureObject *)op;
+    PyObject *condition = future_enter_condition(self);
+    if (condition == NULL) {
+        return NULL;
+    }
+    if (self->state == CF_RUNNING || self->state == CF_FINISHED || future_is_cancelled(self)) {
+        int was_cancelled = future_is_cancelled(self);
+        if (future_exit_condition(condition, 0) < 0) {
+            return NULL;
+        }
+        return PyBool_FromLong(was_cancelled);
+    }
+    self->state = CF_CANCELLED;
+    future_wake_waiters(self, CF_ENDED_CANCELLED, 1);
+    if (future_exit_condition(condition, 1) < 0 || future_run_callbacks(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+future_cancelled(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(future_is_cancelled((FutureObject *)op));
+}
+
+static PyObject *
+future_running(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(((FutureObject *)op)->state == CF_RUNNING);
+}
+
+static PyObject *
+future_done(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(future_is_done((FutureObject *)op));
+}
+
+/* The outcome of a finished future: its result, or its exception raised.
+ * Like the stdlib, an exception that is false-y counts as no exception. */
+static PyObject *
+future_finished_result(FutureObject *self)
+{
+    if (self->exception != NULL) {
+        int raised = PyObject_IsTrue(self->exception);
+        if (raised < 0) {
+            return NULL;
+        }
+        if (raised) {
+            return future_raise_exception(self->exception);
+        }
+    }
+    return Py_NewRef(self->result != NULL ? self->result : Py_None);
+}
+
+static PyObject *
+future_finished_exception(FutureObject *self)
+{
+    return Py_NewRef(self->exception != NULL ? self->exception : Py_None);
+}
+
+/* Shared by result() and exception(): wait, then report through `outcome`. */
+static PyObject *
+future_wait_for_outcome(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *kwnames, const char *fname,
+                        PyObject *(*outcome)(FutureObject *))
+{
+    if (self->state == CF_FINISHED && nargs <= 1 && kwnames == NULL) {
+        return outcome(self);               /* the common, fast case */
+    }
+    static const char *const kwlist_names[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) {
+        /* Rare: parse keywords the slow, public way. */
+        PyObject *tuple = PyTuple_New(nargs);
+        PyObject *dict = NULL;
+        if (tuple == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+        }
+        if (kwnames != NULL) {
+            dict = PyDict_New();
+            for (Py_ssize_t i = 0; dict != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+                if (PyDict_SetItem(dict, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                    Py_CLEAR(dict);
+                }
+            }
+            if (dict == NULL) {
+                Py_DECREF(tuple);
+                return NULL;
+            }
+        }
+        char format[16];
+        PyOS_snprintf(format, sizeof(format), "|O:%s", fname);
+        int ok = PyArg_ParseTupleAndKeywords(tuple, dict, format, (char **)kwlist_names, &timeout);
+        Py_DECREF(tuple);
+        Py_XDECREF(dict);
+        if (!ok) {
+            return NULL;
+        }
+    }
+    else if (nargs == 1) {
+        timeout = args[0];
+    }
+
+    if (!future_is_done(self) && future_wait_done(self, timeout) < 0) {
+        return NULL;
+    }
+    if (future_is_cancelled(self)) {
+        return RAISE_CANCELLED(self);
+    }
+    if (self->state == CF_FINISHED) {
+        return outcome(self);
+    }
+    return RAISE_TIMEOUT(self);
+}
+
+static PyObject *
+future_result(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames, "result",
+                                   future_finished_result);
+}
+
+static PyObject *
+future_exception(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames, "exception",
+                                   future_finished_exception);
+}
+
+static PyObject *
+future_add_done_callback(PyObject *op, PyObject *fn)
+{
+    FutureObject *self = (FutureObject *)op;
+    if (!future_is_done(self)) {
+        if (self->callbacks == NULL && (self->callbacks = PyList_New(0)) == NULL) {
+            return NULL;
+        }
+        if (PyList_Append(self->callbacks, fn) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (future_call_callback(self, fn) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+future_set_running_or_notify_cancel(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    FutureObject *self = (FutureObject *)op;
+    PyObject *condition = future_enter_condition(self);
+    if (condition == NULL) {
+        return NULL;
+    }
+    if (self->state == CF_CANCELLED) {
+        self->state = CF_CANCELLED_AND_NOTIFIED;
+        future_wake_waiters(self, CF_ENDED_CANCELLED, 0);
+        int told = future_tell_py_waiters(self, "add_cancelled");
+        /* No notify_all: cancel() already woke everyone who waits on it. */
+        if (future_exit_condition(condition, 0) < 0 || told < 0) {
+            return NULL;
+        }
+        Py_RETURN_FALSE;
+    }
+    if (self->state == CF_PENDING) {
+        self->state = CF_RUNNING;
+        if (future_exit_condition(condition, 0) < 0) {
+            return NULL;
+        }
+        Py_RETURN_TRUE;
+    }
+    if (future_exit_condition(condition, 0) < 0) {
+        return NULL;
+    }
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    PyObject *id = PyLong_FromVoidPtr(self);
+    PyObject *r = id == NULL ? NULL
+                             : PyObject_CallMethod(st->logger, "critical", "sOO",
+                                                   "Future %s in unexpected state: %s", id,
+                                                   st->state_names[self->state]);
+    Py_XDECREF(id);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_SetString(PyExc_RuntimeError, "Future in unexpected state");
+    return NULL;
+}
+
+/* set_result() and set_exception(): `value` is the result or the exception. */
+static PyObject *
+future_finish(FutureObject *self, PyObject *value, int is_exception)
+{
+    PyObject *condition = future_enter_condition(self);
+    if (condition == NULL) {
+        return NULL;
+    }
+    if (future_is_done(self)) {
+        future_raise_invalid_state(self);
+        future_exit_condition(condition, 0);
+        return NULL;
+    }
+    /* Old values (only there if someone assigned _result/_exception by hand)
+     * are released last: their destructors may run Python code. */
+    PyObject *old = is_exception ? self->exception : self->result;
+    PyObject *stored = value == Py_None ? NULL : Py_NewRef(value);
+    if (is_exception) {
+        self->exception = stored;
+    }
+    else {
+        self->result = stored;
+    }
+    self->state = CF_FINISHED;
+    future_wake_waiters(self, is_exception ? CF_ENDED_EXCEPTION : CF_ENDED_RESULT, 0);
+    int told = future_tell_py_waiters(self, is_exception ? "add_exception" : "add_result");
+    int rc = future_exit_condition(condition, told == 0);
+    Py_XDECREF(old);
+    if (rc < 0 || future_run_callbacks(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+future_set_result(PyObject *op, PyObject *result)
+{
+    return future_finish((FutureObject *)op, result, 0);
+}
+
+static PyObject *
+future_set_exception(PyObject *op, PyObject *exception)
+{
+    return future_finish((FutureObject *)op, exception, 1);
+}
+
+/* asyncio (3.15+) reads a finished future through this in one call. */
+static PyObject *
+future_get_snapshot(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    FutureObject *self = (FutureObject *)op;
+    if (self->state == CF_FINISHED) {
+        return Py_BuildValue("(OOOO)", Py_True, Py_False,
+                             self->result ? self->result : Py_None,
+                             self->exception ? self->exception : Py_None);
+    }
+    if (future_is_cancelled(self)) {
+        return Py_BuildValue("(OOOO)", Py_True, Py_True, Py_None, Py_None);
+    }
+    return Py_BuildValue("(OOOO)", Py_False, Py_False, Py_None, Py_None);
+}
+
+/* ---- attributes of the stdlib's private protocol ------------------------ */
+
+static PyObject *
+future_get_state(PyObject *op, void *closure)
+{
+    (void)closure;
+    return future_state_name((FutureObject *)op);
+}
+
+static int
+future_set_state(PyObject *op, PyObject *value, void *closure)
+{
+    (void)closure;
+    FutureObject *self = (FutureObject *)op;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _state");
+        return -1;
+    }
+    cf_state *st = cf_state_of_type(Py_TYPE(op));
+    if (st == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < CF_NSTATES; i++) {
+        int equal = PyObject_RichCompareBool(value, st->state_names[i], Py_EQ);
+        if (equal < 0) {
+            return -1;
+        }
+        if (equal) {
+            self->state = (unsigned char)i;
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "unknown future state: %R", value);
+    return -1;
+}
+
+/* _result and _exception: the field's offset is the closure. */
+static PyObject *
+future_get_field(PyObject *op, void *offset)
+{
+    PyObject *value = *(PyObject **)((char *)op + (size_t)offset);
+    return Py_NewRef(value != NULL ? value : Py_None);
+}
+
+static int
+future_set_field(PyObject *op, PyObject *value, void *offset)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete this attribute");
+        return -1;
+    }
+    PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
+    Py_XSETREF(*slot, value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
+/* _waiters and _done_callbacks: lists created the first time they are read. */
+static PyObject *
+future_get_list(PyObject *op, void *offset)
+{
+    PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
+    if (*slot == NULL && (*slot = PyList_New(0)) == NULL) {
+        return NULL;
+    }
+    return Py_NewRef(*slot);
+}
+
+static int
+future_set_list(PyObject *op, PyObject *value, void *offset)
+{
+    if (value == NULL || !PyList_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "this attribute must be a list");
+        return -1;
+    }
+    PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+future_get_condition(PyObject *op, void *closure)
+{
+    (void)closure;
+    FutureObject *self = (FutureObject *)op;
+    if (self->condition == NULL) {
+        cf_state *st = cf_state_of_type(Py_TYPE(op));
+        if (st == NULL) {
+            return NULL;
+        }
+        PyObject *condition = PyObject_CallNoArgs(st->Condition);
+        if (condition == NULL) {
+            return NULL;
+        }
+        /* Creating it ran Python code: another thread may have won. */
+        if (self->condition == NULL) {
+            self->condition = condition;
+        }
+        else {
+            Py_DECREF(condition);
+        }
+    }
+    return Py_NewRef(self->condition);
+}
+
+static int
+future_set_condition(PyObject *op, PyObject *value, void *closure)
+{
+    (void)closure;
+    FutureObject *self = (FutureObject *)op;
+    Py_XSETREF(self->condition, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
+#define FIELD(name) ((void *)offsetof(FutureObject, name))
+
+static PyGetSetDef future_getset[] = {
+    {"_state", future_get_state, future_set_state, NULL, NULL},
+    {"_result", future_get_field, future_set_field, NULL, FIELD(result)},
+    {"_exception", future_get_field, future_set_field, NULL, FIELD(exception)},
+    {"_waiters", future_get_list, future_set_list, NULL, FIELD(py_waiters)},
+    {"_done_callbacks", future_get_list, future_set_list, NULL, FIELD(callbacks)},
+    {"_condition", future_get_condition, future_set_condition, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef future_methods[] = {
+    {"cancel", future_cancel, METH_NOARGS,
+     "Cancel the future if possible; True if it is (now) cancelled."},
+    {"cancelled", future_cancelled, METH_NOARGS, "Return True if the future was cancelled."},
+    {"running", future_running, METH_NOARGS,
+     "Return True if the future is currently executing."},
+    {"done", future_done, METH_NOARGS,
+     "Return True if the future was cancelled or finished executing."},
+    {"result", (PyCFunction)(void (*)(void))future_result, METH_FASTCALL | METH_KEYWORDS,
+     "result(timeout=None)\n--\n\nReturn the result of the call that the future represents."},
+    {"exception", (PyCFunction)(void (*)(void))future_exception, METH_FASTCALL | METH_KEYWORDS,
+     "exception(timeout=None)\n--\n\n"
+     "Return the exception raised by the call that the future represents."},
+    {"add_done_callback", future_add_done_callback, METH_O,
+     "Attach a callable called with the future when it finishes or is cancelled."},
+    {"set_running_or_notify_cancel", future_set_running_or_notify_cancel, METH_NOARGS,
+     "Mark the future as running or process any cancel notifications."},
+    {"set_result", future_set_result, METH_O,
+     "Set the return value of the work associated with the future."},
+    {"set_exception", future_set_exception, METH_O,
+     "Set the result of the future as being the given exception."},
+    {"_get_snapshot", future_get_snapshot, METH_NOARGS,
+     "Return (done, cancelled, result, exception) in one step."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot future_slots[] = {
+    {Py_tp_doc, "Represents the result of an asynchronous computation."},
+    {Py_tp_new, future_new},
+    {Py_tp_init, future_init},
+    {Py_tp_dealloc, future_dealloc},
+    {Py_tp_traverse, future_traverse},
+    {Py_tp_clear, future_clear},
+    {Py_tp_repr, future_repr},
+    {Py_tp_methods, future_methods},
+    {Py_tp_getset, future_getset},
+    {0, NULL},
+};
+
+static PyType_Spec future_spec = {
+    .name = "cfutures._cfutures.Future",
+    .basicsize = sizeof(FutureObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = future_slots,
+};
+
+int
+future_module_init(PyObject *module, cf_state *st)
+{
+    st->FutureType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &future_spec, NULL);
+    if (st->FutureType == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, st->FutureType);
+}

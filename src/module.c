@@ -1,0 +1,198 @@
+/* module.c — the `cfutures._cfutures` module: definition, state, start-up.
+ *
+ * Everything the C code needs from Python — the stdlib's exception classes,
+ * its state names, its logger, threading.Condition — is imported once here
+ * into the module state, so the rest never imports at run time.
+ */
+#include "cfutures.h"
+
+#if !CF_PY311_PLUS
+/* PyType_GetModuleByDef arrived in 3.11: walk the MRO for a heap type that
+ * was created from our module. */
+PyObject *
+cf_type_get_module_by_def(PyTypeObject *type, PyModuleDef *def)
+{
+    PyObject *mro = type->tp_mro;
+    for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!PyType_HasFeature(base, Py_TPFLAGS_HEAPTYPE)) {
+            continue;
+        }
+        PyObject *module = ((PyHeapTypeObject *)base)->ht_module;
+        if (module != NULL && PyModule_GetDef(module) == def) {
+            return module;
+        }
+    }
+    PyErr_Format(PyExc_TypeError, "PyType_GetModuleByDef: No superclass of '%s' has the given module",
+                 type->tp_name);
+    return NULL;
+}
+#endif
+
+PyObject *waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs);
+PyObject *waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwargs);
+
+static PyObject *
+module_after_fork_child(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    cf_set_main_thread();
+    Py_RETURN_NONE;
+}
+
+/* Borrowed attribute `name` of the imported module `modname`, stored as a
+ * new reference in *slot. */
+static int
+import_into(PyObject **slot, const char *modname, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(modname);
+    if (mod == NULL) {
+        return -1;
+    }
+    *slot = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    cf_state *st = cf_state_of_module(module);
+    static const char *const state_names[CF_NSTATES] = {
+        "PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED",
+    };
+    const char *base = "concurrent.futures._base";
+    if (import_into(&st->stdlib_future_class, base, "Future") < 0 ||
+        import_into(&st->CancelledError, base, "CancelledError") < 0 ||
+        import_into(&st->TimeoutError, base, "TimeoutError") < 0 ||
+        import_into(&st->InvalidStateError, base, "InvalidStateError") < 0 ||
+        import_into(&st->DoneAndNotDoneFutures, base, "DoneAndNotDoneFutures") < 0 ||
+        import_into(&st->logger, base, "LOGGER") < 0 ||
+        import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
+        import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
+        import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
+        import_into(&st->Condition, "threading", "Condition") < 0) {
+        return -1;
+    }
+    for (int i = 0; i < CF_NSTATES; i++) {
+        if (import_into(&st->state_names[i], base, state_names[i]) < 0) {
+            return -1;
+        }
+    }
+    if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0) {
+        return -1;
+    }
+
+    /* The main thread runs signal handlers, so its waits wake up to let them
+     * run.  After os.fork() the forking thread is the child's main thread. */
+    cf_set_main_thread();
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *hook = os ? PyObject_GetAttrString(module, "_after_fork_child") : NULL;
+    PyObject *registered = NULL;
+    if (hook != NULL) {
+        PyObject *register_at_fork = PyObject_GetAttrString(os, "register_at_fork");
+        PyObject *kwargs = register_at_fork ? Py_BuildValue("{sO}", "after_in_child", hook) : NULL;
+        PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
+        registered = noargs ? PyObject_Call(register_at_fork, noargs, kwargs) : NULL;
+        Py_XDECREF(register_at_fork);
+        Py_XDECREF(kwargs);
+        Py_XDECREF(noargs);
+    }
+    Py_XDECREF(os);
+    Py_XDECREF(hook);
+    if (registered == NULL) {
+        return -1;
+    }
+    Py_DECREF(registered);
+    return 0;
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    cf_state *st = cf_state_of_module(module);
+    Py_VISIT(st->FutureType);
+    Py_VISIT(st->WaiterType);
+    Py_VISIT(st->AsCompletedType);
+    Py_VISIT(st->public_future_class);
+    Py_VISIT(st->stdlib_future_class);
+    Py_VISIT(st->CancelledError);
+    Py_VISIT(st->TimeoutError);
+    Py_VISIT(st->InvalidStateError);
+    Py_VISIT(st->DoneAndNotDoneFutures);
+    Py_VISIT(st->logger);
+    Py_VISIT(st->Condition);
+    for (int i = 0; i < CF_NSTATES; i++) {
+        Py_VISIT(st->state_names[i]);
+    }
+    Py_VISIT(st->FIRST_COMPLETED);
+    Py_VISIT(st->FIRST_EXCEPTION);
+    Py_VISIT(st->ALL_COMPLETED);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    cf_state *st = cf_state_of_module(module);
+    Py_CLEAR(st->FutureType);
+    Py_CLEAR(st->WaiterType);
+    Py_CLEAR(st->AsCompletedType);
+    Py_CLEAR(st->public_future_class);
+    Py_CLEAR(st->stdlib_future_class);
+    Py_CLEAR(st->CancelledError);
+    Py_CLEAR(st->TimeoutError);
+    Py_CLEAR(st->InvalidStateError);
+    Py_CLEAR(st->DoneAndNotDoneFutures);
+    Py_CLEAR(st->logger);
+    Py_CLEAR(st->Condition);
+    for (int i = 0; i < CF_NSTATES; i++) {
+        Py_CLEAR(st->state_names[i]);
+    }
+    Py_CLEAR(st->FIRST_COMPLETED);
+    Py_CLEAR(st->FIRST_EXCEPTION);
+    Py_CLEAR(st->ALL_COMPLETED);
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyMethodDef module_methods[] = {
+    {"wait", (PyCFunction)(void (*)(void))waiters_wait, METH_VARARGS | METH_KEYWORDS,
+     "wait(fs, timeout=None, return_when=ALL_COMPLETED)\n--\n\n"
+     "Wait for the futures in the given sequence to complete."},
+    {"as_completed", (PyCFunction)(void (*)(void))waiters_as_completed,
+     METH_VARARGS | METH_KEYWORDS,
+     "as_completed(fs, timeout=None)\n--\n\n"
+     "An iterator over the given futures that yields each as it completes."},
+    {"_after_fork_child", module_after_fork_child, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+PyModuleDef cf_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "cfutures._cfutures",
+    .m_doc = "The native core of cfutures.",
+    .m_size = sizeof(cf_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__cfutures(void)
+{
+    return PyModuleDef_Init(&cf_module_def);
+}

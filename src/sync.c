@@ -1,0 +1,233 @@
+/* sync.c — parkers, the monotonic clock and main-thread identity.
+ *
+ * Invariants: nothing here calls into Python or needs the GIL, except
+ * cf_is_main_thread/cf_set_main_thread which only read the thread id.
+ * A parker's word moves 0 -> 2 (owner goes to sleep) and {0,2} -> 1 (unpark);
+ * the owner re-arms it (-> 0) before it checks what it waits for, so an
+ * unpark that lands between the check and the sleep is never lost.
+ */
+#define _GNU_SOURCE
+#include <Python.h>
+#include "pythread.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+#include "sync.h"
+
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+static unsigned long main_thread_ident;
+
+void
+cf_set_main_thread(void)
+{
+    main_thread_ident = PyThread_get_thread_ident();
+}
+
+int
+cf_is_main_thread(void)
+{
+    return PyThread_get_thread_ident() == main_thread_ident;
+}
+
+int64_t
+cf_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+cf_deadline_after(double timeout_seconds)
+{
+    int64_t now = cf_monotonic_ns();
+    if (!(timeout_seconds > 0)) {
+        return now - 1;
+    }
+    double ns = timeout_seconds * 1e9;
+    if (ns >= (double)(CF_FOREVER - now)) {
+        return CF_FOREVER;
+    }
+    return now + (int64_t)ns;
+}
+
+#ifdef __linux__
+
+static long
+futex(_Atomic uint32_t *word, int op, uint32_t value, const struct timespec *timeout)
+{
+    return syscall(SYS_futex, (uint32_t *)word, op, value, timeout, NULL, 0);
+}
+
+void
+cf_parker_init(cf_parker *p)
+{
+    atomic_init(&p->word, 0);
+}
+
+void
+cf_parker_fini(cf_parker *p)
+{
+    (void)p;
+}
+
+void
+cf_parker_arm(cf_parker *p)
+{
+    atomic_store(&p->word, 0);
+}
+
+void
+cf_parker_unpark(cf_parker *p)
+{
+    /* The system call is only needed when the owner is actually asleep. */
+    if (atomic_exchange(&p->word, 1) == 2) {
+        futex(&p->word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    }
+}
+
+int
+cf_parker_park(cf_parker *p, int64_t timeout_ns)
+{
+    uint32_t expected = 0;
+    if (!atomic_compare_exchange_strong(&p->word, &expected, 2)) {
+        return 1;                       /* unparked before we slept */
+    }
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns != CF_FOREVER) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000);
+        tsp = &ts;
+    }
+    /* One sleep only: the caller re-checks its condition and its deadline, so
+     * EINTR, a timeout and a spurious wake all simply return. */
+    futex(&p->word, FUTEX_WAIT_PRIVATE, 2, tsp);
+    expected = 2;
+    if (atomic_compare_exchange_strong(&p->word, &expected, 0)) {
+        return 0;                       /* nobody unparked us */
+    }
+    return 1;
+}
+
+#else /* portable fallback: mutex + condition variable */
+
+void
+cf_parker_init(cf_parker *p)
+{
+    atomic_init(&p->word, 0);
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->cond, NULL);
+}
+
+void
+cf_parker_fini(cf_parker *p)
+{
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mutex);
+}
+
+void
+cf_parker_arm(cf_parker *p)
+{
+    atomic_store(&p->word, 0);
+}
+
+void
+cf_parker_unpark(cf_parker *p)
+{
+    pthread_mutex_lock(&p->mutex);
+    atomic_store(&p->word, 1);
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mutex);
+}
+
+int
+cf_parker_park(cf_parker *p, int64_t timeout_ns)
+{
+    int woken;
+    pthread_mutex_lock(&p->mutex);
+    if (atomic_load(&p->word) != 1) {
+        if (timeout_ns == CF_FOREVER) {
+            pthread_cond_wait(&p->cond, &p->mutex);
+        }
+        else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t end = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout_ns;
+            ts.tv_sec = (time_t)(end / 1000000000);
+            ts.tv_nsec = (long)(end % 1000000000);
+            pthread_cond_timedwait(&p->cond, &p->mutex, &ts);
+        }
+    }
+    woken = atomic_load(&p->word) == 1;
+    pthread_mutex_unlock(&p->mutex);
+    return woken;
+}
+
+#endif
+
+/* ---- parking with the GIL released ---------------------------------- */
+
+/* Main-thread waits wake this often to run signal handlers (Ctrl-C). */
+#define CF_SIGNAL_SLICE_NS (50 * 1000 * 1000)
+
+int
+cf_park_released(cf_parker *p, int64_t deadline)
+{
+    int64_t now = cf_monotonic_ns();
+    if (deadline != CF_FOREVER && now >= deadline) {
+        return 0;
+    }
+    int64_t slice = deadline == CF_FOREVER ? CF_FOREVER : deadline - now;
+    if (cf_is_main_thread() && slice > CF_SIGNAL_SLICE_NS) {
+        slice = CF_SIGNAL_SLICE_NS;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    cf_parker_park(p, slice);
+    Py_END_ALLOW_THREADS
+    if (PyErr_CheckSignals() < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+int
+cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline)
+{
+    if (timeout == NULL || timeout == Py_None) {
+        *deadline = CF_FOREVER;
+        return 0;
+    }
+    /* `timeout > 0` first, as threading.Condition.wait does: it gives the
+     * stdlib's TypeError for a non-number and treats NaN like 0. */
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) {
+        return -1;
+    }
+    int positive = PyObject_RichCompareBool(timeout, zero, Py_GT);
+    Py_DECREF(zero);
+    if (positive < 0) {
+        return -1;
+    }
+    if (!positive) {
+        *deadline = cf_monotonic_ns() - 1;
+        return 0;
+    }
+    double seconds = PyFloat_AsDouble(timeout);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (seconds > (double)PY_TIMEOUT_MAX / 1e6) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return -1;
+    }
+    *deadline = cf_deadline_after(seconds);
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* sync.h — the only place that touches OS primitives.
+ *
+ * A parker is one word a thread can sleep on until another thread unparks it:
+ * a futex on Linux, a mutex + condition variable elsewhere.  It is cheap
+ * enough to live on a waiting thread's stack, so a future owns no OS object
+ * of its own.
+ *
+ * Deadlines are absolute times on the monotonic clock, in nanoseconds;
+ * CF_FOREVER means no deadline.
+ */
+#ifndef CF_SYNC_H
+#define CF_SYNC_H
+
+#include <stdint.h>
+#include <stdatomic.h>
+
+#ifndef __linux__
+#include <pthread.h>
+#endif
+
+#define CF_FOREVER INT64_MAX
+
+typedef struct {
+    /* 0: armed, nobody asleep; 1: unparked; 2: the owner is asleep. */
+    _Atomic uint32_t word;
+#ifndef __linux__
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+#endif
+} cf_parker;
+
+void cf_parker_init(cf_parker *p);
+void cf_parker_fini(cf_parker *p);
+
+/* Arm the parker again before checking the condition one waits for. */
+void cf_parker_arm(cf_parker *p);
+
+/* Wake the owner (or make its next park return at once).  Async-safe in the
+ * sense that it takes no lock on Linux; never calls into Python. */
+void cf_parker_unpark(cf_parker *p);
+
+/* Sleep until unparked, or until timeout_ns passed (CF_FOREVER: no limit), or
+ * a signal arrived.  Returns 1 if unparked, 0 otherwise.  Call it without the
+ * GIL. */
+int cf_parker_park(cf_parker *p, int64_t timeout_ns);
+
+/* Monotonic clock, nanoseconds. */
+int64_t cf_monotonic_ns(void);
+
+/* Convert a timeout in seconds into an absolute deadline.  timeout <= 0
+ * (or NaN) gives a deadline that has already passed. */
+int64_t cf_deadline_after(double timeout_seconds);
+
+/* Is the calling thread the interpreter's main thread?  Only that thread
+ * runs signal handlers, so only it needs to wake up periodically. */
+int cf_is_main_thread(void);
+
+/* Record the calling thread as the main thread: at import, and in the child
+ * after fork (the forking thread becomes the child's main thread). */
+void cf_set_main_thread(void);
+
+/* The two helpers below need the GIL; they are declared in cfutures.h. */
+
+#endif /* CF_SYNC_H */
