@@ -166,9 +166,14 @@ typedef struct {
     unsigned char state;        /* cf_future_state */
 } FutureObject;
 
-#define Future_Check(st, op) PyObject_TypeCheck((op), (st)->FutureType)
+/* Instances of the public class are by far the most common: test that first. */
+#define Future_Check(st, op)                                              \
+    ((PyObject *)Py_TYPE(op) == (st)->public_future_class ||              \
+     PyObject_TypeCheck((op), (st)->FutureType))
 
 int future_module_init(PyObject *module, cf_state *st);
+/* Make `cls` (the package's public Future) the class C code instantiates. */
+int future_adopt_public_class(cf_state *st, PyObject *cls);
 int waiters_module_init(PyObject *module, cf_state *st);
 
 /* Hook `link` (owned by `waiter`) into `future`'s list.  GIL held. */

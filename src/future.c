@@ -386,6 +386,54 @@ future_init(PyObject *op, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
+/* `Future()` for the public class, without type_call's generic __new__ and
+ * __init__ look-ups: a fresh object already is a pending future.  Set on the
+ * public class only (tp_vectorcall is not inherited), so user subclasses
+ * keep the generic path and their own __init__. */
+static PyObject *
+future_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs == 0 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)) {
+        return ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+    }
+    /* Arguments are an error; let the generic path report it in its words. */
+    PyObject *tuple = PyTuple_New(nargs);
+    PyObject *kwargs = NULL, *result = NULL;
+    if (tuple == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+    }
+    if (kwnames != NULL && (kwargs = PyDict_New()) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            goto done;
+        }
+    }
+    result = PyType_Type.tp_call(type, tuple, kwargs);
+done:
+    Py_DECREF(tuple);
+    Py_XDECREF(kwargs);
+    return result;
+}
+
+/* Called once by the package with its public Future class. */
+int
+future_adopt_public_class(cf_state *st, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->FutureType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a subclass of _cfutures.Future");
+        return -1;
+    }
+    Py_XSETREF(st->public_future_class, Py_NewRef(cls));
+    ((PyTypeObject *)cls)->tp_vectorcall = future_vectorcall;
+    return 0;
+}
+
 static int
 future_traverse(PyObject *op, visitproc visit, void *arg)
 {

@@ -41,6 +41,15 @@ module_after_fork_child(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+module_adopt_future_class(PyObject *module, PyObject *cls)
+{
+    if (future_adopt_public_class(cf_state_of_module(module), cls) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* Borrowed attribute `name` of the imported module `modname`, stored as a
  * new reference in *slot. */
 static int
@@ -171,6 +180,8 @@ static PyMethodDef module_methods[] = {
      "as_completed(fs, timeout=None)\n--\n\n"
      "An iterator over the given futures that yields each as it completes."},
     {"_after_fork_child", module_after_fork_child, METH_NOARGS, NULL},
+    {"_adopt_future_class", module_adopt_future_class, METH_O,
+     "Register the package's public Future class (called once by cfutures)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -570,6 +570,31 @@ parse_return_when(cf_state *st, PyObject *return_when, wait_mode *mode)
     return 0;
 }
 
+/* The members of set `fs` as a C array of borrowed references (`fs` keeps
+ * them alive): iterating a set walks its whole sparse table, so do it once. */
+static PyObject **
+set_members(PyObject *fs)
+{
+    Py_ssize_t n = PySet_GET_SIZE(fs), i = 0;
+    PyObject **items = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(PyObject *));
+    PyObject *it = items == NULL ? NULL : PyObject_GetIter(fs);
+    PyObject *item;
+    if (it == NULL) {
+        PyMem_Free(items);
+        return items == NULL ? (PyObject **)PyErr_NoMemory() : NULL;
+    }
+    while (i < n && (item = PyIter_Next(it)) != NULL) {
+        items[i++] = item;
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        PyMem_Free(items);
+        return NULL;
+    }
+    return items;
+}
+
 PyObject *
 waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -580,27 +605,28 @@ waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &return_when)) {
         return NULL;
     }
-    PyObject *result = NULL, *future = NULL, *it = NULL;
+    PyObject *result = NULL, *future = NULL, **items = NULL;
     WaiterObject *w = NULL;
     PyObject *fs = PySet_New(fs_arg);
     PyObject *done = PySet_New(NULL);
-    if (fs == NULL || done == NULL || (it = PyObject_GetIter(fs)) == NULL) {
+    if (fs == NULL || done == NULL || (items = set_members(fs)) == NULL) {
         goto done;
     }
-    while ((future = PyIter_Next(it)) != NULL) {
-        int finished = future_like_finished(st, future);
-        if (finished < 0 || (finished && PySet_Add(done, future) < 0)) {
+    /* Partition: items[0, ndone) are finished, the rest pending. */
+    Py_ssize_t n = PySet_GET_SIZE(fs), ndone = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int finished = future_like_finished(st, items[i]);
+        if (finished < 0 || (finished && PySet_Add(done, items[i]) < 0)) {
             goto done;
         }
-        Py_CLEAR(future);
-    }
-    Py_CLEAR(it);
-    if (PyErr_Occurred()) {
-        goto done;
+        if (finished) {
+            PyObject *swap = items[ndone];
+            items[ndone++] = items[i];
+            items[i] = swap;
+        }
     }
 
     /* The stdlib's early returns, in its order. */
-    Py_ssize_t ndone = PySet_GET_SIZE(done);
     wait_mode mode = MODE_ALL_COMPLETED;
     int known = parse_return_when(st, return_when, &mode);
     if (known < 0) {
@@ -616,7 +642,7 @@ waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs)
             goto done;
         }
     }
-    if (ndone == PySet_GET_SIZE(fs)) {
+    if (ndone == n) {
         result = make_result(st, done, fs);
         goto done;
     }
@@ -626,22 +652,16 @@ waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs)
     }
 
     int64_t deadline;
-    if (cf_deadline_from_timeout(timeout, &deadline) < 0) {
+    if (cf_deadline_from_timeout(timeout, &deadline) < 0 ||
+        (w = waiter_new(st, mode, n - ndone)) == NULL) {
         goto done;
     }
-    w = waiter_new(st, mode, PySet_GET_SIZE(fs) - ndone);
-    if (w == NULL || (it = PyObject_GetIter(fs)) == NULL) {
-        goto done;
-    }
-    while ((future = PyIter_Next(it)) != NULL) {
-        int already = PySet_Contains(done, future);
-        if (already < 0 || (!already && waiter_register(st, w, future) < 0)) {
+    for (Py_ssize_t i = ndone; i < n; i++) {
+        if (waiter_register(st, w, items[i]) < 0) {
             goto done;
         }
-        Py_CLEAR(future);
     }
-    Py_CLEAR(it);
-    if (PyErr_Occurred() || waiter_block(w, deadline) < 0 || waiter_close(w) < 0) {
+    if (waiter_block(w, deadline) < 0 || waiter_close(w) < 0) {
         goto done;
     }
     /* Everything that finished while we were registered is done. */
@@ -659,7 +679,7 @@ done:
     }
     Py_XDECREF(w);
     Py_XDECREF(future);
-    Py_XDECREF(it);
+    PyMem_Free(items);
     Py_XDECREF(fs);
     Py_XDECREF(done);
     return result;

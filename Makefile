@@ -1,0 +1,63 @@
+# cfutures — build, test, demo, sanitize.
+#
+#   make test       build (warnings as errors) and run the suite on python3 and
+#                   on every pyenv CPython 3.9 - 3.13 present; absent ones are
+#                   reported and skipped
+#   make demo       lesson examples under both modules + a short benchmark table
+#   make sanitize   ASan + UBSan build, suite run under it (python3 only)
+#   make bench      the full benchmark (benchmarks/run.py), JSON in benchmarks/
+#
+# Each target creates what it needs: one virtual environment per interpreter,
+# .venv-<version>, with the test extra and cfutures (editable) installed; the
+# extension is rebuilt in place for that interpreter with strict warnings.
+
+PYTHON      ?= python3
+VERSIONS    ?= 3.9 3.10 3.11 3.12 3.13
+PYENV_ROOT  ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+PYTEST_ARGS ?=
+
+.PHONY: test test-one demo bench sanitize clean
+
+test:
+	@status=0; ran=""; missing=""; \
+	for v in $(VERSIONS); do \
+	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v 2>/dev/null); \
+	  if [ -z "$$py" ]; then missing="$$missing $$v"; echo "== CPython $$v: not on this machine, skipped"; continue; fi; \
+	  echo "== CPython $$v ($$py)"; \
+	  $(MAKE) --no-print-directory test-one PY="$$py" VER=$$v || status=1; \
+	  ran="$$ran $$v"; \
+	done; \
+	echo "== ran on:$$ran"; [ -z "$$missing" ] || echo "== skipped (absent):$$missing"; \
+	exit $$status
+
+# One interpreter: PY=/path/to/python VER=3.x
+test-one:
+	@./scripts/venv.sh "$(PY)" .venv-$(VER)
+	@CFUTURES_STRICT=1 .venv-$(VER)/bin/python scripts/build.py
+	@.venv-$(VER)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+demo:
+	@./scripts/venv.sh "$(PYTHON)" .venv-demo
+	@CFUTURES_STRICT=1 .venv-demo/bin/python scripts/build.py
+	@.venv-demo/bin/python examples/run_all.py
+	@.venv-demo/bin/python benchmarks/run.py --quick
+
+bench:
+	@./scripts/venv.sh "$(PYTHON)" .venv-demo
+	@CFUTURES_STRICT=1 .venv-demo/bin/python scripts/build.py
+	@.venv-demo/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+# The interpreter is not built with ASan, so the runtime is preloaded; leak
+# detection is off because CPython itself keeps memory until exit (refcount
+# leaks are caught by tests/test_refleaks.py instead).
+sanitize:
+	@./scripts/venv.sh "$(PYTHON)" .venv-sanitize deps
+	@CFUTURES_STRICT=1 CFUTURES_SANITIZE=1 .venv-sanitize/bin/python scripts/build.py --out build/sanitize
+	@PYTHONPATH=build/sanitize LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  .venv-sanitize/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .venv-* cfutures/*.so *.egg-info

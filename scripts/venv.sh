@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# scripts/venv.sh PYTHON DIR [editable|deps]
+# Create the virtual environment DIR for interpreter PYTHON, once, with the
+# project's test extra.  "editable" (the default) also installs cfutures
+# itself in editable mode, so examples, benchmarks and child processes import
+# the in-place build from any directory; "deps" installs only the test extra.
+set -euo pipefail
+python=$1 dir=$2 mode=${3:-editable}
+stamp="$dir/.cfutures-$mode"
+[ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && exit 0
+echo "-- creating $dir ($("$python" --version 2>&1), $mode)"
+"$python" -m venv "$dir"
+"$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+extras=$("$dir/bin/python" scripts/test_extra.py)
+# shellcheck disable=SC2086
+"$dir/bin/python" -m pip install -q --disable-pip-version-check $extras
+if [ "$mode" = editable ]; then
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+fi
+touch "$stamp"
