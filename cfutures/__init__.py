@@ -17,21 +17,13 @@ from ._base import (
     wait,
 )
 
-# The executors arrive with their own issues; until then they are not listed
-# here rather than borrowed from the stdlib.
-__all__ = (
-    'FIRST_COMPLETED',
-    'FIRST_EXCEPTION',
-    'ALL_COMPLETED',
-    'CancelledError',
-    'TimeoutError',
-    'InvalidStateError',
-    'BrokenExecutor',
-    'Future',
-    'Executor',
-    'wait',
-    'as_completed',
-)
+# The running stdlib's list, which differs between versions (3.13 added
+# InvalidStateError).  The executors arrive with their own issues; until
+# then they are left out rather than borrowed from the stdlib.
+import concurrent.futures as _stdlib
+
+__all__ = tuple(name for name in _stdlib.__all__ if name in globals())
+del _stdlib
 
 
 def __dir__():
