@@ -91,6 +91,7 @@ typedef struct {
     PyObject *DoneAndNotDoneFutures;
     PyObject *logger;                   /* logging.getLogger('concurrent.futures') */
     PyObject *Condition;                /* threading.Condition */
+    PyObject *threading;                /* the threading module */
     PyObject *state_names[CF_NSTATES];  /* 'PENDING', ... as in the stdlib */
     PyObject *FIRST_COMPLETED;
     PyObject *FIRST_EXCEPTION;

@@ -302,7 +302,12 @@ result_waiter_notify(cf_waiter *waiter, PyObject *future, cf_ending ending)
 }
 
 /* Wait until the future is done (cancelled counts) or the timeout passes.
- * Returns 0, or -1 with an exception (bad timeout, Ctrl-C). */
+ * Returns 0, or -1 with an exception (bad timeout, Ctrl-C).
+ *
+ * The waiter lives on the heap, not the stack: a daemon thread that re-takes
+ * the GIL while the interpreter finalizes is ended by CPython right there,
+ * and the future must not be left pointing into a dead thread's stack (the
+ * few bytes leak instead). */
 static int
 future_wait_done(FutureObject *self, PyObject *timeout)
 {
@@ -310,27 +315,36 @@ future_wait_done(FutureObject *self, PyObject *timeout)
     if (cf_deadline_from_timeout(timeout, &deadline) < 0) {
         return -1;
     }
-    cf_waiter waiter = {.wakes_on_cancel = 1, .notify = result_waiter_notify};
-    cf_link link;
-    cf_parker_init(&waiter.parker);
-    future_link_waiter(self, &link, &waiter);
+    struct {
+        cf_waiter waiter;
+        cf_link link;
+    } *w = PyMem_Malloc(sizeof(*w));
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->waiter.wakes_on_cancel = 1;
+    w->waiter.notify = result_waiter_notify;
+    cf_parker_init(&w->waiter.parker);
+    future_link_waiter(self, &w->link, &w->waiter);
 
     int rc = 0, timed_out = 0;
     Py_INCREF(self);
     for (;;) {
-        cf_parker_arm(&waiter.parker);
+        cf_parker_arm(&w->waiter.parker);
         if (future_is_done(self) || timed_out) {
             break;
         }
-        int parked = cf_park_released(&waiter.parker, deadline);
+        int parked = cf_park_released(&w->waiter.parker, deadline);
         if (parked < 0) {
             rc = -1;
             break;
         }
         timed_out = parked == 0;
     }
-    future_unlink_waiter(&link);
-    cf_parker_fini(&waiter.parker);
+    future_unlink_waiter(&w->link);
+    cf_parker_fini(&w->waiter.parker);
+    PyMem_Free(w);
     Py_DECREF(self);
     return rc;
 }

@@ -37,7 +37,7 @@ module_after_fork_child(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    cf_set_main_thread();
+    cf_set_main_thread(PyThread_get_thread_ident());
     Py_RETURN_NONE;
 }
 
@@ -81,7 +81,8 @@ module_exec(PyObject *module)
         import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
         import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
         import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
-        import_into(&st->Condition, "threading", "Condition") < 0) {
+        import_into(&st->Condition, "threading", "Condition") < 0 ||
+        (st->threading = PyImport_ImportModule("threading")) == NULL) {
         return -1;
     }
     for (int i = 0; i < CF_NSTATES; i++) {
@@ -94,8 +95,19 @@ module_exec(PyObject *module)
     }
 
     /* The main thread runs signal handlers, so its waits wake up to let them
-     * run.  After os.fork() the forking thread is the child's main thread. */
-    cf_set_main_thread();
+     * run.  It need not be the thread importing us.  After os.fork() the
+     * forking thread is the child's main thread. */
+    PyObject *main_thread = PyObject_CallMethod(st->threading, "main_thread", NULL);
+    PyObject *ident = main_thread ? PyObject_GetAttrString(main_thread, "ident") : NULL;
+    Py_XDECREF(main_thread);
+    if (ident == NULL) {
+        return -1;
+    }
+    cf_set_main_thread(PyLong_AsUnsignedLong(ident));
+    Py_DECREF(ident);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
     PyObject *os = PyImport_ImportModule("os");
     PyObject *hook = os ? PyObject_GetAttrString(module, "_after_fork_child") : NULL;
     PyObject *registered = NULL;
@@ -132,6 +144,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->DoneAndNotDoneFutures);
     Py_VISIT(st->logger);
     Py_VISIT(st->Condition);
+    Py_VISIT(st->threading);
     for (int i = 0; i < CF_NSTATES; i++) {
         Py_VISIT(st->state_names[i]);
     }
@@ -156,6 +169,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->DoneAndNotDoneFutures);
     Py_CLEAR(st->logger);
     Py_CLEAR(st->Condition);
+    Py_CLEAR(st->threading);
     for (int i = 0; i < CF_NSTATES; i++) {
         Py_CLEAR(st->state_names[i]);
     }

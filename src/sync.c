@@ -24,9 +24,9 @@
 static unsigned long main_thread_ident;
 
 void
-cf_set_main_thread(void)
+cf_set_main_thread(unsigned long ident)
 {
-    main_thread_ident = PyThread_get_thread_ident();
+    main_thread_ident = ident;
 }
 
 int

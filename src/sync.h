@@ -55,9 +55,9 @@ int64_t cf_deadline_after(double timeout_seconds);
  * runs signal handlers, so only it needs to wake up periodically. */
 int cf_is_main_thread(void);
 
-/* Record the calling thread as the main thread: at import, and in the child
- * after fork (the forking thread becomes the child's main thread). */
-void cf_set_main_thread(void);
+/* Record which thread is the main thread: threading.main_thread() at import,
+ * and the forking thread in the child after fork (it becomes the main one). */
+void cf_set_main_thread(unsigned long ident);
 
 /* The two helpers below need the GIL; they are declared in cfutures.h. */
 
