@@ -77,12 +77,12 @@ def timeouts():
     for call in (f.result, f.exception):
         try:
             call(timeout=0)
-        except TimeoutError:
+        except stdlib.TimeoutError:
             pass
     cfutures.wait([f], timeout=0)
     try:
         list(cfutures.as_completed([f], timeout=0))
-    except TimeoutError:
+    except stdlib.TimeoutError:
         pass
 
 
