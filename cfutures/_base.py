@@ -40,5 +40,8 @@ class Future(_cfutures.Future, _stdlib_base.Future):
 _cfutures._adopt_future_class(Future)
 
 
-class Executor(_stdlib_base.Executor):
-    """This is an abstract base class for concrete asynchronous executors."""
+class Executor(_cfutures.Executor, _stdlib_base.Executor):
+    """This is an abstract base class for concrete asynchronous executors.
+
+    Subclasses define submit(); map() is native and works through it.
+    """

@@ -34,6 +34,30 @@ PyObject *cf_type_get_module_by_def(PyTypeObject *type, PyModuleDef *def);
 #define PyType_GetModuleByDef cf_type_get_module_by_def
 #endif
 
+/* The qualified name that 3.10+ puts in argument errors ("Cls.meth"). */
+#if CF_PY310_PLUS
+#define CF_QUALNAME(cls, name) cls name
+#else
+#define CF_QUALNAME(cls, name) name
+#endif
+
+/* The referent of a weak reference as a new reference, or NULL if it is dead
+ * (PyWeakref_GetObject is deprecated from 3.13). */
+static inline PyObject *
+cf_weakref_get(PyObject *ref)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj = NULL;
+    if (PyWeakref_GetRef(ref, &obj) < 0) {
+        PyErr_Clear();
+    }
+    return obj;
+#else
+    PyObject *obj = PyWeakref_GetObject(ref);
+    return obj == NULL || obj == Py_None ? NULL : Py_NewRef(obj);
+#endif
+}
+
 /* The error indicator as one object: PyErr_GetRaisedException on 3.12+,
  * PyErr_Fetch (deprecated there) before.  New reference, or NULL. */
 static inline PyObject *
@@ -83,11 +107,21 @@ typedef struct {
     PyTypeObject *FutureType;           /* the C base of cfutures.Future */
     PyTypeObject *WaiterType;
     PyTypeObject *AsCompletedType;
+    PyTypeObject *ExecutorType;         /* the C base of cfutures.Executor */
+    PyTypeObject *MapIteratorType;
+    PyTypeObject *WorkQueueType;
+    PyTypeObject *ThreadPoolType;       /* the C base of cfutures.ThreadPoolExecutor */
+    PyObject *thread_pool_submit_descr; /* ThreadPoolType.submit, to spot overrides */
+    PyObject *thread_worker;            /* _cfutures._thread_worker */
+    PyObject *threads_queues;           /* WeakKeyDictionary {worker thread: queue} */
+    int interpreter_exiting;            /* set by the threading atexit hook */
     PyObject *public_future_class;      /* cfutures.Future, set by the package */
     PyObject *stdlib_future_class;      /* concurrent.futures.Future */
     PyObject *CancelledError;           /* the stdlib's own classes */
     PyObject *TimeoutError;
     PyObject *InvalidStateError;
+    PyObject *BrokenThreadPool;
+    PyObject *Thread;                   /* threading.Thread */
     PyObject *DoneAndNotDoneFutures;
     PyObject *logger;                   /* logging.getLogger('concurrent.futures') */
     PyObject *Condition;                /* threading.Condition */
@@ -175,6 +209,16 @@ typedef struct {
 int future_module_init(PyObject *module, cf_state *st);
 /* Make `cls` (the package's public Future) the class C code instantiates. */
 int future_adopt_public_class(cf_state *st, PyObject *cls);
+/* A new pending cfutures.Future. */
+PyObject *future_new_public(cf_state *st);
+
+/* The Future's methods, for executors to call on their own futures. */
+PyObject *future_cancel(PyObject *future, PyObject *unused);
+PyObject *future_set_running_or_notify_cancel(PyObject *future, PyObject *unused);
+PyObject *future_set_result(PyObject *future, PyObject *result);
+PyObject *future_set_exception(PyObject *future, PyObject *exception);
+PyObject *future_result(PyObject *future, PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *kwnames);
 int waiters_module_init(PyObject *module, cf_state *st);
 
 /* Hook `link` (owned by `waiter`) into `future`'s list.  GIL held. */
@@ -189,5 +233,19 @@ future_is_finished(FutureObject *f)
 {
     return f->state == CF_FINISHED || f->state == CF_CANCELLED_AND_NOTIFIED;
 }
+
+/* ---- executors ---------------------------------------------------------- */
+
+int executor_module_init(PyObject *module, cf_state *st);
+int tpool_module_init(PyObject *module, cf_state *st);
+
+/* Is `executor` a ThreadPoolExecutor whose submit() is the native one? */
+int tpool_has_native_submit(cf_state *st, PyObject *executor);
+/* executor.submit(fn, *args, **kw) without building a call: args holds the
+ * positional then the keyword values, kwnames the keywords (or NULL). */
+PyObject *tpool_submit_call(cf_state *st, PyObject *executor, PyObject *fn,
+                            PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+/* Child side of os.fork(): forget the parent's workers. */
+void tpool_after_fork_child(void);
 
 #endif /* CFUTURES_H */

@@ -435,6 +435,13 @@ done:
     return result;
 }
 
+PyObject *
+future_new_public(cf_state *st)
+{
+    PyTypeObject *type = (PyTypeObject *)st->public_future_class;
+    return type->tp_alloc(type, 0);
+}
+
 /* Called once by the package with its public Future class. */
 int
 future_adopt_public_class(cf_state *st, PyObject *cls)
@@ -502,7 +509,7 @@ future_repr(PyObject *op)
 
 /* ---- public methods ----------------------------------------------------- */
 
-static PyObject *
+PyObject *
 future_cancel(PyObject *op, PyObject *unused)
 {
     (void)unused;
@@ -628,7 +635,7 @@ future_wait_for_outcome(FutureObject *self, PyObject *const *args, Py_ssize_t na
     return RAISE_TIMEOUT(self);
 }
 
-static PyObject *
+PyObject *
 future_result(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames, "result",
@@ -661,7 +668,7 @@ future_add_done_callback(PyObject *op, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-static PyObject *
+PyObject *
 future_set_running_or_notify_cancel(PyObject *op, PyObject *unused)
 {
     (void)unused;
@@ -742,13 +749,13 @@ future_finish(FutureObject *self, PyObject *value, int is_exception)
     Py_RETURN_NONE;
 }
 
-static PyObject *
+PyObject *
 future_set_result(PyObject *op, PyObject *result)
 {
     return future_finish((FutureObject *)op, result, 0);
 }
 
-static PyObject *
+PyObject *
 future_set_exception(PyObject *op, PyObject *exception)
 {
     return future_finish((FutureObject *)op, exception, 1);

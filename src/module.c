@@ -38,6 +38,7 @@ module_after_fork_child(PyObject *module, PyObject *unused)
     (void)module;
     (void)unused;
     cf_set_main_thread(PyThread_get_thread_ident());
+    tpool_after_fork_child();
     Py_RETURN_NONE;
 }
 
@@ -82,6 +83,8 @@ module_exec(PyObject *module)
         import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
         import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
         import_into(&st->Condition, "threading", "Condition") < 0 ||
+        import_into(&st->Thread, "threading", "Thread") < 0 ||
+        import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL) {
         return -1;
     }
@@ -90,7 +93,17 @@ module_exec(PyObject *module)
             return -1;
         }
     }
-    if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0) {
+    PyObject *weak_key_dict = NULL;
+    if (import_into(&weak_key_dict, "weakref", "WeakKeyDictionary") < 0) {
+        return -1;
+    }
+    st->threads_queues = PyObject_CallNoArgs(weak_key_dict);
+    Py_DECREF(weak_key_dict);
+    if (st->threads_queues == NULL) {
+        return -1;
+    }
+    if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0 ||
+        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0) {
         return -1;
     }
 
@@ -136,6 +149,15 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->WaiterType);
     Py_VISIT(st->AsCompletedType);
+    Py_VISIT(st->ExecutorType);
+    Py_VISIT(st->MapIteratorType);
+    Py_VISIT(st->WorkQueueType);
+    Py_VISIT(st->ThreadPoolType);
+    Py_VISIT(st->thread_pool_submit_descr);
+    Py_VISIT(st->thread_worker);
+    Py_VISIT(st->threads_queues);
+    Py_VISIT(st->BrokenThreadPool);
+    Py_VISIT(st->Thread);
     Py_VISIT(st->public_future_class);
     Py_VISIT(st->stdlib_future_class);
     Py_VISIT(st->CancelledError);
@@ -161,6 +183,15 @@ module_clear(PyObject *module)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->WaiterType);
     Py_CLEAR(st->AsCompletedType);
+    Py_CLEAR(st->ExecutorType);
+    Py_CLEAR(st->MapIteratorType);
+    Py_CLEAR(st->WorkQueueType);
+    Py_CLEAR(st->ThreadPoolType);
+    Py_CLEAR(st->thread_pool_submit_descr);
+    Py_CLEAR(st->thread_worker);
+    Py_CLEAR(st->threads_queues);
+    Py_CLEAR(st->BrokenThreadPool);
+    Py_CLEAR(st->Thread);
     Py_CLEAR(st->public_future_class);
     Py_CLEAR(st->stdlib_future_class);
     Py_CLEAR(st->CancelledError);

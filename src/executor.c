@@ -1,0 +1,518 @@
+/* executor.c — the Executor base: map() and its result iterator.
+ *
+ * map(fn, *iterables, timeout=None, chunksize=1, buffersize=None) as the
+ * stdlib's 3.14 Executor.map, on every Python version: the tasks are
+ * submitted when map() is called (all of them, or the first `buffersize`,
+ * one more each time a result is taken), `timeout` counts from the call, a
+ * result that raises is raised when its turn comes, and whatever is still
+ * queued is cancelled when the iterator is closed, fails or is collected.
+ *
+ * Arguments are taken from the iterables directly, not through zip(), so a
+ * task costs no argument tuple.  A ThreadPoolExecutor whose submit is ours is
+ * fed through the native submit; anything else through its submit method.
+ */
+#include "cfutures.h"
+
+/* ---- a FIFO of futures (strong references) ------------------------------ */
+
+typedef struct {
+    PyObject **items;
+    Py_ssize_t capacity, head, count;
+} fifo;
+
+static int
+fifo_push(fifo *q, PyObject *item)          /* steals `item` */
+{
+    if (q->count == q->capacity) {
+        Py_ssize_t capacity = q->capacity ? 2 * q->capacity : 16;
+        PyObject **items = PyMem_Malloc((size_t)capacity * sizeof(PyObject *));
+        if (items == NULL) {
+            Py_DECREF(item);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < q->count; i++) {
+            items[i] = q->items[(q->head + i) % q->capacity];
+        }
+        PyMem_Free(q->items);
+        q->items = items;
+        q->capacity = capacity;
+        q->head = 0;
+    }
+    q->items[(q->head + q->count) % q->capacity] = item;
+    q->count++;
+    return 0;
+}
+
+static PyObject *
+fifo_pop(fifo *q)                           /* new reference, or NULL if empty */
+{
+    if (q->count == 0) {
+        return NULL;
+    }
+    PyObject *item = q->items[q->head];
+    q->head = (q->head + 1) % q->capacity;
+    q->count--;
+    return item;
+}
+
+/* ---- submitting --------------------------------------------------------- */
+
+typedef struct {
+    PyObject *executor;     /* borrowed for the duration of one call */
+    PyObject *submit;       /* bound submit method; NULL: the native one */
+} submitter;
+
+static int
+submitter_init(cf_state *st, submitter *s, PyObject *executor)
+{
+    s->executor = executor;
+    s->submit = NULL;
+    if (tpool_has_native_submit(st, executor)) {
+        return 0;
+    }
+    s->submit = PyObject_GetAttrString(executor, "submit");
+    return s->submit == NULL ? -1 : 0;
+}
+
+/* submit(fn, *args) -> future (new reference).  `call` holds fn and then
+ * the arguments, with one free slot before fn for vectorcall. */
+static PyObject *
+submitter_submit(cf_state *st, submitter *s, PyObject **call, Py_ssize_t nargs)
+{
+    if (s->submit == NULL) {
+        return tpool_submit_call(st, s->executor, call[0], call + 1, nargs, NULL);
+    }
+    return PyObject_Vectorcall(s->submit, call, (size_t)(nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                               NULL);
+}
+
+/* Take the next argument vector from `iterators` into call[1..] (new
+ * references) and submit it.  Returns the future, or NULL: with an exception,
+ * or without one when an iterable is exhausted. */
+static PyObject *
+submit_next(cf_state *st, submitter *s, PyObject *fn, PyObject *iterators)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(iterators);
+    PyObject *small[10], **call = small;
+    if (n == 0) {
+        return NULL;            /* zip() of nothing is empty */
+    }
+    if (n + 2 > (Py_ssize_t)(sizeof(small) / sizeof(small[0]))) {
+        call = PyMem_Malloc((size_t)(n + 2) * sizeof(PyObject *));
+        if (call == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    /* call[0] is the vectorcall offset slot, call[1] is fn. */
+    Py_ssize_t got = 0;
+    PyObject *future = NULL;
+    for (; got < n; got++) {
+        call[got + 2] = PyIter_Next(PyTuple_GET_ITEM(iterators, got));
+        if (call[got + 2] == NULL) {
+            break;
+        }
+    }
+    if (got == n) {
+        call[1] = fn;
+        future = submitter_submit(st, s, call + 1, n);
+    }
+    for (Py_ssize_t i = 0; i < got; i++) {
+        Py_DECREF(call[i + 2]);
+    }
+    if (call != small) {
+        PyMem_Free(call);
+    }
+    return future;
+}
+
+/* ---- the result iterator ------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fn;
+    PyObject *iterators;        /* tuple; NULL once exhausted or not refilling */
+    PyObject *executor_ref;     /* weakref, only to refill (buffersize) */
+    fifo futures;               /* submitted, not yet handed out */
+    int64_t deadline;           /* CF_FOREVER without timeout */
+} MapIterator;
+
+/* Cancel what has not been handed out; stop refilling. */
+static void
+map_iterator_finish(MapIterator *self)
+{
+    PyObject *future;
+    Py_CLEAR(self->iterators);
+    Py_CLEAR(self->executor_ref);
+    while ((future = fifo_pop(&self->futures)) != NULL) {
+        PyObject *r = PyObject_CallMethod(future, "cancel", NULL);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(future);
+        }
+        Py_XDECREF(r);
+        Py_DECREF(future);
+    }
+}
+
+/* `_result_or_cancel(future, timeout)`: the result, or the future cancelled
+ * and the error raised. */
+static PyObject *
+result_or_cancel(cf_state *st, PyObject *future, PyObject *timeout)
+{
+    int native = Future_Check(st, future);
+    PyObject *result;
+    if (native) {
+        result = future_result(future, &timeout, timeout == Py_None ? 0 : 1, NULL);
+    }
+    else {
+        result = PyObject_CallMethod(future, "result", "O", timeout);
+    }
+    if (result != NULL && native) {
+        return result;          /* cancel() of a finished future does nothing */
+    }
+    PyObject *exc = cf_err_take();
+    PyObject *cancelled = native ? future_cancel(future, NULL)
+                                 : PyObject_CallMethod(future, "cancel", NULL);
+    if (cancelled == NULL) {
+        Py_XDECREF(result);
+        Py_XDECREF(exc);        /* the error from cancel() wins, as in a finally */
+        return NULL;
+    }
+    Py_DECREF(cancelled);
+    if (exc != NULL) {
+        cf_err_restore(exc);
+    }
+    return result;
+}
+
+static PyObject *
+map_iterator_next(PyObject *op)
+{
+    MapIterator *self = (MapIterator *)op;
+    cf_state *st = cf_state_of_type(Py_TYPE(op));
+    if (st == NULL) {
+        return NULL;
+    }
+    if (self->futures.count == 0) {
+        map_iterator_finish(self);
+        return NULL;
+    }
+    /* buffersize: top up before taking the oldest, as the stdlib does. */
+    if (self->iterators != NULL) {
+        PyObject *executor = cf_weakref_get(self->executor_ref);
+        if (executor != NULL) {
+            submitter s;
+            PyObject *future = NULL;
+            if (submitter_init(st, &s, executor) == 0) {
+                future = submit_next(st, &s, self->fn, self->iterators);
+            }
+            Py_XDECREF(s.submit);
+            Py_DECREF(executor);
+            if (future == NULL) {
+                if (PyErr_Occurred()) {
+                    goto error;
+                }
+                Py_CLEAR(self->iterators);      /* exhausted */
+            }
+            else if (fifo_push(&self->futures, future) < 0) {
+                goto error;
+            }
+        }
+    }
+    PyObject *timeout = Py_None;
+    if (self->deadline != CF_FOREVER) {
+        timeout = PyFloat_FromDouble((double)(self->deadline - cf_monotonic_ns()) / 1e9);
+        if (timeout == NULL) {
+            goto error;
+        }
+    }
+    PyObject *future = fifo_pop(&self->futures);
+    PyObject *result = result_or_cancel(st, future, timeout);
+    Py_DECREF(future);
+    if (timeout != Py_None) {
+        Py_DECREF(timeout);
+    }
+    if (result != NULL) {
+        return result;
+    }
+error:
+    {
+        /* Like the stdlib's generator after an exception: finished. */
+        PyObject *exc = cf_err_take();
+        map_iterator_finish(self);
+        cf_err_restore(exc);
+    }
+    return NULL;
+}
+
+static PyObject *
+map_iterator_close(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    map_iterator_finish((MapIterator *)op);
+    Py_RETURN_NONE;
+}
+
+static void
+map_iterator_finalize(PyObject *op)
+{
+    PyObject *exc = cf_err_take();
+    map_iterator_finish((MapIterator *)op);
+    if (exc != NULL) {
+        cf_err_restore(exc);
+    }
+}
+
+static int
+map_iterator_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    MapIterator *self = (MapIterator *)op;
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(self->fn);
+    Py_VISIT(self->iterators);
+    Py_VISIT(self->executor_ref);
+    for (Py_ssize_t i = 0; i < self->futures.count; i++) {
+        Py_VISIT(self->futures.items[(self->futures.head + i) % self->futures.capacity]);
+    }
+    return 0;
+}
+
+static int
+map_iterator_clear(PyObject *op)
+{
+    MapIterator *self = (MapIterator *)op;
+    PyObject *future;
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->iterators);
+    Py_CLEAR(self->executor_ref);
+    while ((future = fifo_pop(&self->futures)) != NULL) {
+        Py_DECREF(future);
+    }
+    return 0;
+}
+
+static void
+map_iterator_dealloc(PyObject *op)
+{
+    PyTypeObject *type = Py_TYPE(op);
+    if (PyObject_CallFinalizerFromDealloc(op) < 0) {
+        return;                 /* resurrected */
+    }
+    PyObject_GC_UnTrack(op);
+    map_iterator_clear(op);
+    PyMem_Free(((MapIterator *)op)->futures.items);
+    PyObject_GC_Del(op);
+    Py_DECREF(type);
+}
+
+static PyMethodDef map_iterator_methods[] = {
+    {"close", map_iterator_close, METH_NOARGS, "Stop, cancelling the calls not yet returned."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot map_iterator_slots[] = {
+    {Py_tp_doc, "The results of Executor.map(), in order."},
+    {Py_tp_dealloc, map_iterator_dealloc},
+    {Py_tp_finalize, map_iterator_finalize},
+    {Py_tp_traverse, map_iterator_traverse},
+    {Py_tp_clear, map_iterator_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, map_iterator_next},
+    {Py_tp_methods, map_iterator_methods},
+    {0, NULL},
+};
+
+static PyType_Spec map_iterator_spec = {
+    .name = "cfutures._cfutures._MapIterator",
+    .basicsize = sizeof(MapIterator),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = map_iterator_slots,
+};
+
+/* ---- Executor.map ------------------------------------------------------- */
+
+/* Validate buffersize as the stdlib does; 0 means unbounded. */
+static int
+parse_buffersize(PyObject *value, Py_ssize_t *buffersize)
+{
+    *buffersize = 0;
+    if (value == Py_None) {
+        return 0;
+    }
+    if (!PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "buffersize must be an integer or None");
+        return -1;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow < 0 || (overflow == 0 && n < 1)) {
+        PyErr_SetString(PyExc_ValueError, "buffersize must be None or > 0");
+        return -1;
+    }
+    *buffersize = overflow > 0 || n > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)n;
+    return 0;
+}
+
+PyObject *
+executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *timeout,
+                  PyObject *buffersize_arg)
+{
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    Py_ssize_t buffersize;
+    if (parse_buffersize(buffersize_arg, &buffersize) < 0) {
+        return NULL;
+    }
+    int64_t deadline = CF_FOREVER;
+    if (timeout != Py_None) {
+        /* `end_time = timeout + time.monotonic()`, with the stdlib's errors. */
+        PyObject *now = PyFloat_FromDouble(cf_monotonic_ns() / 1e9);
+        PyObject *end = now == NULL ? NULL : PyNumber_Add(timeout, now);
+        Py_XDECREF(now);
+        double seconds = end == NULL ? -1.0 : PyFloat_AsDouble(end);
+        Py_XDECREF(end);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        double ns = seconds * 1e9;
+        deadline = ns != ns ? 0 : ns >= (double)CF_FOREVER ? CF_FOREVER : (int64_t)ns;
+    }
+
+    MapIterator *it = PyObject_GC_New(MapIterator, st->MapIteratorType);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->fn = Py_NewRef(fn);
+    it->iterators = NULL;
+    it->executor_ref = NULL;
+    it->futures = (fifo){NULL, 0, 0, 0};
+    it->deadline = deadline;
+    PyObject_GC_Track(it);
+
+    Py_ssize_t n = PyTuple_GET_SIZE(iterables);
+    PyObject *iterators = PyTuple_New(n);
+    if (iterators == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *iterator = PyObject_GetIter(PyTuple_GET_ITEM(iterables, i));
+        if (iterator == NULL) {
+            Py_DECREF(iterators);
+            goto error;
+        }
+        PyTuple_SET_ITEM(iterators, i, iterator);
+    }
+    submitter s;
+    if (submitter_init(st, &s, self) < 0) {
+        Py_DECREF(iterators);
+        goto error;
+    }
+    PyObject *future;
+    while ((buffersize == 0 || it->futures.count < buffersize) &&
+           (future = submit_next(st, &s, fn, iterators)) != NULL) {
+        if (fifo_push(&it->futures, future) < 0) {
+            break;
+        }
+    }
+    Py_XDECREF(s.submit);
+    if (PyErr_Occurred()) {
+        Py_DECREF(iterators);
+        goto error;
+    }
+    if (buffersize > 0 && it->futures.count == buffersize) {
+        it->executor_ref = PyWeakref_NewRef(self, NULL);
+        if (it->executor_ref == NULL) {
+            Py_DECREF(iterators);
+            goto error;
+        }
+        it->iterators = iterators;
+    }
+    else {
+        Py_DECREF(iterators);
+    }
+    return (PyObject *)it;
+
+error:
+    /* Like the stdlib's list comprehension failing: what was submitted keeps
+     * running; the iterator is never returned, so nothing is cancelled. */
+    map_iterator_clear((PyObject *)it);
+    Py_DECREF(it);
+    return NULL;
+}
+
+/* map(fn, /, *iterables, timeout=None, chunksize=1, buffersize=None) */
+static PyObject *
+executor_map(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static const char *const keywords[] = {"timeout", "chunksize", "buffersize"};
+    PyObject *values[] = {Py_None, NULL, Py_None};
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "map() missing 1 required positional argument: 'fn'");
+        return NULL;
+    }
+    if (kwargs != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(kwargs, &pos, &key, &value)) {
+            int i = 0;
+            while (i < 3 && !(PyUnicode_Check(key) &&
+                              PyUnicode_CompareWithASCIIString(key, keywords[i]) == 0)) {
+                i++;
+            }
+            if (i == 3) {
+                PyErr_Format(PyExc_TypeError, "map() got an unexpected keyword argument '%S'",
+                             key);
+                return NULL;
+            }
+            values[i] = value;
+        }
+    }
+    PyObject *iterables = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (iterables == NULL) {
+        return NULL;
+    }
+    PyObject *r = executor_map_impl(self, PyTuple_GET_ITEM(args, 0), iterables, values[0],
+                                    values[2]);
+    Py_DECREF(iterables);
+    return r;
+}
+
+static PyMethodDef executor_methods[] = {
+    {"map", (PyCFunction)(void (*)(void))executor_map, METH_VARARGS | METH_KEYWORDS,
+     "map($self, fn, /, *iterables, timeout=None, chunksize=1, buffersize=None)\n--\n\n"
+     "Return an iterator equivalent to map(fn, *iterables), the calls run by the\n"
+     "executor: results in order, `timeout` counted from this call, at most\n"
+     "`buffersize` calls submitted ahead of the results taken."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot executor_slots[] = {
+    {Py_tp_doc, "The native part of cfutures.Executor."},
+    {Py_tp_methods, executor_methods},
+    {0, NULL},
+};
+
+static PyType_Spec executor_spec = {
+    .name = "cfutures._cfutures.Executor",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .slots = executor_slots,
+};
+
+int
+executor_module_init(PyObject *module, cf_state *st)
+{
+    st->ExecutorType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &executor_spec, NULL);
+    if (st->ExecutorType == NULL || PyModule_AddType(module, st->ExecutorType) < 0) {
+        return -1;
+    }
+    st->MapIteratorType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &map_iterator_spec, NULL);
+    return st->MapIteratorType == NULL ? -1 : 0;
+}
