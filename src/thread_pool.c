@@ -204,8 +204,12 @@ queue_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(q->initializer);
     Py_VISIT(q->initargs);
     for (tpool_task *t = q->head; t != NULL; t = t->next) {
+        Py_ssize_t total = t->nargs + (t->kwnames ? PyTuple_GET_SIZE(t->kwnames) : 0);
         Py_VISIT(t->future);
         Py_VISIT(t->fn);
+        for (Py_ssize_t i = 0; i < total; i++) {
+            Py_VISIT(t->args[i]);
+        }
     }
     return 0;
 }
@@ -849,8 +853,10 @@ tpool_module_init(PyObject *module, cf_state *st)
     if (st->WorkQueueType == NULL) {
         return -1;
     }
-    st->ThreadPoolType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        module, &thread_pool_spec, (PyObject *)st->ExecutorType);
+    PyObject *bases = PyTuple_Pack(1, (PyObject *)st->ExecutorType);    /* 3.9 wants a tuple */
+    st->ThreadPoolType =
+        bases ? (PyTypeObject *)PyType_FromModuleAndSpec(module, &thread_pool_spec, bases) : NULL;
+    Py_XDECREF(bases);
     if (st->ThreadPoolType == NULL || PyModule_AddType(module, st->ThreadPoolType) < 0 ||
         PyModule_AddFunctions(module, module_functions) < 0) {
         return -1;
