@@ -10,6 +10,7 @@
 #include "pythread.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <time.h>
 
@@ -107,14 +108,38 @@ cpu_relax(void)
 #endif
 }
 
-/* Spin until unparked or CF_SPIN_NS (or `timeout_ns`) passed; 1 if unparked. */
+/* Spinning only pays when the thread that will unpark us can run on another
+ * CPU at the same time. */
+static int
+may_use_several_cpus(void)
+{
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        return CPU_COUNT(&set) > 1;
+    }
+#endif
+    return 1;
+}
+
+/* Spin until unparked or CF_SPIN_NS (or `timeout_ns`) passed; 1 if unparked.
+ * Between short bursts it yields the CPU: if the thread that will unpark us
+ * shares this CPU (pinned, or the others are busy), it gets to run now
+ * instead of after our whole spin. */
 static int
 parker_spin(cf_parker *p, int64_t timeout_ns)
 {
+    static int spin_allowed = -1;
+    if (spin_allowed < 0) {
+        spin_allowed = may_use_several_cpus();
+    }
+    if (!spin_allowed) {
+        return 0;
+    }
     int64_t limit = timeout_ns < CF_SPIN_NS ? timeout_ns : CF_SPIN_NS;
     int64_t start = cf_monotonic_ns();
     for (;;) {
-        for (int i = 0; i < 64; i++) {
+        for (int i = 0; i < 32; i++) {
             if (atomic_load_explicit(&p->word, memory_order_acquire) == 1) {
                 return 1;
             }
@@ -123,6 +148,7 @@ parker_spin(cf_parker *p, int64_t timeout_ns)
         if (cf_monotonic_ns() - start >= limit) {
             return 0;
         }
+        sched_yield();
     }
 }
 

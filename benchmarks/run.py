@@ -1,0 +1,493 @@
+"""Side-by-side benchmarks: cfutures against the stdlib's concurrent.futures.
+
+Run from the repository root:
+
+    python3 benchmarks/run.py                   # full run, 7 interleaved repetitions
+    python3 benchmarks/run.py --quick           # short run (< 30 s), the README's demo
+    python3 benchmarks/run.py --markdown        # table for pasting into the README
+    python3 benchmarks/run.py --filter future_  # only workloads whose name contains it
+    python3 benchmarks/run.py --only stdlib     # measure one implementation alone
+
+Each workload is measured for every implementation in one run, interleaved
+(the order alternates per repetition) so drift in load or CPU frequency hits
+all alike. The table shows medians and the ratio stdlib / cfutures, oriented
+so that above 1 means cfutures is better: for times it is the speed-up, for
+bytes how many times smaller cfutures is. Every sample goes to
+benchmarks/results.json (``--json PATH`` to change, ``--no-json`` to skip).
+
+Adding a workload is one decorated function ``(mod, scale) -> dict`` that
+returns ``{'value': per-op seconds (or bytes), ...parameters}``; ``mod`` is
+the implementation's module and ``scale`` (1.0 full, less with --quick)
+shrinks iteration counts. A size that defines a workload does not shrink
+(as_completed over 100k futures); a batch that only sets how long it runs
+does, its name giving the full run's size and its ``n`` the size measured.
+"""
+
+import argparse
+import collections
+import datetime
+import gc
+import importlib
+import itertools
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import sysconfig
+import threading
+import time
+import tracemalloc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# `python3 benchmarks/run.py` puts benchmarks/ on sys.path, not the repository
+# root: append the root so an in-place build is found, while an installed
+# cfutures still wins over an unbuilt source tree. The JSON records which ran.
+sys.path.append(os.path.dirname(HERE))
+
+# (label, module). The ratio is always stdlib / cfutures. PEERS are measured
+# as extra columns when installed and skipped silently when not; a workload a
+# peer cannot run (no such API) raises Unsupported for it.
+IMPLEMENTATIONS = [("stdlib", "concurrent.futures"), ("cfutures", "cfutures")]
+PEERS = []  # none offers a Future/wait/as_completed of its own yet
+
+
+class Unsupported(Exception):
+    """Raised by a workload for an implementation that lacks the API it uses."""
+
+
+Workload = collections.namedtuple("Workload", "name unit better fn")
+WORKLOADS = {}
+
+
+def workload(name, unit="s", better="lower"):
+    """Register fn(mod, scale) -> {'value': ..., **params} as a workload.
+    unit: "s" (per op), "bytes", or any other label, e.g. "MiB/s"."""
+    assert better in ("lower", "higher")
+
+    def register(fn):
+        WORKLOADS[name] = Workload(name, unit, better, fn)
+        return fn
+    return register
+
+
+class no_gc:
+    """Keep the cyclic collector out of timed regions: its pauses land on
+    whichever implementation happens to cross a threshold, which is noise."""
+
+    def __enter__(self):
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was_enabled:
+            gc.enable()
+
+
+def count(n, scale):
+    return max(1, int(n * scale))
+
+
+def _noop(_future):
+    pass
+
+
+# --------------------------------------------------------------- workloads
+
+@workload("future_roundtrip")
+def future_roundtrip(mod, scale):
+    n = count(200_000, scale)
+    Future = mod.Future
+    with no_gc():
+        t0 = time.perf_counter()
+        for _ in itertools.repeat(None, n):
+            f = Future()
+            f.set_result(1)
+            f.result()
+        t1 = time.perf_counter()
+    return {"value": (t1 - t0) / n, "n": n}
+
+
+@workload("future_3_callbacks")
+def future_3_callbacks(mod, scale):
+    n = count(100_000, scale)
+    Future, cb = mod.Future, _noop
+    with no_gc():
+        t0 = time.perf_counter()
+        for _ in itertools.repeat(None, n):
+            f = Future()
+            f.add_done_callback(cb)
+            f.add_done_callback(cb)
+            f.add_done_callback(cb)
+            f.set_result(1)
+            f.result()
+        t1 = time.perf_counter()
+    return {"value": (t1 - t0) / n, "n": n}
+
+
+@workload("as_completed_100k_done")
+def as_completed_100k_done(mod, scale):
+    # The size is the workload's definition (as_completed builds sets over
+    # all futures, so per-future cost may depend on it): it does not scale.
+    n = 100_000
+    with no_gc():
+        fs = [mod.Future() for _ in range(n)]
+        for f in fs:
+            f.set_result(None)
+        as_completed = mod.as_completed
+        t0 = time.perf_counter()
+        for _ in as_completed(fs):
+            pass
+        t1 = time.perf_counter()
+    return {"value": (t1 - t0) / n, "n": n}
+
+
+@workload("wait_first_completed_1000")
+def wait_first_completed_1000(mod, scale):
+    # A helper thread, parked on an Event, completes one random future (not
+    # the first, so a scan that stops early gains nothing) while the main
+    # thread sits in wait(): this measures install-waiters + one cross-thread
+    # wake-up + clean-up, the cost a real FIRST_COMPLETED loop pays.
+    n, calls = 1000, count(200, scale)
+    rng = random.Random(1000)  # same targets for every implementation
+    go, slot = threading.Event(), [None]
+
+    def complete_one():
+        while True:
+            go.wait()
+            go.clear()  # before set_result, so it precedes the next go.set()
+            target = slot[0]
+            if target is None:
+                return
+            target.set_result(None)
+
+    helper = threading.Thread(target=complete_one, name="bench-completer",
+                              daemon=True)
+    helper.start()
+    wait, FIRST_COMPLETED = mod.wait, mod.FIRST_COMPLETED
+    total = 0.0
+    try:
+        with no_gc():
+            for _ in range(calls):
+                fs = [mod.Future() for _ in range(n)]
+                slot[0] = target = fs[rng.randrange(1, n)]
+                go.set()
+                t0 = time.perf_counter()
+                done, _ = wait(fs, return_when=FIRST_COMPLETED)
+                t1 = time.perf_counter()
+                total += t1 - t0
+                if target not in done:
+                    raise RuntimeError("wait() returned without the completed future")
+    finally:
+        slot[0] = None
+        go.set()
+        helper.join()
+    return {"value": total / calls, "n": n, "calls": calls}
+
+
+@workload("bytes_per_pending_future", unit="bytes")
+def bytes_per_pending_future(mod, scale):
+    # tracemalloc sees what goes through Python's allocators (PyMem_*,
+    # PyObject_*), which is how both implementations allocate futures; raw
+    # malloc() would be invisible to it. The list is allocated before the
+    # baseline so only the futures themselves are counted. Block sizes are
+    # exact, so a smaller count (--quick) gives the same figure, sooner:
+    # tracing makes every allocation several times slower.
+    n = count(100_000, scale)
+    fs = [None] * n
+    Future = mod.Future
+    gc.collect()
+    started_here = not tracemalloc.is_tracing()
+    if started_here:
+        tracemalloc.start()
+    try:
+        with no_gc():
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(n):
+                fs[i] = Future()
+            after = tracemalloc.get_traced_memory()[0]
+    finally:
+        if started_here:
+            tracemalloc.stop()
+    del fs
+    return {"value": (after - before) / n, "n": n}
+
+
+# Thread pool workloads. The pool is created, and its workers started, outside
+# the timed region, except in the sleep workload, whose subject is the whole
+# life of a pool. Tasks are the builtin int: int() and int(i) do nothing
+# worth timing, so what is left is the pool's own cost.
+
+def _start_workers(ex, workers):
+    """Start all of ex's workers before timing. Both implementations start a
+    worker per submit that finds none idle: each warm-up task holds its
+    worker at a barrier until all have arrived, so none is idle meanwhile."""
+    barrier = threading.Barrier(workers)
+    for f in [ex.submit(barrier.wait, 10) for _ in range(workers)]:
+        f.result()
+
+
+def _submit_result(mod, scale, workers):
+    # All tasks are submitted before the first result is awaited, so the
+    # backlog grows to n: --quick shrinks it, and the stdlib's per-task cost
+    # with it (~10 instead of ~14 us here). Compare full runs with full runs.
+    n = count(100_000, scale)
+    with mod.ThreadPoolExecutor(workers) as ex:
+        _start_workers(ex, workers)
+        submit = ex.submit
+        with no_gc():
+            t0 = time.perf_counter()
+            fs = [submit(int) for _ in itertools.repeat(None, n)]
+            for f in fs:
+                f.result()
+            t1 = time.perf_counter()
+    return {"value": (t1 - t0) / n, "n": n, "workers": workers}
+
+
+@workload("tpool_submit_result_100k_1w")
+def tpool_submit_result_100k_1w(mod, scale):
+    return _submit_result(mod, scale, 1)
+
+
+@workload("tpool_submit_result_100k_4w")
+def tpool_submit_result_100k_4w(mod, scale):
+    return _submit_result(mod, scale, 4)
+
+
+@workload("tpool_map_200k_4w")
+def tpool_map_200k_4w(mod, scale):
+    n, workers = count(200_000, scale), 4
+    with mod.ThreadPoolExecutor(workers) as ex:
+        _start_workers(ex, workers)
+        with no_gc():
+            t0 = time.perf_counter()
+            out = list(ex.map(int, range(n)))
+            t1 = time.perf_counter()
+    if out[-1] != n - 1:
+        raise RuntimeError("map() returned the wrong results")
+    return {"value": (t1 - t0) / n, "n": n, "workers": workers}
+
+
+@workload("tpool_roundtrip_latency")
+def tpool_roundtrip_latency(mod, scale):
+    # One task in flight at a time: submit, then wait for it, so the worker
+    # is idle (parked, or about to be) whenever a task arrives. This is the
+    # cost of a wake-up there and back, the floor of a request/reply pattern.
+    n = count(2000, scale)
+    with mod.ThreadPoolExecutor(1) as ex:
+        _start_workers(ex, 1)
+        submit = ex.submit
+        with no_gc():
+            t0 = time.perf_counter()
+            for _ in itertools.repeat(None, n):
+                submit(int).result()
+            t1 = time.perf_counter()
+    return {"value": (t1 - t0) / n, "n": n, "workers": 1}
+
+
+@workload("tpool_sleep_200x10ms_50w")
+def tpool_sleep_200x10ms_50w(mod, scale):
+    # The value is the whole batch, not per task: a fresh pool from its
+    # creation (its threads start on demand) to the end of its shutdown.
+    # Sleeping releases the GIL, so both should take about 4 rounds of 10 ms
+    # plus thread start-up: this guards against a regression, ratio ~1. At
+    # ~50 ms a sample it does not need to scale.
+    n, workers, sleep = 200, 50, 0.01
+    with no_gc():
+        t0 = time.perf_counter()
+        with mod.ThreadPoolExecutor(workers) as ex:
+            for f in [ex.submit(time.sleep, sleep) for _ in range(n)]:
+                f.result()
+        t1 = time.perf_counter()
+    return {"value": t1 - t0, "n": n, "workers": workers, "sleep_s": sleep}
+
+
+# ------------------------------------------------------------------ runner
+
+def load_implementations(only):
+    impls = []
+    for label, modname in IMPLEMENTATIONS + PEERS:
+        if only and label not in only:
+            continue
+        try:
+            mod = importlib.import_module(modname)
+            # An unbuilt source tree (cfutures/ with no __init__.py yet)
+            # imports as an empty namespace package: that is not importable.
+            if getattr(mod, "__file__", None) is None:
+                raise ImportError("%s is an empty namespace package" % modname)
+        except ImportError as e:
+            if (label, modname) in PEERS:
+                continue
+            sys.exit("cannot import %s (%s); build it first, or measure the "
+                     "others alone with --only" % (modname, e))
+        impls.append((label, mod))
+    if not impls:
+        sys.exit("--only matched no implementation (choose from %s)"
+                 % ", ".join(l for l, _ in IMPLEMENTATIONS + PEERS))
+    return impls
+
+
+def run_once(wl, mod, scale):
+    gc.collect()  # start each sample without the previous one's garbage
+    try:
+        return wl.fn(mod, scale)
+    except Unsupported:
+        return None
+
+
+def run(workloads, impls, repeat, scale):
+    samples = {wl.name: {label: [] for label, _ in impls} for wl in workloads}
+    params = {}
+    # Warm-up: first calls pay for imports, lazy type setup and cold caches.
+    for wl in workloads:
+        for label, mod in impls:
+            run_once(wl, mod, scale)
+    for rep in range(repeat):
+        # Rotate the order each repetition (alternates for two), so neither
+        # implementation always runs in the other's wake.
+        k = rep % len(impls)
+        order = impls[k:] + impls[:k]
+        print("repetition %d/%d" % (rep + 1, repeat), file=sys.stderr, flush=True)
+        for wl in workloads:
+            for label, mod in order:
+                result = run_once(wl, mod, scale)
+                if result is not None:
+                    samples[wl.name][label].append(result.pop("value"))
+                    params[wl.name] = result
+    return samples, params
+
+
+def summarize(workloads, impls, samples, params):
+    results = {}
+    for wl in workloads:
+        medians = {label: statistics.median(s)
+                   for label, s in samples[wl.name].items() if s}
+        ratio = None
+        if medians.get("stdlib") and medians.get("cfutures"):
+            ratio = medians["stdlib"] / medians["cfutures"]
+            if wl.better == "higher":
+                ratio = 1 / ratio
+        results[wl.name] = {"unit": wl.unit, "better": wl.better,
+                            "params": params.get(wl.name, {}),
+                            "samples": samples[wl.name], "median": medians,
+                            "ratio": ratio}
+    return results
+
+
+def fmt_value(value, unit):
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return "%.0f B" % value
+    if unit != "s":
+        return "%.3g %s" % (value, unit)
+    for factor, suffix in ((1, "s"), (1e3, "ms"), (1e6, "µs"), (1e9, "ns")):
+        if value * factor >= 1:
+            break
+    return "%.3g %s" % (value * factor, suffix)
+
+
+def table_rows(results, labels):
+    header = (["workload", "measure"] + ["%s median" % l for l in labels]
+              + ["ratio stdlib/cfutures"])
+    rows = []
+    for name, r in results.items():
+        unit = "time/op" if r["unit"] == "s" else r["unit"]
+        cells = [fmt_value(r["median"].get(l), r["unit"]) for l in labels]
+        ratio = "-" if r["ratio"] is None else "%.2f×" % r["ratio"]
+        rows.append([name, unit] + cells + [ratio])
+    return header, rows
+
+
+def print_table(header, rows, markdown):
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    for j, row in enumerate([header] + rows):
+        # Names left-aligned, numbers right-aligned so their digits line up.
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def environment(impls, args, scale):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "date": now.isoformat(timespec="seconds"), "python": sys.version,
+        "python_implementation": platform.python_implementation(),
+        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "argv": sys.argv[1:], "quick": args.quick, "repeat": args.repeat,
+        "scale": scale,
+        "modules": {label: {"name": mod.__name__,
+                            "version": getattr(mod, "__version__", None),
+                            "file": getattr(mod, "__file__", None)}
+                    for label, mod in impls},
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeat", type=int, help="repetitions (default 7, --quick 3)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repetitions and iterations (< 30 s)")
+    p.add_argument("--filter", action="append", metavar="SUBSTR",
+                   help="only workloads whose name contains SUBSTR (repeatable)")
+    p.add_argument("--only", action="append", metavar="LABEL",
+                   help="measure only this implementation (repeatable): "
+                        + ", ".join(l for l, _ in IMPLEMENTATIONS + PEERS))
+    p.add_argument("--json", metavar="PATH", default=os.path.join(HERE, "results.json"),
+                   help="where to write results (default: benchmarks/results.json)")
+    p.add_argument("--no-json", action="store_true", help="do not write JSON")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--list", action="store_true", help="list workloads and exit")
+    args = p.parse_args(argv)
+
+    workloads = [wl for wl in WORKLOADS.values()
+                 if not args.filter or any(s in wl.name for s in args.filter)]
+    if args.list:
+        for wl in workloads:
+            print("%-28s %-6s %s is better" % (wl.name, wl.unit, wl.better))
+        return 0
+    if not workloads:
+        sys.exit("no workload matches --filter %s" % ", ".join(args.filter))
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 7
+    if args.repeat < 1:
+        sys.exit("--repeat must be at least 1")
+    scale = 0.1 if args.quick else 1.0
+    impls = load_implementations(args.only)
+    for label, mod in impls:
+        print("%s: %s" % (label, getattr(mod, "__file__", mod.__name__)), file=sys.stderr)
+
+    t0 = time.perf_counter()
+    samples, params = run(workloads, impls, args.repeat, scale)
+    results = summarize(workloads, impls, samples, params)
+    elapsed = time.perf_counter() - t0
+
+    header, rows = table_rows(results, [label for label, _ in impls])
+    print_table(header, rows, args.markdown)
+    print("\n%d repetitions, interleaved, %.1f s; Python %s on %s; ratio > 1 "
+          "means cfutures is faster (or smaller)."
+          % (args.repeat, elapsed, platform.python_version(), platform.platform()),
+          file=sys.stderr)
+
+    if not args.no_json:
+        doc = environment(impls, args, scale)
+        doc["elapsed_s"] = round(elapsed, 3)
+        doc["workloads"] = results
+        with open(args.json, "w") as fh:
+            json.dump(doc, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        print("results written to %s" % args.json, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
