@@ -122,10 +122,28 @@ may_use_several_cpus(void)
     return 1;
 }
 
+/* A burst of pauses or a sched_yield() that took this long means another
+ * thread had our CPU: the CPUs are contended.  Then a spin rarely pays, and
+ * it costs the partner thread the scheduler's wake-up preference — a whole
+ * time slice behind whatever else runs.  So after seeing that, no parker
+ * spins for CF_SPIN_BACKOFF_NS; one detection per window is the price. */
+#define CF_DESCHEDULED_NS (50 * 1000)
+#define CF_SPIN_BACKOFF_NS (200 * 1000 * 1000)
+static _Atomic int64_t spin_blocked_until;
+
+static int
+descheduled(int64_t before, int64_t after)
+{
+    if (after - before <= CF_DESCHEDULED_NS) {
+        return 0;
+    }
+    atomic_store_explicit(&spin_blocked_until, after + CF_SPIN_BACKOFF_NS, memory_order_relaxed);
+    return 1;
+}
+
 /* Spin until unparked or CF_SPIN_NS (or `timeout_ns`) passed; 1 if unparked.
- * Between short bursts it yields the CPU: if the thread that will unpark us
- * shares this CPU (pinned, or the others are busy), it gets to run now
- * instead of after our whole spin. */
+ * Between short bursts it yields the CPU, in case the thread that will
+ * unpark us shares it. */
 static int
 parker_spin(cf_parker *p, int64_t timeout_ns)
 {
@@ -133,11 +151,13 @@ parker_spin(cf_parker *p, int64_t timeout_ns)
     if (spin_allowed < 0) {
         spin_allowed = may_use_several_cpus();
     }
-    if (!spin_allowed) {
+    int64_t start = cf_monotonic_ns();
+    if (!spin_allowed || timeout_ns <= 0 ||
+        start < atomic_load_explicit(&spin_blocked_until, memory_order_relaxed)) {
         return 0;
     }
     int64_t limit = timeout_ns < CF_SPIN_NS ? timeout_ns : CF_SPIN_NS;
-    int64_t start = cf_monotonic_ns();
+    int64_t last = start;
     for (;;) {
         for (int i = 0; i < 32; i++) {
             if (atomic_load_explicit(&p->word, memory_order_acquire) == 1) {
@@ -145,10 +165,15 @@ parker_spin(cf_parker *p, int64_t timeout_ns)
             }
             cpu_relax();
         }
-        if (cf_monotonic_ns() - start >= limit) {
+        int64_t now = cf_monotonic_ns();
+        if (descheduled(last, now) || now - start >= limit) {
             return 0;
         }
         sched_yield();
+        last = cf_monotonic_ns();
+        if (descheduled(now, last)) {
+            return 0;
+        }
     }
 }
 

@@ -1,0 +1,72 @@
+"""Shared fixtures: every behaviour runs against the stdlib and cfutures.
+
+The ``mod`` fixture is parametrized with ids ``stdlib`` and ``cfutures``, so
+``pytest -k stdlib`` checks the suite itself against the oracle, and
+``pytest -k cfutures`` checks the extension.  ``import cfutures`` is done
+lazily inside the fixture: while the extension is not built, the cfutures
+half of the suite errors (on purpose -- it must not be skipped).
+
+Tests that only make sense for cfutures (``Future._get_snapshot``, mixing
+with duck-typed futures) take the ``cf`` fixture instead; they carry the
+keyword "cfutures" (see pytest_collection_modifyitems) and are deselected by
+``-k stdlib``.  Never put the word "stdlib" in a test or file name, or
+``-k stdlib`` would select cfutures tests.
+"""
+
+import concurrent.futures
+import importlib
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    # Works whatever --import-mode the project picks.
+    sys.path.insert(0, _HERE)
+
+pytest.register_assert_rewrite("futures_helpers")
+
+MODULE_IDS = ("stdlib", "cfutures")
+
+
+def load_module(which):
+    """Return concurrent.futures for "stdlib", the cfutures package otherwise."""
+    if which == "stdlib":
+        return concurrent.futures
+    return importlib.import_module("cfutures")
+
+
+def pytest_collection_modifyitems(items):
+    # `-k cfutures` also selects the cfutures-only tests.
+    for item in items:
+        if "cf" in getattr(item, "fixturenames", ()):
+            item.extra_keyword_matches.add("cfutures")
+
+
+@pytest.fixture(params=MODULE_IDS)
+def mod(request):
+    """The module under test: concurrent.futures or cfutures."""
+    return load_module(request.param)
+
+
+@pytest.fixture
+def cf():
+    """cfutures itself, for cfutures-only checks and explicit comparisons."""
+    return load_module("cfutures")
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_behind():
+    """Every thread a test starts must be gone when the test ends."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    for t in threading.enumerate():
+        if t not in before and t is not threading.current_thread():
+            t.join(max(0.0, deadline - time.monotonic()))
+    left = [t for t in threading.enumerate()
+            if t not in before and t.is_alive()]
+    assert not left, "threads left behind: %r" % (left,)
