@@ -135,9 +135,13 @@ typedef struct {
     PyObject *executor_ref;     /* weakref, only to refill (buffersize) */
     fifo futures;               /* submitted, not yet handed out */
     int64_t deadline;           /* CF_FOREVER without timeout */
+    /* The stdlib's iterator is a generator: closed or dropped before its
+     * first next() it runs no `finally`, so nothing is cancelled and
+     * `executor.map(fn, items)` works for its side effects alone. */
+    int started;
 } MapIterator;
 
-/* Cancel what has not been handed out; stop refilling. */
+/* Stop refilling; cancel what has not been handed out if iteration began. */
 static void
 map_iterator_finish(MapIterator *self)
 {
@@ -145,11 +149,13 @@ map_iterator_finish(MapIterator *self)
     Py_CLEAR(self->iterators);
     Py_CLEAR(self->executor_ref);
     while ((future = fifo_pop(&self->futures)) != NULL) {
-        PyObject *r = PyObject_CallMethod(future, "cancel", NULL);
+        PyObject *r = self->started ? PyObject_CallMethod(future, "cancel", NULL) : Py_None;
         if (r == NULL) {
             PyErr_WriteUnraisable(future);
         }
-        Py_XDECREF(r);
+        else if (self->started) {
+            Py_DECREF(r);
+        }
         Py_DECREF(future);
     }
 }
@@ -197,6 +203,7 @@ map_iterator_next(PyObject *op)
         map_iterator_finish(self);
         return NULL;
     }
+    self->started = 1;
     /* buffersize: top up before taking the oldest, as the stdlib does. */
     if (self->iterators != NULL) {
         PyObject *executor = cf_weakref_get(self->executor_ref);
@@ -392,6 +399,7 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     it->executor_ref = NULL;
     it->futures = (fifo){NULL, 0, 0, 0};
     it->deadline = deadline;
+    it->started = 0;
     PyObject_GC_Track(it);
 
     Py_ssize_t n = PyTuple_GET_SIZE(iterables);

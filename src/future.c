@@ -653,10 +653,23 @@ static PyObject *
 future_add_done_callback(PyObject *op, PyObject *fn)
 {
     FutureObject *self = (FutureObject *)op;
-    if (!future_is_done(self)) {
-        if (self->callbacks == NULL && (self->callbacks = PyList_New(0)) == NULL) {
+    if (!future_is_done(self) && self->callbacks == NULL) {
+        /* Allocate before checking: the allocation may run the garbage
+         * collector, hence Python code, hence let the future finish. */
+        PyObject *callbacks = PyList_New(0);
+        if (callbacks == NULL) {
             return NULL;
         }
+        if (self->callbacks == NULL) {
+            self->callbacks = callbacks;
+        }
+        else {
+            Py_DECREF(callbacks);
+        }
+    }
+    /* Check again: it may have finished meanwhile.  From this check to the
+     * append nothing can run Python code (appending only reallocates). */
+    if (!future_is_done(self)) {
         if (PyList_Append(self->callbacks, fn) < 0) {
             return NULL;
         }
@@ -839,8 +852,17 @@ static PyObject *
 future_get_list(PyObject *op, void *offset)
 {
     PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
-    if (*slot == NULL && (*slot = PyList_New(0)) == NULL) {
-        return NULL;
+    if (*slot == NULL) {
+        PyObject *list = PyList_New(0);     /* may run Python code (the GC) */
+        if (list == NULL) {
+            return NULL;
+        }
+        if (*slot == NULL) {
+            *slot = list;
+        }
+        else {
+            Py_DECREF(list);
+        }
     }
     return Py_NewRef(*slot);
 }

@@ -19,6 +19,8 @@
  */
 #include "cfutures.h"
 
+#include <math.h>
+
 typedef struct tpool_task {
     struct tpool_task *next;
     PyObject *future;
@@ -347,7 +349,10 @@ thread_worker(PyObject *module, PyObject *arg)
     }
     WorkQueueObject *q = (WorkQueueObject *)Py_NewRef(arg);
     if (q->initializer != NULL) {
-        PyObject *r = PyObject_Call(q->initializer, q->initargs, NULL);
+        /* `initializer(*initargs)`: any iterable, unpacked by each worker. */
+        PyObject *initargs = PySequence_Tuple(q->initargs);
+        PyObject *r = initargs ? PyObject_Call(q->initializer, initargs, NULL) : NULL;
+        Py_XDECREF(initargs);
         if (r == NULL) {
             PyObject *exc = cf_err_take();
             log_critical(st, "Exception in initializer:", exc);
@@ -414,6 +419,7 @@ thread_worker(PyObject *module, PyObject *arg)
     cf_parker_fini(&self->parker);
     PyMem_Free(self);
     q->nworkers--;
+    q->shutdown = 1;            /* as the stdlib's leaving workers do */
     /* Others may be parked with nothing left to do: let them see it too. */
     if (worker_should_exit(st, q)) {
         queue_wake_all(q);
@@ -452,6 +458,27 @@ default_max_workers(void)
     return PyLong_FromLong(n + 4 < 32 ? n + 4 : 32);
 }
 
+/* The most threads `num_threads < max_workers` admits: the stdlib takes any
+ * number (2.5 allows 3 threads, inf any count).  -1 on error. */
+static Py_ssize_t
+worker_limit(PyObject *max_workers)
+{
+    if (PyLong_Check(max_workers)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(max_workers, &overflow);
+        if (n == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        return overflow > 0 || n > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)n;
+    }
+    double x = PyFloat_AsDouble(max_workers);
+    if (x == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    x = ceil(x);
+    return x >= (double)PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)x;
+}
+
 static int
 thread_pool_init(PyObject *op, PyObject *args, PyObject *kwargs)
 {
@@ -482,8 +509,8 @@ thread_pool_init(PyObject *op, PyObject *args, PyObject *kwargs)
         Py_DECREF(max_workers);
         return -1;
     }
-    Py_ssize_t n = PyNumber_AsSsize_t(max_workers, PyExc_OverflowError);
-    if (n == -1 && PyErr_Occurred()) {
+    Py_ssize_t n = worker_limit(max_workers);
+    if (n == -1) {
         Py_DECREF(max_workers);
         return -1;
     }
@@ -516,7 +543,7 @@ thread_pool_init(PyObject *op, PyObject *args, PyObject *kwargs)
 static int
 thread_pool_start_worker(cf_state *st, ThreadPoolObject *self)
 {
-    PyObject *name = PyUnicode_FromFormat("%U_%zd", self->thread_name_prefix,
+    PyObject *name = PyUnicode_FromFormat("%S_%zd", self->thread_name_prefix,
                                           PySet_GET_SIZE(self->threads));
     PyObject *args = name ? PyTuple_Pack(1, (PyObject *)self->queue) : NULL;
     PyObject *kwargs = args ? Py_BuildValue("{sOsOsO}", "name", name, "target",
