@@ -652,6 +652,25 @@ tpool_has_native_submit(cf_state *st, PyObject *executor)
     return native;
 }
 
+/* t.join() for every thread in `threads` (any iterable: a snapshot is taken,
+ * as joining lets other code run). */
+static int
+join_threads(PyObject *threads)
+{
+    PyObject *snapshot = PySequence_List(threads);
+    if (snapshot == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(snapshot); i++) {
+        PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(snapshot, i), "join", NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(snapshot);
+    return rc;
+}
+
 /* shutdown(wait=True, *, cancel_futures=False) */
 static PyObject *
 thread_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
@@ -672,20 +691,8 @@ thread_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_Clear();
     }
     queue_wake_all(q);
-    if (wait) {
-        PyObject *threads = PySequence_List(self->threads);
-        for (Py_ssize_t i = 0; threads != NULL && i < PyList_GET_SIZE(threads); i++) {
-            PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(threads, i), "join", NULL);
-            if (r == NULL) {
-                Py_DECREF(threads);
-                return NULL;
-            }
-            Py_DECREF(r);
-        }
-        if (threads == NULL) {
-            return NULL;
-        }
-        Py_DECREF(threads);
+    if (wait && join_threads(self->threads) < 0) {
+        return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -835,19 +842,9 @@ thread_pool_python_exit(PyObject *module, PyObject *unused)
     for (WorkQueueObject *q = live_queues; q != NULL; q = q->next_live) {
         queue_wake_all(q);
     }
-    PyObject *threads = PyMapping_Keys(st->threads_queues);
-    for (Py_ssize_t i = 0; threads != NULL && i < PyList_GET_SIZE(threads); i++) {
-        PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(threads, i), "join", NULL);
-        if (r == NULL) {
-            Py_DECREF(threads);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-    if (threads == NULL) {
+    if (join_threads(st->threads_queues) < 0) {
         return NULL;
     }
-    Py_DECREF(threads);
     Py_RETURN_NONE;
 }
 

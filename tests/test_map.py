@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from futures_helpers import agreed, outcome
+
 REF = concurrent.futures
 WAIT = 10.0
 
@@ -27,22 +29,6 @@ def must(event, timeout=WAIT):
     assert event.wait(timeout), "event not set within %s s" % timeout
 
 
-def agreed(scenario, mod):
-    reference = scenario(REF)
-    if mod is REF:
-        return reference
-    got = scenario(mod)
-    assert got == reference, (
-        "cfutures disagrees with concurrent.futures:\n  cfutures: %r\n"
-        "  stdlib:   %r" % (got, reference))
-    return got
-
-
-def outcome(call, /, *args, **kwargs):
-    try:
-        return ("return", call(*args, **kwargs))
-    except BaseException as exc:  # noqa: B902
-        return ("raise", type(exc), str(exc))
 
 
 def stdlib_has_buffersize():

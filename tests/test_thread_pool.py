@@ -24,6 +24,8 @@ import weakref
 
 import pytest
 
+from futures_helpers import agreed, outcome
+
 REF = concurrent.futures          # the oracle
 WAIT = 10.0                       # bound of every blocking call
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,23 +49,6 @@ def unique_prefix(tag):
     return "tp%s-%d-%d" % (tag, os.getpid(), next(_prefix_counter))
 
 
-def agreed(scenario, mod):
-    """scenario(mod), asserted equal to scenario(stdlib)."""
-    reference = scenario(REF)
-    if mod is REF:
-        return reference
-    got = scenario(mod)
-    assert got == reference, (
-        "cfutures disagrees with concurrent.futures:\n  cfutures: %r\n"
-        "  stdlib:   %r" % (got, reference))
-    return got
-
-
-def outcome(call, /, *args, **kwargs):
-    try:
-        return ("return", call(*args, **kwargs))
-    except BaseException as exc:  # noqa: B902
-        return ("raise", type(exc), str(exc))
 
 
 def wait_until(predicate, timeout=WAIT, what="condition"):
