@@ -16,11 +16,11 @@ from ._base import (
     as_completed,
     wait,
 )
+from .process import ProcessPoolExecutor
 from .thread import ThreadPoolExecutor
 
 # The running stdlib's list, which differs between versions (3.13 added
-# InvalidStateError).  ProcessPoolExecutor arrives with its own issue; until
-# then it is left out rather than borrowed from the stdlib.
+# InvalidStateError).
 import concurrent.futures as _stdlib
 
 __all__ = tuple(name for name in _stdlib.__all__ if name in globals())

@@ -115,6 +115,16 @@ typedef struct {
     PyObject *thread_worker;            /* _cfutures._thread_worker */
     PyObject *threads_queues;           /* WeakKeyDictionary {worker thread: queue} */
     int interpreter_exiting;            /* set by the threading atexit hook */
+    PyTypeObject *PoolCoreType;
+    PyTypeObject *ProcessPoolType;      /* the C base of cfutures.ProcessPoolExecutor */
+    PyObject *process_pool_io;          /* _cfutures._process_pool_io */
+    PyObject *BrokenProcessPool;
+    PyObject *ExceptionWithTraceback;   /* concurrent.futures.process's */
+    PyObject *RemoteTraceback;
+    PyObject *format_exception;         /* traceback.format_exception */
+    PyObject *pickle_dumps;             /* ForkingPickler.dumps, as multiprocessing */
+    PyObject *pickle_loads;             /* pickle.loads */
+    PyObject *empty_dict;
     PyObject *public_future_class;      /* cfutures.Future, set by the package */
     PyObject *stdlib_future_class;      /* concurrent.futures.Future */
     PyObject *CancelledError;           /* the stdlib's own classes */
@@ -148,6 +158,10 @@ cf_state_of_type(PyTypeObject *type)
     PyObject *module = PyType_GetModuleByDef(type, &cf_module_def);
     return module == NULL ? NULL : cf_state_of_module(module);
 }
+
+/* LOGGER.critical(message, exc_info=exc) on the stdlib's logger; exc may be
+ * NULL (then exc_info=True).  Never fails: logging errors go to stderr. */
+void cf_log_critical(cf_state *st, const char *message, PyObject *exc);
 
 /* ---- waiting ------------------------------------------------------------ */
 
@@ -247,5 +261,11 @@ PyObject *tpool_submit_call(cf_state *st, PyObject *executor, PyObject *fn,
                             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 /* Child side of os.fork(): forget the parent's workers. */
 void tpool_after_fork_child(void);
+
+int ppool_module_init(PyObject *module, cf_state *st);
+int process_worker_module_init(PyObject *module, cf_state *st);
+/* Interpreter exit: wake every process pool's I/O thread to wind down. */
+void ppool_python_exit(void);
+void ppool_after_fork_child(void);
 
 #endif /* CFUTURES_H */

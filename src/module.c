@@ -29,6 +29,22 @@ cf_type_get_module_by_def(PyTypeObject *type, PyModuleDef *def)
 }
 #endif
 
+void
+cf_log_critical(cf_state *st, const char *message, PyObject *exc)
+{
+    PyObject *args = Py_BuildValue("(s)", message);
+    PyObject *kwargs = args ? Py_BuildValue("{sO}", "exc_info", exc ? exc : Py_True) : NULL;
+    PyObject *method = kwargs ? PyObject_GetAttrString(st->logger, "critical") : NULL;
+    PyObject *r = method ? PyObject_Call(method, args, kwargs) : NULL;
+    if (r == NULL) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(method);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(args);
+}
+
 PyObject *waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs);
 PyObject *waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwargs);
 
@@ -39,6 +55,7 @@ module_after_fork_child(PyObject *module, PyObject *unused)
     (void)unused;
     cf_set_main_thread(PyThread_get_thread_ident());
     tpool_after_fork_child();
+    ppool_after_fork_child();
     Py_RETURN_NONE;
 }
 
@@ -85,6 +102,12 @@ module_exec(PyObject *module)
         import_into(&st->Condition, "threading", "Condition") < 0 ||
         import_into(&st->Thread, "threading", "Thread") < 0 ||
         import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
+        import_into(&st->BrokenProcessPool, "concurrent.futures.process", "BrokenProcessPool") < 0 ||
+        import_into(&st->ExceptionWithTraceback, "concurrent.futures.process",
+                    "_ExceptionWithTraceback") < 0 ||
+        import_into(&st->RemoteTraceback, "concurrent.futures.process", "_RemoteTraceback") < 0 ||
+        import_into(&st->format_exception, "traceback", "format_exception") < 0 ||
+        import_into(&st->pickle_loads, "pickle", "loads") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL) {
         return -1;
     }
@@ -102,8 +125,18 @@ module_exec(PyObject *module)
     if (st->threads_queues == NULL) {
         return -1;
     }
+    PyObject *forking_pickler = NULL;
+    if (import_into(&forking_pickler, "multiprocessing.reduction", "ForkingPickler") < 0) {
+        return -1;
+    }
+    st->pickle_dumps = PyObject_GetAttrString(forking_pickler, "dumps");
+    Py_DECREF(forking_pickler);
+    if (st->pickle_dumps == NULL || (st->empty_dict = PyDict_New()) == NULL) {
+        return -1;
+    }
     if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0 ||
-        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0) {
+        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
+        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
         return -1;
     }
 
@@ -149,6 +182,16 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->WaiterType);
     Py_VISIT(st->AsCompletedType);
+    Py_VISIT(st->PoolCoreType);
+    Py_VISIT(st->ProcessPoolType);
+    Py_VISIT(st->process_pool_io);
+    Py_VISIT(st->BrokenProcessPool);
+    Py_VISIT(st->ExceptionWithTraceback);
+    Py_VISIT(st->RemoteTraceback);
+    Py_VISIT(st->format_exception);
+    Py_VISIT(st->pickle_dumps);
+    Py_VISIT(st->pickle_loads);
+    Py_VISIT(st->empty_dict);
     Py_VISIT(st->ExecutorType);
     Py_VISIT(st->MapIteratorType);
     Py_VISIT(st->WorkQueueType);
@@ -183,6 +226,16 @@ module_clear(PyObject *module)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->WaiterType);
     Py_CLEAR(st->AsCompletedType);
+    Py_CLEAR(st->PoolCoreType);
+    Py_CLEAR(st->ProcessPoolType);
+    Py_CLEAR(st->process_pool_io);
+    Py_CLEAR(st->BrokenProcessPool);
+    Py_CLEAR(st->ExceptionWithTraceback);
+    Py_CLEAR(st->RemoteTraceback);
+    Py_CLEAR(st->format_exception);
+    Py_CLEAR(st->pickle_dumps);
+    Py_CLEAR(st->pickle_loads);
+    Py_CLEAR(st->empty_dict);
     Py_CLEAR(st->ExecutorType);
     Py_CLEAR(st->MapIteratorType);
     Py_CLEAR(st->WorkQueueType);

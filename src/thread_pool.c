@@ -291,22 +291,6 @@ queue_new(cf_state *st, PyObject *initializer, PyObject *initargs)
 
 /* ---- the worker --------------------------------------------------------- */
 
-static void
-log_critical(cf_state *st, const char *message, PyObject *exc)
-{
-    PyObject *args = Py_BuildValue("(s)", message);
-    PyObject *kwargs = args ? Py_BuildValue("{sO}", "exc_info", exc ? exc : Py_True) : NULL;
-    PyObject *method = kwargs ? PyObject_GetAttrString(st->logger, "critical") : NULL;
-    PyObject *r = method ? PyObject_Call(method, args, kwargs) : NULL;
-    if (r == NULL) {
-        PyErr_WriteUnraisable(NULL);
-    }
-    Py_XDECREF(r);
-    Py_XDECREF(method);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(args);
-}
-
 /* The initializer failed: the pool is broken for good. */
 static void
 queue_initializer_failed(cf_state *st, WorkQueueObject *q)
@@ -355,7 +339,7 @@ thread_worker(PyObject *module, PyObject *arg)
         Py_XDECREF(initargs);
         if (r == NULL) {
             PyObject *exc = cf_err_take();
-            log_critical(st, "Exception in initializer:", exc);
+            cf_log_critical(st, "Exception in initializer:", exc);
             Py_XDECREF(exc);
             queue_initializer_failed(st, q);
             q->nworkers--;
@@ -384,7 +368,7 @@ thread_worker(PyObject *module, PyObject *arg)
             if (task_run(task) < 0) {
                 /* The stdlib's worker would die here; keep serving instead. */
                 PyObject *exc = cf_err_take();
-                log_critical(st, "Exception in worker", exc);
+                cf_log_critical(st, "Exception in worker", exc);
                 Py_XDECREF(exc);
             }
             task_free(task);
@@ -831,8 +815,9 @@ static PyType_Spec thread_pool_spec = {
 
 /* ---- interpreter exit and fork ------------------------------------------ */
 
-/* Registered with threading._register_atexit, as the stdlib's _python_exit:
- * no new work, workers finish what is queued, and are joined. */
+/* Registered with threading._register_atexit, as the stdlib's _python_exit
+ * (both of them): no new work; thread workers and process pools finish what
+ * is queued; their threads are joined. */
 static PyObject *
 thread_pool_python_exit(PyObject *module, PyObject *unused)
 {
@@ -842,6 +827,7 @@ thread_pool_python_exit(PyObject *module, PyObject *unused)
     for (WorkQueueObject *q = live_queues; q != NULL; q = q->next_live) {
         queue_wake_all(q);
     }
+    ppool_python_exit();
     if (join_threads(st->threads_queues) < 0) {
         return NULL;
     }
@@ -849,16 +835,18 @@ thread_pool_python_exit(PyObject *module, PyObject *unused)
 }
 
 /* In the child after fork: no worker survived.  Queued tasks belong to the
- * parent, which runs them; here they are cancelled rather than run twice.
- * New submits start new workers. */
+ * parent, which runs them; the child drops its copies without running them
+ * or their callbacks (a forked child — a process pool's worker, say — must
+ * not act on the parent's behalf).  New submits start new workers. */
 void
 tpool_after_fork_child(void)
 {
     for (WorkQueueObject *q = live_queues; q != NULL; q = q->next_live) {
+        tpool_task *task;
         q->idle = NULL;             /* their records belong to dead threads */
         q->nworkers = 0;
-        if (queue_drain(q, NULL) < 0) {
-            PyErr_Clear();
+        while ((task = queue_pop(q)) != NULL) {
+            task_free(task);
         }
     }
 }

@@ -36,19 +36,10 @@ def sub(m, name):
     return importlib.import_module("%s.%s" % (m.__name__, name))
 
 
-# What cfutures does not provide yet (issue: ProcessPoolExecutor in C).  It
-# is left out of __all__ rather than borrowed from the stdlib; remove it from
-# here when it lands.
-NOT_YET = {"ProcessPoolExecutor"}
-
-
 def test_all(mod):
-    missing = NOT_YET if mod.__name__ == "cfutures" else set()
-    assert set(mod.__all__) == EXPECTED_ALL - missing
-    assert set(mod.__all__) == set(concurrent.futures.__all__) - missing
+    assert set(mod.__all__) == EXPECTED_ALL
+    assert set(mod.__all__) == set(concurrent.futures.__all__)
     assert len(mod.__all__) == len(set(mod.__all__))
-    for name in missing:
-        assert not hasattr(mod, name)
 
 
 def test_all_names_in_scope_resolve(mod):

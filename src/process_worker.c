@@ -1,0 +1,238 @@
+/* process_worker.c — the loop of a worker process.
+ *
+ * `_cfutures._process_worker(task_conn, result_conn, initializer, initargs,
+ * max_tasks, inherited_fds)` is the target of the multiprocessing.Process
+ * the parent starts.  It reads one task frame, runs it, writes one result
+ * frame, in order, until the task pipe ends (the parent closed it: shut down)
+ * or max_tasks are done.  Reads and writes happen with the GIL released;
+ * a signal (Ctrl-C reaches the whole process group) interrupts the wait and
+ * its handler runs, as in the stdlib's worker.
+ *
+ * Errors travel as the stdlib's do: an exception raised by the call, or by
+ * unpickling the call, or by pickling the result, is sent back wrapped in
+ * concurrent.futures.process._ExceptionWithTraceback, so that the parent's
+ * copy carries the worker's traceback as its __cause__.
+ */
+#include "cfutures.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+/* Block for `size` bytes of `fd`, running signal handlers on EINTR.
+ * 0, 1 at end of file before any byte, -1 with an exception. */
+static int
+read_exact(int fd, void *buf, size_t size)
+{
+    size_t done = 0;
+    for (;;) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = wire_read_all(fd, buf, size, &done);
+        Py_END_ALLOW_THREADS
+        if (rc >= 0) {
+            return rc;
+        }
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+}
+
+/* The next task's pickled call as bytes (new reference); NULL without an
+ * exception when the parent closed the pipe. */
+static PyObject *
+read_task(int fd)
+{
+    unsigned char header[WIRE_HEADER_SIZE];
+    int rc = read_exact(fd, header, sizeof(header));
+    if (rc != 0) {
+        return NULL;
+    }
+    size_t length;
+    uint32_t kind;
+    wire_unpack_header(header, &length, &kind);
+    if (kind != WIRE_TASK) {
+        PyErr_Format(PyExc_RuntimeError, "cfutures worker: unexpected frame kind %u",
+                     (unsigned)kind);
+        return NULL;
+    }
+    PyObject *payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+    if (payload == NULL) {
+        return NULL;
+    }
+    if (read_exact(fd, PyBytes_AS_STRING(payload), length) != 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_EOFError, "cfutures worker: task frame cut short");
+        }
+        Py_DECREF(payload);
+        return NULL;
+    }
+    return payload;
+}
+
+/* Write a frame whose payload is `obj`'s buffer.  -1 with an exception. */
+static int
+write_frame(int fd, uint32_t kind, PyObject *obj)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    unsigned char header[WIRE_HEADER_SIZE];
+    wire_pack_header(header, (size_t)view.len, kind);
+    struct iovec iov[2] = {{header, sizeof(header)}, {view.buf, (size_t)view.len}};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = wire_write_all(fd, iov, 2);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* _ExceptionWithTraceback(exc, exc.__traceback__), pickled.  Steals `exc`. */
+static PyObject *
+pickle_exception(cf_state *st, PyObject *exc)
+{
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyObject *wrapped = PyObject_CallFunctionObjArgs(st->ExceptionWithTraceback, exc,
+                                                     tb ? tb : Py_None, NULL);
+    Py_XDECREF(tb);
+    Py_DECREF(exc);
+    if (wrapped == NULL) {
+        return NULL;
+    }
+    PyObject *payload = PyObject_CallFunction(st->pickle_dumps, "Oi", wrapped, 5);
+    Py_DECREF(wrapped);
+    return payload;
+}
+
+/* Run one pickled call; return (kind, payload) through the arguments. */
+static int
+run_task(cf_state *st, PyObject *task, uint32_t *kind, PyObject **payload)
+{
+    PyObject *call = PyObject_CallOneArg(st->pickle_loads, task);
+    PyObject *result = NULL;
+    if (call != NULL) {
+        PyObject *fn, *args, *kwargs;
+        if (!PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
+            Py_CLEAR(call);
+        }
+        else {
+            result = PyObject_Call(fn, args, kwargs);
+        }
+    }
+    Py_XDECREF(call);
+    if (result != NULL) {
+        *payload = PyObject_CallFunction(st->pickle_dumps, "Oi", result, 5);
+        Py_DECREF(result);
+        if (*payload != NULL) {
+            *kind = WIRE_RESULT;
+            return 0;
+        }
+    }
+    /* The call, its unpickling or its result's pickling raised: send that.
+     * If even the exception cannot be pickled, send the error doing so. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        *payload = pickle_exception(st, cf_err_take());
+        if (*payload != NULL) {
+            *kind = WIRE_ERROR;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static PyObject *
+process_worker(PyObject *module, PyObject *args)
+{
+    cf_state *st = cf_state_of_module(module);
+    PyObject *task_conn, *result_conn, *initializer, *initargs, *inherited_fds;
+    Py_ssize_t max_tasks;
+    if (!PyArg_ParseTuple(args, "OOOOnO:_process_worker", &task_conn, &result_conn, &initializer,
+                          &initargs, &max_tasks, &inherited_fds)) {
+        return NULL;
+    }
+    int task_fd = PyObject_AsFileDescriptor(task_conn);
+    int result_fd = task_fd < 0 ? -1 : PyObject_AsFileDescriptor(result_conn);
+    if (result_fd < 0) {
+        return NULL;
+    }
+    /* Under fork we inherited the parent's ends of the pipes: holding them
+     * would keep us (and the other workers) from seeing the parent close. */
+    PyObject *fds = PySequence_Fast(inherited_fds, "inherited_fds must be a sequence");
+    if (fds == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fds); i++) {
+        int fd = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fds, i));
+        if (fd >= 0 && fd != task_fd && fd != result_fd) {
+            close(fd);
+        }
+    }
+    Py_DECREF(fds);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+
+    if (initializer != Py_None) {
+        PyObject *argtuple = PySequence_Tuple(initargs);
+        PyObject *r = argtuple ? PyObject_Call(initializer, argtuple, NULL) : NULL;
+        Py_XDECREF(argtuple);
+        if (r == NULL) {
+            /* As the stdlib: log, and exit; the parent sees the pool break. */
+            PyObject *exc = cf_err_take();
+            cf_log_critical(st, "Exception in initializer:", exc);
+            Py_XDECREF(exc);
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(r);
+    }
+    for (Py_ssize_t done = 0; max_tasks == 0 || done < max_tasks;) {
+        PyObject *task = read_task(task_fd);
+        if (task == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE;             /* the parent closed the pipe */
+        }
+        uint32_t kind;
+        PyObject *payload;
+        int rc = run_task(st, task, &kind, &payload);
+        Py_DECREF(task);
+        if (rc < 0) {
+            return NULL;
+        }
+        done++;
+        if (max_tasks != 0 && done == max_tasks) {
+            kind |= WIRE_LEAVING;
+        }
+        rc = write_frame(result_fd, kind, payload);
+        Py_DECREF(payload);
+        if (rc < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef worker_functions[] = {
+    {"_process_worker", process_worker, METH_VARARGS,
+     "Internal: the loop of a ProcessPoolExecutor worker process."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+process_worker_module_init(PyObject *module, cf_state *st)
+{
+    (void)st;
+    return PyModule_AddFunctions(module, worker_functions);
+}
