@@ -52,6 +52,7 @@ typedef struct {
     int task_fd, result_fd;         /* our ends; -1 when closed */
     pp_task *head, *tail;           /* dispatched, in order */
     Py_ssize_t inflight;
+    Py_ssize_t assigned;            /* tasks ever sent (max_tasks_per_child) */
     pp_task *unsent;                /* first task not wholly written, or NULL */
     size_t unsent_offset;           /* bytes of it (header + payload) written */
     int writing;                    /* the I/O thread is writing, GIL released */
@@ -190,10 +191,14 @@ worker_write_now(PoolCoreObject *core, pp_worker *w)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+/* Can `w` take one more task?  Never more than it will run before it
+ * leaves (max_tasks_per_child), or a task would be lost with it. */
 static int
-worker_alive(pp_worker *w)
+worker_has_room(PoolCoreObject *core, pp_worker *w)
 {
-    return w->process != NULL && !w->ended && !w->leaving && w->task_fd >= 0;
+    return w->process != NULL && !w->ended && !w->leaving && w->task_fd >= 0 &&
+           w->inflight < PP_DEPTH &&
+           (core->max_tasks_per_child == 0 || w->assigned < core->max_tasks_per_child);
 }
 
 /* Hand pending tasks to workers with room.  GIL held.  Cancelled futures
@@ -204,7 +209,7 @@ core_dispatch(PoolCoreObject *core, int write_now)
     for (Py_ssize_t k = 0; k < core->nworkers && core->pending_head != NULL; k++) {
         Py_ssize_t i = (core->next_worker + k) % core->nworkers;
         pp_worker *w = &core->workers[i];
-        while (worker_alive(w) && w->inflight < PP_DEPTH && core->pending_head != NULL) {
+        while (worker_has_room(core, w) && core->pending_head != NULL) {
             pp_task *t = core->pending_head;
             core->pending_head = t->next;
             if (core->pending_head == NULL) {
@@ -233,6 +238,7 @@ core_dispatch(PoolCoreObject *core, int write_now)
                 w->unsent_offset = 0;
             }
             w->inflight++;
+            w->assigned++;
         }
         if (write_now) {
             worker_write_now(core, w);
@@ -673,6 +679,9 @@ process_pool_io(PyObject *module, PyObject *arg)
         core_stop_workers(core);
     }
     core->finished = 1;
+    /* Nobody waits on it any more: no fd outlives shutdown. */
+    close(core->wake_fd);
+    core->wake_fd = -1;
 
 done:
     for (size_t k = 0; k < nframes; k++) {
