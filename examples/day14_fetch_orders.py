@@ -27,8 +27,6 @@ import time
 
 from _select import futures_module
 
-futures = futures_module(__doc__)
-
 SCALE = 0.1
 DELAY = 2 * SCALE  # the lesson's time.sleep(2)
 
@@ -184,4 +182,5 @@ def main():
 
 
 if __name__ == "__main__":
+    futures = futures_module(__doc__)
     main()

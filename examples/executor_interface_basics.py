@@ -23,10 +23,14 @@ Adaptations:
     the main thread instead;
   * fetch_url, heavy_computation, download and upload are small stand-ins
     for the page's undefined functions;
-  * ProcessPoolExecutor parts ("switching", the factory's "cpu" branch, the
-    practical example's stage 2) are in the code but run only when cfutures
-    has a ProcessPoolExecutor too (examples/_processes.py), so that the output
-    is the same under both modules; today they print a "skipped" line;
+  * the ProcessPoolExecutor parts ("switching", the factory's "cpu" branch,
+    the practical example's stage 2) use the start method chosen with
+    --start-method (examples/_select.py; default: the platform's); the
+    functions they run are module-level, so spawn and forkserver workers
+    find them when they import this file again;
+  * the top-level code is guarded by `if __name__ == "__main__":`, as process
+    pools need, and the module switch is read there too, so workers that
+    import this file never parse the command line;
   * sections are introduced by "-- ..." lines; all output is deterministic.
 """
 import queue
@@ -34,7 +38,6 @@ import re
 import threading
 import time
 
-from _processes import SKIPPED, processes_available
 from _select import futures_module
 
 SCALE = 0.05
@@ -160,13 +163,10 @@ def switching():
     print("threads: sum", sum(thread_results))
 
     # For CPU-bound tasks: use processes
-    if processes_available(futures):
-        with futures.ProcessPoolExecutor(max_workers=4) as executor:
-            process_results = list(executor.map(square, data))
-        print("processes: sum", sum(process_results),
-              "| same as threads:", process_results == thread_results)
-    else:
-        print("processes:", SKIPPED)
+    with futures.ProcessPoolExecutor(max_workers=4) as executor:
+        process_results = list(executor.map(square, data))
+    print("processes: sum", sum(process_results),
+          "| same as threads:", process_results == thread_results)
 
 
 def fetch_url(url):
@@ -198,13 +198,10 @@ def factory():
         results = executor.map(fetch_url, urls)
         print("io:", list(results))
 
-    if processes_available(futures):
-        data = [10_000, 20_000, 30_000]
-        with get_executor("cpu") as executor:
-            results = executor.map(heavy_computation, data)
-            print("cpu:", list(results))
-    else:
-        print("cpu:", SKIPPED)
+    data = [10_000, 20_000, 30_000]
+    with get_executor("cpu") as executor:
+        results = executor.map(heavy_computation, data)
+        print("cpu:", list(results))
 
     try:
         get_executor("gpu")
@@ -424,13 +421,10 @@ def practical_example():
     print(f"Fetched {len(raw_data)} items")
 
     # Stage 2: Process (CPU-bound) -- use processes
-    if processes_available(futures):
-        with futures.ProcessPoolExecutor() as executor:
-            processed = list(executor.map(process_data, raw_data))
-        print(f"Processed {len(processed)} items")
-        print(processed[0])
-    else:
-        print("Stage 2:", SKIPPED)
+    with futures.ProcessPoolExecutor() as executor:
+        processed = list(executor.map(process_data, raw_data))
+    print(f"Processed {len(processed)} items")
+    print(processed[0])
 
 
 def main():
@@ -449,7 +443,8 @@ def main():
 
 
 if __name__ == "__main__":
-    # Chosen here, not at import: a ProcessPoolExecutor's workers may import
-    # this file again (as __mp_main__), and only the parent needs the switch.
+    # Chosen here, not at import: under spawn and forkserver a
+    # ProcessPoolExecutor's workers import this file again (as __mp_main__),
+    # and only the parent parses the switch and sets the start method.
     futures = futures_module(__doc__)
     main()

@@ -9,18 +9,15 @@ Adaptations:
   * the module comes from the --impl switch (examples/_select.py): `futures`
     is concurrent.futures or cfutures;
   * the 0.3 s delay is multiplied by SCALE = 0.1 (0.03 s per item);
-  * the process half runs only when cfutures has a ProcessPoolExecutor too
-    (examples/_processes.py: checked on the cfutures module itself, because
-    the stdlib always has one and the output must not differ between the two
-    modules).  Today it prints a "skipped" line under both; once cfutures
-    gains ProcessPoolExecutor it runs in full, under both, unchanged;
+  * the process pool uses the start method chosen with --start-method
+    (examples/_select.py; default: the platform's);
   * `if __name__ == "__main__":` guards the top-level code, as process pools
-    need (their workers may import this file again), and the module switch
-    is read there too, so workers never parse the command line.
+    need (under spawn and forkserver their workers import this file again),
+    and the module switch is read there too, so workers never parse the
+    command line or set the start method.
 """
 import time
 
-from _processes import SKIPPED, processes_available
 from _select import futures_module
 
 SCALE = 0.1
@@ -38,15 +35,12 @@ def main():
         thread_results = list(ex.map(slow_upper, strings))
     print(f"Thread results: {thread_results}")
 
-    if processes_available(futures):
-        # The same code, only the executor class differs.
-        with futures.ProcessPoolExecutor(max_workers=5) as ex:
-            proc_results = list(ex.map(slow_upper, strings))
-        print(f"Process results: {proc_results}")
-        assert thread_results == proc_results
-        print("identical:", thread_results == proc_results)
-    else:
-        print("Process results:", SKIPPED)
+    # The same code, only the executor class differs.
+    with futures.ProcessPoolExecutor(max_workers=5) as ex:
+        proc_results = list(ex.map(slow_upper, strings))
+    print(f"Process results: {proc_results}")
+    assert thread_results == proc_results
+    print("identical:", thread_results == proc_results)
 
 
 if __name__ == "__main__":

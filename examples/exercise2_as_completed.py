@@ -22,8 +22,6 @@ import time
 
 from _select import futures_module
 
-futures = futures_module(__doc__)
-
 SCALE = 0.1
 rng = random.Random(14)
 DELAYS = {x: rng.uniform(0.1, 1.0) * SCALE for x in range(5)}
@@ -47,4 +45,5 @@ def main():
 
 
 if __name__ == "__main__":
+    futures = futures_module(__doc__)
     main()

@@ -11,22 +11,19 @@ Adaptations:
     is concurrent.futures or cfutures;
   * the 0.5 s download is multiplied by SCALE = 0.1 (0.05 s); the CPU work is
     the lesson's;
-  * stage 2 runs only when cfutures has a ProcessPoolExecutor too
-    (examples/_processes.py: checked on the cfutures module itself, because
-    the stdlib always has one and the output must not differ between the two
-    modules).  Today it prints a "skipped" line under both; once cfutures
-    gains ProcessPoolExecutor it runs in full, under both, unchanged;
+  * stage 2's process pool uses the start method chosen with
+    --start-method (examples/_select.py; default: the platform's);
   * the elapsed time varies from run to run, so instead of printing it the
     script prints coarse booleans: stage 1 took less than half the serial
     time (6 downloads one after the other), and the total elapsed time is
     at least one download's;
   * `if __name__ == "__main__":` guards the top-level code (as in the
     lesson), and the module switch is read there too, so process-pool
-    workers that import this file again never parse the command line.
+    workers that import this file again (under spawn and forkserver) never
+    parse the command line or set the start method.
 """
 import time
 
-from _processes import SKIPPED, processes_available
 from _select import futures_module
 
 SCALE = 0.1
@@ -58,13 +55,10 @@ def main():
     print("stage 1 in parallel (under half the serial time):",
           io_elapsed < 0.5 * 6 * DOWNLOAD)
 
-    if processes_available(futures):
-        with get_executor("cpu") as ex:
-            results = list(ex.map(process, raw))
-        print(f"Processed {len(results)} items: each {results[0]}, "
-              f"all equal: {len(set(results)) == 1}")
-    else:
-        print("Stage 2:", SKIPPED)
+    with get_executor("cpu") as ex:
+        results = list(ex.map(process, raw))
+    print(f"Processed {len(results)} items: each {results[0]}, "
+          f"all equal: {len(set(results)) == 1}")
 
     elapsed = time.perf_counter() - start
     # The lesson prints f"Processed ... in {elapsed:.2f}s"; that number

@@ -12,8 +12,6 @@ import time
 
 from _select import futures_module
 
-futures = futures_module(__doc__)
-
 DELAYS = {"ORD-001": 0.20, "ORD-002": 0.05, "ORD-003": 0.10, "ORD-004": 0.15, "ORD-005": 0.0}
 
 
@@ -69,4 +67,5 @@ def main():
 
 
 if __name__ == "__main__":
+    futures = futures_module(__doc__)
     main()

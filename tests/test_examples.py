@@ -6,7 +6,15 @@ subprocess, with `--impl stdlib` and `--impl cfutures`; both runs must exit
 0 and print the same, non-empty, stdout.  The examples print
 deterministically (sorted where completion order varies, coarse booleans
 instead of timings), so any difference is a behaviour difference.
+
+The scripts that use processes (their source mentions ProcessPoolExecutor,
+as run_all.py decides) are run so under every multiprocessing start method
+the platform has (`--start-method fork|spawn|forkserver`, see
+examples/_select.py): under spawn and forkserver the workers import the
+script again, which the scripts' `if __name__ == "__main__":` guard must
+survive.  The thread-only scripts run once, with the default.
 """
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -23,12 +31,32 @@ def example_scripts():
                   and name != "run_all.py")
 
 
-def run(script, impl):
-    proc = subprocess.run(
-        [sys.executable, os.path.join(EXAMPLES, script), "--impl", impl],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+def uses_processes(script):
+    with open(os.path.join(EXAMPLES, script), encoding="utf-8") as f:
+        return "ProcessPoolExecutor" in f.read()
+
+
+def example_runs():
+    """(script, start method) pairs; start method None: the default, no option."""
+    runs = []
+    for script in example_scripts():
+        if uses_processes(script):
+            runs += [pytest.param(script, method, id=f"{script}-{method}")
+                     for method in multiprocessing.get_all_start_methods()]
+        else:
+            runs.append(pytest.param(script, None, id=script))
+    return runs
+
+
+def run(script, impl, start_method):
+    cmd = [sys.executable, os.path.join(EXAMPLES, script), "--impl", impl]
+    if start_method is not None:
+        cmd += ["--start-method", start_method]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, (
-        f"{script} --impl {impl} exited {proc.returncode}:\n{proc.stderr}")
+        f"{' '.join([script] + cmd[2:])} exited {proc.returncode}:\n"
+        f"{proc.stderr}")
     return proc.stdout
 
 
@@ -36,11 +64,16 @@ def test_examples_found():
     assert example_scripts(), f"no examples in {EXAMPLES}"
 
 
-@pytest.mark.parametrize("script", example_scripts())
-def test_example_same_output(script):
+def test_process_examples_found():
+    # The start-method runs below must not silently vanish.
+    assert any(uses_processes(s) for s in example_scripts())
+
+
+@pytest.mark.parametrize("script, start_method", example_runs())
+def test_example_same_output(script, start_method):
     # (No "stdlib" in test names: `pytest -k stdlib` must select only the
     # oracle half of the suite, see conftest.py.)
-    reference = run(script, "stdlib")
-    output = run(script, "cfutures")
+    reference = run(script, "stdlib", start_method)
+    output = run(script, "cfutures", start_method)
     assert reference.strip(), f"{script} printed nothing"
     assert output == reference
