@@ -54,7 +54,7 @@ bench:
 sanitize:
 	@./scripts/venv.sh "$(PYTHON)" .venv-sanitize deps
 	@CFUTURES_STRICT=1 CFUTURES_SANITIZE=1 .venv-sanitize/bin/python scripts/build.py --out build/sanitize
-	@PYTHONPATH=build/sanitize LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	@PYTHONPATH=$(CURDIR)/build/sanitize LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  .venv-sanitize/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
