@@ -5,7 +5,8 @@
 #                   reported and skipped
 #   make demo       lesson examples under both modules + a short benchmark table
 #   make sanitize   ASan + UBSan build, suite run under it (python3 only)
-#   make bench      the full benchmark (benchmarks/run.py), JSON in benchmarks/
+#   make bench      the full benchmark (benchmarks/run.py), with the peers loky
+#                   and mpire installed into its venv; JSON in benchmarks/
 #
 # Each target creates what it needs: one virtual environment per interpreter,
 # .venv-<version>, with the test extra and cfutures (editable) installed; the
@@ -45,6 +46,7 @@ demo:
 
 bench:
 	@./scripts/venv.sh "$(PYTHON)" .venv-demo
+	@.venv-demo/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	@CFUTURES_STRICT=1 .venv-demo/bin/python scripts/build.py
 	@.venv-demo/bin/python benchmarks/run.py $(BENCH_ARGS)
 

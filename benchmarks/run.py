@@ -12,8 +12,13 @@ Each workload is measured for every implementation in one run, interleaved
 (the order alternates per repetition) so drift in load or CPU frequency hits
 all alike. The table shows medians and the ratio stdlib / cfutures, oriented
 so that above 1 means cfutures is better: for times it is the speed-up, for
-bytes how many times smaller cfutures is. Every sample goes to
+bytes how many times smaller cfutures is, and where higher is better (MiB/s,
+a speed-up) it is cfutures / stdlib. Every sample goes to
 benchmarks/results.json (``--json PATH`` to change, ``--no-json`` to skip).
+
+The process-pool workloads (ppool_*) also measure loky and mpire, as extra
+columns, when they are installed: pip install -r benchmarks/requirements.txt.
+Their tasks are in benchmarks/bench_tasks.py, importable by any worker.
 
 Adding a workload is one decorated function ``(mod, scale) -> dict`` that
 returns ``{'value': per-op seconds (or bytes), ...parameters}``; ``mod`` is
@@ -28,8 +33,10 @@ import collections
 import datetime
 import gc
 import importlib
+import importlib.metadata
 import itertools
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -45,29 +52,94 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # root: append the root so an in-place build is found, while an installed
 # cfutures still wins over an unbuilt source tree. The JSON records which ran.
 sys.path.append(os.path.dirname(HERE))
+# Process-pool tasks are pickled by reference to bench_tasks.py: a worker
+# that starts afresh (spawn, forkserver, loky) finds it through PYTHONPATH.
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (HERE, os.environ.get("PYTHONPATH")) if p)
+
+import bench_tasks  # noqa: E402
 
 # (label, module). The ratio is always stdlib / cfutures. PEERS are measured
 # as extra columns when installed and skipped silently when not; a workload a
-# peer cannot run (no such API) raises Unsupported for it.
+# peer cannot run (no such API) raises Unsupported for it. A peer is seen
+# through a Peer holding only what PEER_API gives: its own process pool (none
+# has a Future/wait/as_completed of its own: loky's are the stdlib's, its
+# Future a thin subclass).
 IMPLEMENTATIONS = [("stdlib", "concurrent.futures"), ("cfutures", "cfutures")]
-PEERS = []  # none offers a Future/wait/as_completed of its own yet
+PEERS = [("loky", "loky"), ("mpire", "mpire")]
+PEER_API = {
+    # Not get_reusable_executor(): it caches its pool from sample to sample.
+    "loky": lambda loky: {"ProcessPoolExecutor": loky.ProcessPoolExecutor},
+    "mpire": lambda mpire: {"ProcessPoolExecutor": MpireExecutor},
+}
 
 
 class Unsupported(Exception):
     """Raised by a workload for an implementation that lacks the API it uses."""
 
 
-Workload = collections.namedtuple("Workload", "name unit better fn")
+class Peer:
+    """A peer's module as the workloads see it: the names given, and
+    Unsupported for any other, so a workload that uses one is skipped."""
+
+    def __init__(self, module, **names):
+        self.__name__, self.__file__ = module.__name__, module.__file__
+        try:
+            self.__version__ = importlib.metadata.version(module.__name__)
+        except importlib.metadata.PackageNotFoundError:
+            self.__version__ = None
+        self.__dict__.update(names)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise Unsupported(name)
+
+
+class MpireExecutor:
+    """mpire.WorkerPool behind the executor calls the ppool_ workloads make:
+    map() is WorkerPool.map, submit() its apply_async. keep_alive, or each
+    map() would start and stop the workers."""
+
+    def __init__(self, max_workers):
+        import mpire
+        self._pool = mpire.WorkerPool(n_jobs=max_workers, keep_alive=True)
+
+    def submit(self, fn, *args):
+        return MpireFuture(self._pool.apply_async(fn, args))
+
+    def map(self, fn, iterable, chunksize=1):
+        return self._pool.map(fn, iterable, chunk_size=chunksize)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.terminate()
+
+
+class MpireFuture:
+    """An mpire AsyncResult, whose get() is result()."""
+
+    def __init__(self, async_result):
+        self.result = async_result.get
+
+
+Workload = collections.namedtuple("Workload", "name unit better warmup fn")
 WORKLOADS = {}
 
 
-def workload(name, unit="s", better="lower"):
+def workload(name, unit="s", better="lower", warmup=True):
     """Register fn(mod, scale) -> {'value': ..., **params} as a workload.
-    unit: "s" (per op), "bytes", or any other label, e.g. "MiB/s"."""
+    unit: "s" (per op), "bytes", or any other label, e.g. "MiB/s".
+    warmup=False: no unmeasured first run, for a workload that warms up
+    what it times itself (a fresh process pool every sample)."""
     assert better in ("lower", "higher")
 
     def register(fn):
-        WORKLOADS[name] = Workload(name, unit, better, fn)
+        WORKLOADS[name] = Workload(name, unit, better, warmup, fn)
         return fn
     return register
 
@@ -162,10 +234,10 @@ def wait_first_completed_1000(mod, scale):
                 return
             target.set_result(None)
 
+    wait, FIRST_COMPLETED = mod.wait, mod.FIRST_COMPLETED
     helper = threading.Thread(target=complete_one, name="bench-completer",
                               daemon=True)
     helper.start()
-    wait, FIRST_COMPLETED = mod.wait, mod.FIRST_COMPLETED
     total = 0.0
     try:
         with no_gc():
@@ -303,6 +375,148 @@ def tpool_sleep_200x10ms_50w(mod, scale):
     return {"value": t1 - t0, "n": n, "workers": workers, "sleep_s": sleep}
 
 
+# Process pool workloads. stdlib and cfutures use the running Python's default
+# start method (fork on Linux before 3.14), the peers their own (loky starts
+# fresh interpreters, mpire forks). The pool is created, and all its workers
+# started, outside the timed region, except in time_to_first_result, whose
+# subject is the start-up. A sample that starts its pool before timing has
+# warmed it up itself: warmup=False spares the runner's unmeasured pass (one
+# in four under --quick). Tasks come from bench_tasks.
+
+MiB = 1 << 20
+
+
+def _start_processes(ex, workers):
+    """Start all of ex's worker processes before timing. Under fork the
+    stdlib starts them all at the first submit, otherwise one per submit that
+    finds none idle: each warm-up task keeps its worker busy for a moment,
+    so the next lands on another, until every worker has answered."""
+    pids = set()
+    for _ in range(100):
+        fs = [ex.submit(bench_tasks.pid_after, 0.01) for _ in range(workers)]
+        pids.update(f.result() for f in fs)
+        if len(pids) == workers:
+            return
+    raise RuntimeError("the pool did not start %d workers" % workers)
+
+
+def _map_tiny(mod, scale, chunksize):
+    n, workers = count(20_000, scale), 2
+    with mod.ProcessPoolExecutor(workers) as ex:
+        _start_processes(ex, workers)
+        with no_gc():
+            t0 = time.perf_counter()
+            out = list(ex.map(bench_tasks.tiny, range(n), chunksize=chunksize))
+            t1 = time.perf_counter()
+    if out[-1] != n:
+        raise RuntimeError("map() returned the wrong results")
+    return {"value": (t1 - t0) / n, "n": n, "workers": workers,
+            "chunksize": chunksize}
+
+
+@workload("ppool_map_20k_tiny_chunk1", warmup=False)
+def ppool_map_20k_tiny_chunk1(mod, scale):
+    return _map_tiny(mod, scale, 1)
+
+
+@workload("ppool_map_20k_tiny_chunk256", warmup=False)
+def ppool_map_20k_tiny_chunk256(mod, scale):
+    return _map_tiny(mod, scale, 256)
+
+
+@workload("ppool_roundtrip_latency", warmup=False)
+def ppool_roundtrip_latency(mod, scale):
+    # One task in flight at a time: pickle, send, run, send back, unpickle,
+    # with every hand-off between threads and processes on the way.
+    n = count(500, scale)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        submit, tiny = ex.submit, bench_tasks.tiny
+        with no_gc():
+            t0 = time.perf_counter()
+            for _ in itertools.repeat(None, n):
+                submit(tiny, 1).result()
+            t1 = time.perf_counter()
+    return {"value": (t1 - t0) / n, "n": n, "workers": 1}
+
+
+@workload("ppool_50MB_arg", unit="MiB/s", better="higher", warmup=False)
+def ppool_50MB_arg(mod, scale):
+    # The size defines the workload; the repetitions only set how long it
+    # runs. The bytes are made after the fork, and written, not calloc's
+    # zero pages, which would read faster than any real data.
+    size, reps = 50 * MiB, count(4, scale)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        data = b"\x5a" * size
+        with no_gc():
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                if ex.submit(bench_tasks.length, data).result() != size:
+                    raise RuntimeError("the worker received the wrong size")
+            t1 = time.perf_counter()
+    return {"value": reps * size / MiB / (t1 - t0), "bytes": size,
+            "reps": reps, "workers": 1}
+
+
+@workload("ppool_50MB_result", unit="MiB/s", better="higher", warmup=False)
+def ppool_50MB_result(mod, scale):
+    # The worker makes the bytes once, before timing: only the way back is
+    # measured, from its pickling to the parent's unpickled copy.
+    size, reps = 50 * MiB, count(4, scale)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        ex.submit(bench_tasks.make_payload, size).result()
+        with no_gc():
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                if len(ex.submit(bench_tasks.payload, size).result()) != size:
+                    raise RuntimeError("the parent received the wrong size")
+            t1 = time.perf_counter()
+    return {"value": reps * size / MiB / (t1 - t0), "bytes": size,
+            "reps": reps, "workers": 1}
+
+
+@workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False)
+def ppool_cpu_speedup_2w(mod, scale):
+    # Serial time / pool time for the same 8 tasks of ~0.1 s each (~10 ms
+    # under --quick, still long beside a round trip): near 2 on two idle
+    # cores, less by what the pool costs. Both are timed in the same sample,
+    # so drift in CPU speed cancels.
+    tasks, workers = 8, 2
+    loop = count(2_000_000, scale)
+    spin = bench_tasks.spin
+    with mod.ProcessPoolExecutor(workers) as ex:
+        _start_processes(ex, workers)
+        with no_gc():
+            t0 = time.perf_counter()
+            expected = [spin(loop) for _ in range(tasks)]
+            t1 = time.perf_counter()
+            out = list(ex.map(spin, [loop] * tasks))
+            t2 = time.perf_counter()
+    if out != expected:
+        raise RuntimeError("map() returned the wrong results")
+    return {"value": (t1 - t0) / (t2 - t1), "tasks": tasks, "loop": loop,
+            "workers": workers}
+
+
+@workload("ppool_time_to_first_result")
+def ppool_time_to_first_result(mod, scale):
+    # From the constructor to the first result, worker start-up included; the
+    # shutdown (leaving the with block) is not timed. The runner's warm-up
+    # pass stays: the constructor is timed, so lazy imports must be done.
+    pools, workers = count(3, scale), 2
+    total = 0.0
+    with no_gc():
+        for _ in range(pools):
+            t0 = time.perf_counter()
+            with mod.ProcessPoolExecutor(workers) as ex:
+                ex.submit(bench_tasks.tiny, 1).result()
+                t1 = time.perf_counter()
+            total += t1 - t0
+    return {"value": total / pools, "pools": pools, "workers": workers}
+
+
 # ------------------------------------------------------------------ runner
 
 def load_implementations(only):
@@ -321,6 +535,8 @@ def load_implementations(only):
                 continue
             sys.exit("cannot import %s (%s); build it first, or measure the "
                      "others alone with --only" % (modname, e))
+        if (label, modname) in PEERS:
+            mod = Peer(mod, **PEER_API[label](mod))
         impls.append((label, mod))
     if not impls:
         sys.exit("--only matched no implementation (choose from %s)"
@@ -342,7 +558,8 @@ def run(workloads, impls, repeat, scale):
     # Warm-up: first calls pay for imports, lazy type setup and cold caches.
     for wl in workloads:
         for label, mod in impls:
-            run_once(wl, mod, scale)
+            if wl.warmup:
+                run_once(wl, mod, scale)
     for rep in range(repeat):
         # Rotate the order each repetition (alternates for two), so neither
         # implementation always runs in the other's wake.
@@ -424,7 +641,7 @@ def environment(impls, args, scale):
         "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
         "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "argv": sys.argv[1:], "quick": args.quick, "repeat": args.repeat,
-        "scale": scale,
+        "scale": scale, "start_method": multiprocessing.get_start_method(),
         "modules": {label: {"name": mod.__name__,
                             "version": getattr(mod, "__version__", None),
                             "file": getattr(mod, "__file__", None)}
@@ -474,7 +691,8 @@ def main(argv=None):
     header, rows = table_rows(results, [label for label, _ in impls])
     print_table(header, rows, args.markdown)
     print("\n%d repetitions, interleaved, %.1f s; Python %s on %s; ratio > 1 "
-          "means cfutures is faster (or smaller)."
+          "means cfutures is better: faster, smaller, or higher where higher "
+          "is better (MiB/s, ×), for which it is cfutures / stdlib."
           % (args.repeat, elapsed, platform.python_version(), platform.platform()),
           file=sys.stderr)
 

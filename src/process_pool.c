@@ -18,9 +18,10 @@
  *     under the GIL (frames are freed only by that thread), and only one
  *     thread writes to a task pipe at a time (`writing`).
  *   - A dispatched future is RUNNING (set_running_or_notify_cancel at
- *     dispatch, as the stdlib does when it moves an item to its call queue);
- *     at most PP_DEPTH tasks are dispatched to a worker at once, so the rest
- *     stay cancellable.
+ *     dispatch, as the stdlib does when it moves an item to its call queue).
+ *     A worker holds one task, plus about a millisecond of predicted work
+ *     (core_depth), so the rest stay cancellable and no task waits behind a
+ *     long one while another worker is free.
  *   - A worker that ends without having said it would (max_tasks_per_child)
  *     breaks the pool, with the stdlib's BrokenProcessPool messages.
  */
@@ -34,14 +35,18 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* Tasks in flight per worker: one running, one waiting in the pipe, so a
- * worker never idles between tasks and the parent batches its writes. */
-#define PP_DEPTH 2
+/* Tasks in flight per worker.  Besides the running one, a worker holds at
+ * most about PP_QUEUED_NS of predicted work in its pipe: enough to never
+ * idle between short tasks, and to batch writes and reads, while a long task
+ * never has much waiting behind it when another worker falls free. */
+#define PP_DEPTH_MAX 8
+#define PP_QUEUED_NS (1000 * 1000)
 #define PP_PIPE_SIZE (1 << 20)
 #define PP_MAX_IOV 64
 
 typedef struct pp_task {
     struct pp_task *next;
+    int64_t dispatched_at;          /* monotonic ns */
     PyObject *future;
     Py_buffer payload;              /* the pickled (fn, args, kwargs) */
     unsigned char header[WIRE_HEADER_SIZE];
@@ -53,6 +58,7 @@ typedef struct {
     pp_task *head, *tail;           /* dispatched, in order */
     Py_ssize_t inflight;
     Py_ssize_t assigned;            /* tasks ever sent (max_tasks_per_child) */
+    int64_t last_result_at;         /* monotonic ns of its latest result */
     pp_task *unsent;                /* first task not wholly written, or NULL */
     size_t unsent_offset;           /* bytes of it (header + payload) written */
     int writing;                    /* the I/O thread is writing, GIL released */
@@ -75,6 +81,7 @@ typedef struct PoolCoreObject {
     int wake_fd;                    /* eventfd that wakes the I/O thread */
     int started, shutdown, owner_gone, finished;
     Py_ssize_t next_worker;         /* round-robin start for dispatch */
+    int64_t mean_task_ns;           /* moving mean service time; -1: none yet */
     struct PoolCoreObject *prev_live, *next_live;
 } PoolCoreObject;
 
@@ -193,11 +200,24 @@ worker_write_now(PoolCoreObject *core, pp_worker *w)
 
 /* Can `w` take one more task?  Never more than it will run before it
  * leaves (max_tasks_per_child), or a task would be lost with it. */
+/* How many tasks a worker may hold: one until a task of the current burst
+ * was timed (the mean is forgotten whenever the pool falls idle, so earlier
+ * tiny tasks do not make a burst of long ones queue up behind each other). */
+static Py_ssize_t
+core_depth(PoolCoreObject *core)
+{
+    if (core->mean_task_ns < 0) {
+        return 1;
+    }
+    int64_t queued = PP_QUEUED_NS / (core->mean_task_ns > 0 ? core->mean_task_ns : 1);
+    return queued + 1 < PP_DEPTH_MAX ? (Py_ssize_t)queued + 1 : PP_DEPTH_MAX;
+}
+
 static int
 worker_has_room(PoolCoreObject *core, pp_worker *w)
 {
     return w->process != NULL && !w->ended && !w->leaving && w->task_fd >= 0 &&
-           w->inflight < PP_DEPTH &&
+           w->inflight < core_depth(core) &&
            (core->max_tasks_per_child == 0 || w->assigned < core->max_tasks_per_child);
 }
 
@@ -226,6 +246,7 @@ core_dispatch(PoolCoreObject *core, int write_now)
                 continue;
             }
             Py_DECREF(go);
+            t->dispatched_at = cf_monotonic_ns();
             if (w->tail == NULL) {
                 w->head = w->tail = t;
             }
@@ -389,7 +410,8 @@ worker_reap(PoolCoreObject *core, pp_worker *w)
 
 /* A result frame arrived for the oldest task of `w`.  GIL held. */
 static void
-worker_complete(cf_state *st, pp_worker *w, unsigned char *payload, size_t length, uint32_t kind)
+worker_complete(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
+                size_t length, uint32_t kind)
 {
     pp_task *t = w->head;
     if (t == NULL) {
@@ -404,6 +426,16 @@ worker_complete(cf_state *st, pp_worker *w, unsigned char *payload, size_t lengt
     if (kind & WIRE_LEAVING) {
         w->leaving = 1;
     }
+    /* Service time: from when the worker could start it (dispatch, or its
+     * previous result) to now; a moving mean over about 8 tasks. */
+    int64_t now = cf_monotonic_ns();
+    int64_t began = t->dispatched_at > w->last_result_at ? t->dispatched_at : w->last_result_at;
+    w->last_result_at = now;
+    int64_t took = now - began;
+    /* Up at once (a long task must stop the pipelining now), down slowly. */
+    core->mean_task_ns = core->mean_task_ns < 0 || took > 2 * core->mean_task_ns
+                             ? took
+                             : core->mean_task_ns + (took - core->mean_task_ns) / 8;
     PyObject *view = PyMemoryView_FromMemory((char *)payload, (Py_ssize_t)length, PyBUF_READ);
     PyObject *value = view ? PyObject_CallOneArg(st->pickle_loads, view) : NULL;
     Py_XDECREF(view);
@@ -658,10 +690,13 @@ process_pool_io(PyObject *module, PyObject *arg)
             }
         }
         for (size_t k = 0; k < nframes; k++) {
-            worker_complete(st, &core->workers[frames[k].worker], frames[k].payload,
+            worker_complete(st, core, &core->workers[frames[k].worker], frames[k].payload,
                             frames[k].length, frames[k].kind);
         }
         nframes = 0;
+        if (core_idle(core)) {
+            core->mean_task_ns = -1;
+        }
         int died = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             pp_worker *w = &core->workers[i];
@@ -831,6 +866,7 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     core->started = core->shutdown = core->owner_gone = core->finished = 0;
     core->next_worker = 0;
+    core->mean_task_ns = -1;
     core->prev_live = NULL;
     core->next_live = live_cores;
     if (live_cores != NULL) {
