@@ -214,58 +214,81 @@ core_depth(PoolCoreObject *core)
 }
 
 static int
-worker_has_room(PoolCoreObject *core, pp_worker *w)
+worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
 {
-    return w->process != NULL && !w->ended && !w->leaving && w->task_fd >= 0 &&
-           w->inflight < core_depth(core) &&
-           (core->max_tasks_per_child == 0 || w->assigned < core->max_tasks_per_child);
+    if (w->process == NULL || w->ended || w->leaving || w->task_fd < 0 ||
+        w->inflight >= core_depth(core) ||
+        (core->max_tasks_per_child != 0 && w->assigned >= core->max_tasks_per_child)) {
+        return 0;
+    }
+    if (w->inflight == 0) {
+        return 1;
+    }
+    /* Never queue behind a task that already ran past the queueing budget:
+     * it may run long, and another worker may fall free first. */
+    int64_t began = w->head->dispatched_at > w->last_result_at ? w->head->dispatched_at
+                                                                : w->last_result_at;
+    return now - began < PP_QUEUED_NS;
 }
 
-/* Hand pending tasks to workers with room.  GIL held.  Cancelled futures
- * are dropped here, as the stdlib drops them instead of sending them. */
+/* The worker with room holding the fewest tasks, or NULL. */
+static pp_worker *
+core_pick_worker(PoolCoreObject *core, int64_t now)
+{
+    pp_worker *best = NULL;
+    for (Py_ssize_t k = 0; k < core->nworkers; k++) {
+        pp_worker *w = &core->workers[(core->next_worker + k) % core->nworkers];
+        if (worker_has_room(core, w, now) && (best == NULL || w->inflight < best->inflight)) {
+            best = w;
+        }
+    }
+    return best;
+}
+
+/* Hand pending tasks to the least loaded workers with room.  GIL held.
+ * Cancelled futures are dropped here, as the stdlib drops them instead of
+ * sending them. */
 static void
 core_dispatch(PoolCoreObject *core, int write_now)
 {
-    for (Py_ssize_t k = 0; k < core->nworkers && core->pending_head != NULL; k++) {
-        Py_ssize_t i = (core->next_worker + k) % core->nworkers;
-        pp_worker *w = &core->workers[i];
-        while (worker_has_room(core, w) && core->pending_head != NULL) {
-            pp_task *t = core->pending_head;
-            core->pending_head = t->next;
-            if (core->pending_head == NULL) {
-                core->pending_tail = NULL;
-            }
-            t->next = NULL;
-            PyObject *go = future_set_running_or_notify_cancel(t->future, NULL);
-            if (go != Py_True) {
-                if (go == NULL) {
-                    PyErr_WriteUnraisable(t->future);
-                }
-                Py_XDECREF(go);
-                task_free(t);
-                continue;
-            }
-            Py_DECREF(go);
-            t->dispatched_at = cf_monotonic_ns();
-            if (w->tail == NULL) {
-                w->head = w->tail = t;
-            }
-            else {
-                w->tail->next = t;
-                w->tail = t;
-            }
-            if (w->unsent == NULL) {
-                w->unsent = t;
-                w->unsent_offset = 0;
-            }
-            w->inflight++;
-            w->assigned++;
+    int64_t now = cf_monotonic_ns();
+    pp_worker *w;
+    while (core->pending_head != NULL && (w = core_pick_worker(core, now)) != NULL) {
+        pp_task *t = core->pending_head;
+        core->pending_head = t->next;
+        if (core->pending_head == NULL) {
+            core->pending_tail = NULL;
         }
-        if (write_now) {
-            worker_write_now(core, w);
+        t->next = NULL;
+        PyObject *go = future_set_running_or_notify_cancel(t->future, NULL);
+        if (go != Py_True) {
+            if (go == NULL) {
+                PyErr_WriteUnraisable(t->future);
+            }
+            Py_XDECREF(go);
+            task_free(t);
+            continue;
         }
+        Py_DECREF(go);
+        t->dispatched_at = now;
+        if (w->tail == NULL) {
+            w->head = w->tail = t;
+        }
+        else {
+            w->tail->next = t;
+            w->tail = t;
+        }
+        if (w->unsent == NULL) {
+            w->unsent = t;
+            w->unsent_offset = 0;
+        }
+        w->inflight++;
+        w->assigned++;
     }
-    core->next_worker = (core->next_worker + 1) % (core->nworkers ? core->nworkers : 1);
+    for (Py_ssize_t i = 0; write_now && i < core->nworkers; i++) {
+        worker_write_now(core, &core->workers[i]);
+    }
+    core->next_worker = (core->next_worker + 1) % core->nworkers;
 }
 
 /* ---- starting and stopping workers -------------------------------------- */
@@ -370,14 +393,23 @@ core_start_worker(PoolCoreObject *core, Py_ssize_t i)
     return 0;
 }
 
-/* Stop sending: closing the task pipe makes the worker's read end. */
+/* Stop sending: an EXIT frame, then close.  The frame matters when a process
+ * forked later holds a copy of the pipe, so the worker would see no end of
+ * file; it fits at once, as nothing is queued for an idle worker. */
 static void
-worker_close_tasks(pp_worker *w)
+worker_close_tasks(pp_worker *w, int say_exit)
 {
-    if (w->task_fd >= 0 && !w->writing) {
-        close(w->task_fd);
-        w->task_fd = -1;
+    if (w->task_fd < 0 || w->writing) {
+        return;
     }
+    if (say_exit && w->unsent == NULL) {
+        unsigned char header[WIRE_HEADER_SIZE];
+        wire_pack_header(header, 0, WIRE_EXIT);
+        ssize_t n = write(w->task_fd, header, sizeof(header));
+        (void)n;                    /* a worker that is gone needs no goodbye */
+    }
+    close(w->task_fd);
+    w->task_fd = -1;
 }
 
 /* Reap the process of a worker whose pipe ended, and clear the slot. */
@@ -398,7 +430,7 @@ worker_reap(PoolCoreObject *core, pp_worker *w)
     }
     Py_XDECREF(pid);
     Py_CLEAR(w->process);
-    worker_close_tasks(w);
+    worker_close_tasks(w, 0);
     if (w->result_fd >= 0) {
         close(w->result_fd);
         w->result_fd = -1;
@@ -537,7 +569,7 @@ static void
 core_stop_workers(PoolCoreObject *core)
 {
     for (Py_ssize_t i = 0; i < core->nworkers; i++) {
-        worker_close_tasks(&core->workers[i]);
+        worker_close_tasks(&core->workers[i], 1);
     }
     for (Py_ssize_t i = 0; i < core->nworkers; i++) {
         worker_reap(core, &core->workers[i]);

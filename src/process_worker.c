@@ -3,8 +3,8 @@
  * `_cfutures._process_worker(task_conn, result_conn, initializer, initargs,
  * max_tasks, inherited_fds)` is the target of the multiprocessing.Process
  * the parent starts.  It reads one task frame, runs it, writes one result
- * frame, in order, until the task pipe ends (the parent closed it: shut down)
- * or max_tasks are done.  Reads and writes happen with the GIL released;
+ * frame, in order, until the parent says exit (or its pipe ends: the parent
+ * is gone) or max_tasks are done.  Reads and writes happen with the GIL released;
  * a signal (Ctrl-C reaches the whole process group) interrupts the wait and
  * its handler runs, as in the stdlib's worker.
  *
@@ -44,7 +44,7 @@ read_exact(int fd, void *buf, size_t size)
 }
 
 /* The next task's pickled call as bytes (new reference); NULL without an
- * exception when the parent closed the pipe. */
+ * exception when the parent says exit or closed the pipe. */
 static PyObject *
 read_task(int fd)
 {
@@ -56,6 +56,9 @@ read_task(int fd)
     size_t length;
     uint32_t kind;
     wire_unpack_header(header, &length, &kind);
+    if (kind == WIRE_EXIT) {
+        return NULL;                /* shut down */
+    }
     if (kind != WIRE_TASK) {
         PyErr_Format(PyExc_RuntimeError, "cfutures worker: unexpected frame kind %u",
                      (unsigned)kind);
@@ -202,7 +205,7 @@ process_worker(PyObject *module, PyObject *args)
             if (PyErr_Occurred()) {
                 return NULL;
             }
-            Py_RETURN_NONE;             /* the parent closed the pipe */
+            Py_RETURN_NONE;             /* shut down */
         }
         uint32_t kind;
         PyObject *payload;

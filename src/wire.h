@@ -2,7 +2,9 @@
  *
  * A frame is an 8-byte header — payload length and kind, both little-endian
  * uint32 — followed by the payload (a pickle).  The parent shuts a worker
- * down by closing its task pipe.  Each worker has its own pair
+ * down with an EXIT frame — not just by closing the pipe: a process forked
+ * later may hold a copy of the pipe's write end — and then closes it; end of
+ * file also ends a worker whose parent died.  Each worker has its own pair
  * of pipes, and a worker answers its tasks in the order it got them, so no
  * frame needs an id: the parent knows which task every result belongs to.
  */
@@ -17,6 +19,7 @@
 
 typedef enum {
     WIRE_TASK = 1,          /* parent -> worker: pickled (fn, args, kwargs) */
+    WIRE_EXIT = 2,          /* parent -> worker: no more work, exit (no payload) */
     WIRE_RESULT = 3,        /* worker -> parent: pickled return value */
     WIRE_ERROR = 4,         /* worker -> parent: pickled exception (with its traceback) */
 } wire_kind;
