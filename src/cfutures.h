@@ -113,7 +113,7 @@ typedef struct {
     PyTypeObject *ThreadPoolType;       /* the C base of cfutures.ThreadPoolExecutor */
     PyObject *thread_pool_submit_descr; /* ThreadPoolType.submit, to spot overrides */
     PyObject *thread_worker;            /* _cfutures._thread_worker */
-    PyObject *threads_queues;           /* WeakKeyDictionary {worker thread: queue} */
+    PyObject *threads_queues;           /* WeakKeyDictionary {pool thread: ...}, joined at exit */
     int interpreter_exiting;            /* set by the threading atexit hook */
     PyTypeObject *PoolCoreType;
     PyTypeObject *ProcessPoolType;      /* the C base of cfutures.ProcessPoolExecutor */

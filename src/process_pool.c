@@ -942,7 +942,9 @@ core_start(cf_state *st, PoolCoreObject *core)
         return -1;
     }
     Py_DECREF(r);
-    return PyObject_SetItem(st->threads_queues, core->io_thread, (PyObject *)core);
+    /* Joined at interpreter exit.  Only the key matters: the core as value
+     * would keep its own thread, the weak key, alive forever. */
+    return PyObject_SetItem(st->threads_queues, core->io_thread, Py_None);
 }
 
 /* The pickling error of a call, as the stdlib's feeder thread reports it:
