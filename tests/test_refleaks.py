@@ -122,3 +122,37 @@ def test_no_growth(scenario, caplog):
     caplog.set_level(100)           # keep the logged callback errors out of memory
     # A leak here is at least one object per round: ~50 bytes and up.
     assert growth_per_round(scenario) < 8
+
+
+# ---- executors: the per-task paths in C ------------------------------------
+
+def _square(x):
+    return x * x
+
+
+def _fail(x):
+    raise ValueError(x)
+
+
+def test_thread_pool_tasks_do_not_grow():
+    with cfutures.ThreadPoolExecutor(2) as ex:
+        def scenario():
+            ex.submit(_square, 3).result(timeout=10)
+            assert ex.submit(_fail, 1).exception(timeout=10) is not None
+            list(ex.map(_square, range(3), buffersize=2))
+        assert growth_per_round(scenario, rounds=500) < 8
+
+
+def test_process_pool_tasks_do_not_grow():
+    # More rounds than elsewhere: each one goes through a worker process, and
+    # one-off allocations (linecache for the formatted tracebacks, allocator
+    # arenas) need many rounds to average out; a leak stays constant per round.
+    lock = threading.Lock()
+    with cfutures.ProcessPoolExecutor(1) as ex:
+        def scenario():
+            ex.submit(_square, 3).result(timeout=10)
+            assert ex.submit(_fail, 1).exception(timeout=10) is not None
+            # the pickling error lands on the future, in the parent
+            assert ex.submit(_square, lock).exception(timeout=10) is not None
+            list(ex.map(_square, range(4), chunksize=2))
+        assert growth_per_round(scenario, rounds=1000) < 8
