@@ -175,6 +175,11 @@ int cf_park_released(cf_parker *p, int64_t deadline);
  * <= 0 -> already passed, too large -> OverflowError. */
 int cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline);
 
+/* `end_time = timeout + time.monotonic()`, as map() and as_completed()
+ * compute it at their start, with the stdlib's errors for odd timeouts.
+ * None -> CF_FOREVER. */
+int cf_deadline_from_sum(PyObject *timeout, int64_t *deadline);
+
 /* How a future ended, as told to the waiters parked on it. */
 typedef enum {
     CF_ENDED_RESULT,

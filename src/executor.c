@@ -375,19 +375,9 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     if (parse_buffersize(buffersize_arg, &buffersize) < 0) {
         return NULL;
     }
-    int64_t deadline = CF_FOREVER;
-    if (timeout != Py_None) {
-        /* `end_time = timeout + time.monotonic()`, with the stdlib's errors. */
-        PyObject *now = PyFloat_FromDouble(cf_monotonic_ns() / 1e9);
-        PyObject *end = now == NULL ? NULL : PyNumber_Add(timeout, now);
-        Py_XDECREF(now);
-        double seconds = end == NULL ? -1.0 : PyFloat_AsDouble(end);
-        Py_XDECREF(end);
-        if (seconds == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
-        double ns = seconds * 1e9;
-        deadline = ns != ns ? 0 : ns >= (double)CF_FOREVER ? CF_FOREVER : (int64_t)ns;
+    int64_t deadline;
+    if (cf_deadline_from_sum(timeout, &deadline) < 0) {
+        return NULL;
     }
 
     MapIterator *it = PyObject_GC_New(MapIterator, st->MapIteratorType);

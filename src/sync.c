@@ -318,3 +318,23 @@ cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline)
     *deadline = cf_deadline_after(seconds);
     return 0;
 }
+
+int
+cf_deadline_from_sum(PyObject *timeout, int64_t *deadline)
+{
+    if (timeout == Py_None) {
+        *deadline = CF_FOREVER;
+        return 0;
+    }
+    PyObject *now = PyFloat_FromDouble((double)cf_monotonic_ns() / 1e9);
+    PyObject *end = now == NULL ? NULL : PyNumber_Add(timeout, now);
+    Py_XDECREF(now);
+    double seconds = end == NULL ? -1.0 : PyFloat_AsDouble(end);
+    Py_XDECREF(end);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    double ns = seconds * 1e9;
+    *deadline = ns != ns ? 0 : ns >= (double)CF_FOREVER ? CF_FOREVER : (int64_t)ns;
+    return 0;
+}

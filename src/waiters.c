@@ -733,18 +733,8 @@ as_completed_start(AsCompletedObject *self)
     if (st == NULL) {
         return -1;
     }
-    if (self->timeout != Py_None) {
-        /* `end_time = timeout + time.monotonic()`, with the stdlib's errors. */
-        PyObject *now = PyFloat_FromDouble(cf_monotonic_ns() / 1e9);
-        PyObject *end = now == NULL ? NULL : PyNumber_Add(self->timeout, now);
-        Py_XDECREF(now);
-        double seconds = end == NULL ? -1.0 : PyFloat_AsDouble(end);
-        Py_XDECREF(end);
-        if (seconds == -1.0 && PyErr_Occurred()) {
-            return -1;
-        }
-        double ns = seconds * 1e9;
-        self->deadline = ns != ns ? 0 : ns >= (double)CF_FOREVER ? CF_FOREVER : (int64_t)ns;
+    if (cf_deadline_from_sum(self->timeout, &self->deadline) < 0) {
+        return -1;
     }
     int rc = -1;
     PyObject *future = NULL, *it = NULL;

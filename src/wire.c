@@ -76,26 +76,42 @@ wire_read_all(int fd, void *buf, size_t size, size_t *done)
     return 0;
 }
 
+/* One non-blocking read: bytes read (> 0), 0 at end of file, -1 when
+ * nothing is there yet, -2 on error (errno).  EINTR is retried. */
+static ssize_t
+read_some(int fd, void *buf, size_t size)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, size);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno != EINTR) {
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+        }
+    }
+}
+
 int
 wire_inbox_read(wire_inbox *box, int fd)
 {
     for (;;) {
-        if (box->header_have < WIRE_HEADER_SIZE) {
-            ssize_t n = read(fd, box->header + box->header_have,
-                             WIRE_HEADER_SIZE - box->header_have);
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-            }
-            if (n == 0) {
-                return 2;
-            }
-            box->header_have += (size_t)n;
-            if (box->header_have < WIRE_HEADER_SIZE) {
-                continue;
-            }
+        int in_header = box->header_have < WIRE_HEADER_SIZE;
+        if (!in_header && box->have == box->length) {
+            return 1;
+        }
+        ssize_t n = in_header ? read_some(fd, box->header + box->header_have,
+                                          WIRE_HEADER_SIZE - box->header_have)
+                              : read_some(fd, box->payload + box->have, box->length - box->have);
+        if (n <= 0) {
+            return n == 0 ? 2 : n == -1 ? 0 : -1;
+        }
+        if (!in_header) {
+            box->have += (size_t)n;
+            continue;
+        }
+        box->header_have += (size_t)n;
+        if (box->header_have == WIRE_HEADER_SIZE) {
             wire_unpack_header(box->header, &box->length, &box->kind);
             box->have = 0;
             box->payload = malloc(box->length > 0 ? box->length : 1);
@@ -104,20 +120,6 @@ wire_inbox_read(wire_inbox *box, int fd)
                 return -1;
             }
         }
-        if (box->have == box->length) {
-            return 1;
-        }
-        ssize_t n = read(fd, box->payload + box->have, box->length - box->have);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-        }
-        if (n == 0) {
-            return 2;
-        }
-        box->have += (size_t)n;
     }
 }
 
