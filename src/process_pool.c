@@ -75,6 +75,7 @@ typedef struct PoolCoreObject {
     pp_worker *workers;
     Py_ssize_t nworkers;
     pp_task *pending_head, *pending_tail;
+    Py_ssize_t npending;
     PyObject *processes;            /* {pid: Process}, the stdlib's `_processes` */
     PyObject *io_thread;
     PyObject *broken;               /* NULL, or the message of later BrokenProcessPool */
@@ -224,6 +225,12 @@ worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
     if (w->inflight == 0) {
         return 1;
     }
+    /* Queue behind a running task only with a backlog: a task bound to this
+     * worker's pipe cannot be taken by another worker that falls free first
+     * (the stdlib's shared queue allows that, and code may depend on it). */
+    if (core->npending <= core->nworkers) {
+        return 0;
+    }
     /* Never queue behind a task that already ran past the queueing budget:
      * it may run long, and another worker may fall free first. */
     int64_t began = w->head->dispatched_at > w->last_result_at ? w->head->dispatched_at
@@ -259,6 +266,7 @@ core_dispatch(PoolCoreObject *core, int write_now)
         if (core->pending_head == NULL) {
             core->pending_tail = NULL;
         }
+        core->npending--;
         t->next = NULL;
         PyObject *go = future_set_running_or_notify_cancel(t->future, NULL);
         if (go != Py_True) {
@@ -536,6 +544,7 @@ core_break(cf_state *st, PoolCoreObject *core)
         task_free(t);
     }
     core->pending_tail = NULL;
+    core->npending = 0;
     Py_DECREF(error);
     for (Py_ssize_t i = 0; i < core->nworkers; i++) {
         worker_reap(core, &core->workers[i]);
@@ -892,6 +901,7 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->nworkers = max_workers;
     core->workers = PyMem_Calloc((size_t)max_workers, sizeof(pp_worker));
     core->pending_head = core->pending_tail = NULL;
+    core->npending = 0;
     core->processes = PyDict_New();
     core->io_thread = NULL;
     core->broken = NULL;
@@ -945,6 +955,29 @@ core_start(cf_state *st, PoolCoreObject *core)
     /* Joined at interpreter exit.  Only the key matters: the core as value
      * would keep its own thread, the weak key, alive forever. */
     return PyObject_SetItem(st->threads_queues, core->io_thread, Py_None);
+}
+
+/* Undo a start that failed half-way: stop the workers already started and
+ * leave the pool as if never started.  Keeps a pending error. */
+static void
+core_stop_started(PoolCoreObject *core)
+{
+    PyObject *exc = cf_err_take();
+    for (Py_ssize_t i = 0; i < core->nworkers; i++) {
+        pp_worker *w = &core->workers[i];
+        if (w->process != NULL) {
+            PyObject *r = PyObject_CallMethod(w->process, "terminate", NULL);
+            Py_XDECREF(r);
+            PyErr_Clear();
+            worker_reap(core, w);
+        }
+    }
+    PyErr_Clear();
+    Py_CLEAR(core->io_thread);      /* only there if its start() failed */
+    core->started = 0;
+    if (exc != NULL) {
+        cf_err_restore(exc);
+    }
 }
 
 /* The pickling error of a call, as the stdlib's feeder thread reports it:
@@ -1034,6 +1067,17 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
     task->next = NULL;
     task->future = Py_NewRef(future);
     wire_pack_header(task->header, (size_t)task->payload.len, WIRE_TASK);
+    if (!core->started && core_start(st, core) < 0) {
+        /* As the stdlib: the error (an initializer that cannot be pickled
+         * for spawn, say) is raised by this submit, and the next one tries
+         * again from scratch. */
+        PyObject *exc = cf_err_take();
+        core_stop_started(core);
+        task_free(task);
+        Py_DECREF(future);
+        cf_err_restore(exc);
+        return NULL;
+    }
     if (core->pending_tail == NULL) {
         core->pending_head = core->pending_tail = task;
     }
@@ -1041,12 +1085,7 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
         core->pending_tail->next = task;
         core->pending_tail = task;
     }
-    if (!core->started && core_start(st, core) < 0) {
-        /* Could not start the workers: nothing will run this. */
-        core_break(st, core);
-        Py_DECREF(future);
-        return NULL;
-    }
+    core->npending++;
     core_dispatch(core, 1);
     return future;
 }
@@ -1080,6 +1119,7 @@ process_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
             task_free(t);
         }
         core->pending_tail = NULL;
+        core->npending = 0;
     }
     core_wake(core);
     if (wait && core->io_thread != NULL) {

@@ -1,0 +1,430 @@
+"""Task functions for the process-pool tests.
+
+Workers started with spawn or forkserver import the functions they run by
+module name, so every callable a test submits lives here, at module level
+(not in a test file).  The tests directory is on sys.path (conftest.py), and
+multiprocessing hands sys.path to spawn/forkserver children.
+
+Sequencing between the test and a worker goes through files in a directory
+the test owns: a task announces that it runs (and its pid) by creating a
+marker file atomically, and a blocking task waits, with a deadline, for a
+"release" file to appear.
+"""
+
+import contextlib
+import ctypes
+import faulthandler
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+
+_GLOBAL = None
+
+# How long a blocking task waits for its release before giving up: long
+# enough for any test, short enough that a broken test cannot leave a
+# process behind for long.
+BLOCK_LIMIT = 60.0
+
+
+# ---- plain tasks ------------------------------------------------------------
+
+def echo(*args, **kwargs):
+    return (args, sorted(kwargs.items()))
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def pid(_=None):
+    return os.getpid()
+
+
+def raise_value_error(message):
+    raise ValueError(message)
+
+
+def tenfold_positive(x):
+    if x < 0:
+        raise ValueError("negative: %d" % x)
+    return x * 10
+
+
+def sleep_return(value, seconds):
+    time.sleep(seconds)
+    return value
+
+
+def print_line(text):
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    return text
+
+
+def sleep_print(text, seconds):
+    time.sleep(seconds)
+    return print_line(text)
+
+
+# ---- initializers -----------------------------------------------------------
+
+def set_global(value):
+    global _GLOBAL
+    _GLOBAL = value
+
+
+def get_global(_=None):
+    return _GLOBAL
+
+
+def failing_initializer():
+    raise RuntimeError("initializer failed on purpose")
+
+
+# ---- pickling trouble -------------------------------------------------------
+
+def return_lock():
+    return threading.Lock()
+
+
+class LockedError(Exception):
+    """Cannot be pickled: it holds a lock."""
+
+    def __init__(self):
+        Exception.__init__(self, "holds a lock")
+        self.lock = threading.Lock()
+
+
+def raise_locked_error():
+    raise LockedError()
+
+
+class TwoArgError(Exception):
+    """Pickles (its args are ("first",)) but cannot be unpickled:
+    re-creating it calls TwoArgError("first"), which lacks `b`."""
+
+    def __init__(self, a, b):
+        Exception.__init__(self, a)
+        self.b = b
+
+
+def raise_two_arg_error():
+    raise TwoArgError("first", "second")
+
+
+# ---- sequencing through files -----------------------------------------------
+
+def _touch_atomic(path, text=""):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.rename(tmp, path)
+
+
+def mark_started(directory, tag):
+    """Announce `tag` runs in this process: file `<tag>.started.<pid>`."""
+    name = "%s.started.%d" % (tag, os.getpid())
+    _touch_atomic(os.path.join(directory, name))
+
+
+def _wait_for_file(path, limit=BLOCK_LIMIT):
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def block(directory, tag):
+    """Announce, then wait for `<directory>/release`; return `tag`."""
+    mark_started(directory, tag)
+    if not _wait_for_file(os.path.join(directory, "release")):
+        return "never released"
+    return tag
+
+
+def wait_for(directory, name, limit):
+    """Whether `<directory>/<name>` appeared within `limit` seconds."""
+    return _wait_for_file(os.path.join(directory, name), limit)
+
+
+def touch(directory, name):
+    _touch_atomic(os.path.join(directory, name))
+    return name
+
+
+# ---- dying workers ----------------------------------------------------------
+
+def crash(kind):
+    """End this process abruptly, the way `kind` names."""
+    if kind == "exit":
+        os._exit(3)
+    elif kind == "segfault":
+        faulthandler.disable()      # no "Fatal Python error" noise
+        ctypes.string_at(0)
+    elif kind == "oom":
+        _out_of_memory()
+    elif kind == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("still alive after crash(%r)" % (kind,))
+
+
+def _out_of_memory():
+    """What the OOM killer does: a task exceeds the memory it may have and
+    the kernel kills the process with SIGKILL.  The address-space limit
+    makes the allocation fail at once; the kill that follows stands in for
+    the OOM killer (a MemoryError alone is an ordinary exception)."""
+    import resource
+    with open("/proc/self/statm") as fh:
+        size = int(fh.read().split()[0]) * resource.getpagesize()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + (64 << 20)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        hog = bytearray(1 << 30)
+    except MemoryError:
+        os.kill(os.getpid(), signal.SIGKILL)
+    del hog
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def block_or_crash(directory, tag):
+    """Announce, then wait: return `tag` once `<directory>/release`
+    exists, or crash as told once `<directory>/crash.<pid>` exists (its
+    text is the kind of crash)."""
+    mark_started(directory, tag)
+    order = os.path.join(directory, "crash.%d" % os.getpid())
+    release = os.path.join(directory, "release")
+    deadline = time.monotonic() + BLOCK_LIMIT
+    while time.monotonic() < deadline:
+        if os.path.exists(order):
+            with open(order) as fh:
+                crash(fh.read())
+        if os.path.exists(release):
+            return tag
+        time.sleep(0.005)
+    return "never released"
+
+
+def length(data):
+    return len(data)
+
+
+def crash_on(value, bad, kind):
+    if value == bad:
+        crash(kind)
+    return value
+
+
+# =============================================================================
+# The test side: helpers the test modules share (never run in a worker).
+# =============================================================================
+
+METHODS = ("fork", "spawn", "forkserver")
+WAIT = 30.0             # bound of every wait a test makes for a worker
+
+
+class Sync(object):
+    """The test's end of the file-based sequencing with the tasks."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+
+    def started(self, tag, timeout=WAIT):
+        """The pid of the worker that announced `tag` (waits for it)."""
+        prefix = tag + ".started."
+        deadline = time.monotonic() + timeout
+        while True:
+            for name in os.listdir(self.dir):
+                if name.startswith(prefix) and ".tmp." not in name:
+                    return int(name[len(prefix):])
+            if time.monotonic() > deadline:
+                raise AssertionError("task %r did not start within %s s"
+                                     % (tag, timeout))
+            time.sleep(0.002)
+
+    def started_some(self, tags, count, timeout=WAIT):
+        """{tag: pid} of the first `count` of `tags` that started."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = {}
+            for name in os.listdir(self.dir):
+                tag, sep, pid = name.partition(".started.")
+                if sep and tag in tags and ".tmp." not in pid:
+                    found[tag] = int(pid)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError("only %r of %r started within %s s"
+                                     % (sorted(found), tags, timeout))
+            time.sleep(0.002)
+
+    def order_crash(self, pid, kind):
+        """Tell the block_or_crash task running in `pid` to crash."""
+        _touch_atomic(os.path.join(self.dir, "crash.%d" % pid), kind)
+
+    def release(self):
+        path = os.path.join(self.dir, "release")
+        if not os.path.exists(path):
+            _touch_atomic(path)
+
+
+def proc_state(pid):
+    """The state letter of /proc/<pid>/stat, or None when there is none."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2]
+
+
+def is_gone(pid):
+    """The process no longer runs: it does not exist, or is a zombie (an
+    orphan's zombie waits for whatever reaps orphans here)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return proc_state(pid) in (None, "Z", "X")
+
+
+def wait_gone(pids, timeout=10.0):
+    """Poll until every pid is gone; return those still running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in pids if not is_gone(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.01)
+
+
+def wait_dead(processes, timeout=10.0):
+    """Poll until the multiprocessing Processes have ended; return the pids
+    of those still running.  Never joins or polls a Process: the pool's own
+    thread does that, and a second joiner would race it (under forkserver
+    the loser reads no exit status and reports 255)."""
+    return wait_gone([p.pid for p in processes], timeout)
+
+
+def wait_reaped(pids, timeout=10.0):
+    """Poll until no /proc entry is left (not even a zombie); return the
+    pids that still have one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if proc_state(p) is not None]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.01)
+
+
+def join_threads(before, timeout=10.0):
+    """Join the threads started since `before` (a pool's manager or I/O
+    thread, which joins its workers); return those still alive."""
+    deadline = time.monotonic() + timeout
+    for t in threading.enumerate():
+        if t not in before and t is not threading.current_thread():
+            t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threading.enumerate()
+            if t not in before and t.is_alive()]
+
+
+def kill_all(processes):
+    """Cleanup after a failure: SIGKILL whatever still runs, and reap it."""
+    for p in processes:
+        try:
+            if not is_gone(p.pid):
+                p.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for p in processes:
+        try:
+            p.join(5.0)
+        except (OSError, ValueError, AssertionError):
+            pass
+
+
+class Watch(object):
+    """Remembers every worker Process a pool showed in `_processes` (the
+    stdlib sets that to None at shutdown, and replaces workers)."""
+
+    def __init__(self, ex):
+        self.ex = ex
+        self.seen = {}
+
+    def update(self):
+        procs = getattr(self.ex, "_processes", None)
+        if procs:
+            self.seen.update(dict(procs))
+        return self
+
+    @property
+    def processes(self):
+        return list(self.update().seen.values())
+
+    @property
+    def pids(self):
+        return sorted(self.update().seen)
+
+
+def context(method):
+    return None if method is None else multiprocessing.get_context(method)
+
+
+@contextlib.contextmanager
+def pool(m, method="fork", sync=None, max_workers=2, **kwargs):
+    """A ProcessPoolExecutor of module `m` that is always cleaned up: on the
+    way out the blocking tasks are released, the pool is shut down without
+    waiting, its workers are given a bounded time to end (then killed) and
+    its thread is joined, so no test leaves a process or thread behind.
+    Yields (executor, watch)."""
+    threads = set(threading.enumerate())
+    ex = m.ProcessPoolExecutor(max_workers, mp_context=context(method),
+                               **kwargs)
+    watch = Watch(ex)
+    try:
+        yield ex, watch
+    finally:
+        if sync is not None:
+            sync.release()
+        watch.update()
+        try:
+            ex.shutdown(wait=False, cancel_futures=True)
+        finally:
+            if wait_dead(watch.processes, 15.0):
+                kill_all(watch.processes)
+            join_threads(threads, 10.0)
+
+
+def warm_up(method):
+    """Start the helper processes a start method keeps for the rest of the
+    session (resource tracker, fork server), so that fds they hold are not
+    counted against a pool."""
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
+    if method == "forkserver":
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
+
+
+def open_fds():
+    """{fd: what it is} for the fds of this process."""
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink("/proc/self/fd/" + name)
+        except OSError:     # the directory's own fd, closed meanwhile
+            pass
+    return fds
