@@ -52,12 +52,14 @@ bench:
 
 # The interpreter is not built with ASan, so the runtime is preloaded; leak
 # detection is off because CPython itself keeps memory until exit (refcount
-# leaks are caught by tests/test_refleaks.py instead).
+# leaks are caught by tests/test_refleaks.py instead).  The crash tests make
+# workers segfault and run out of memory on purpose: handle_segv=0 and
+# allocator_may_return_null=1 let those happen as they would without ASan.
 sanitize:
 	@./scripts/venv.sh "$(PYTHON)" .venv-sanitize deps
 	@CFUTURES_STRICT=1 CFUTURES_SANITIZE=1 .venv-sanitize/bin/python scripts/build.py --out build/sanitize
 	@PYTHONPATH=$(CURDIR)/build/sanitize LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:handle_segv=0:allocator_may_return_null=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  .venv-sanitize/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
