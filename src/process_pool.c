@@ -1067,17 +1067,8 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
     task->next = NULL;
     task->future = Py_NewRef(future);
     wire_pack_header(task->header, (size_t)task->payload.len, WIRE_TASK);
-    if (!core->started && core_start(st, core) < 0) {
-        /* As the stdlib: the error (an initializer that cannot be pickled
-         * for spawn, say) is raised by this submit, and the next one tries
-         * again from scratch. */
-        PyObject *exc = cf_err_take();
-        core_stop_started(core);
-        task_free(task);
-        Py_DECREF(future);
-        cf_err_restore(exc);
-        return NULL;
-    }
+    /* Queued before starting: starting lets other threads run, and if the
+     * pool breaks meanwhile (a failing initializer) this task fails with it. */
     if (core->pending_tail == NULL) {
         core->pending_head = core->pending_tail = task;
     }
@@ -1086,6 +1077,20 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
         core->pending_tail = task;
     }
     core->npending++;
+    if (!core->started && core_start(st, core) < 0) {
+        /* As the stdlib: the error (an initializer that cannot be pickled
+         * for spawn, say) is raised by this submit, and the next one tries
+         * again from scratch.  Only this task can be queued: a pool is
+         * started by its first successful submit. */
+        PyObject *exc = cf_err_take();
+        core_stop_started(core);
+        core->pending_head = core->pending_tail = NULL;
+        core->npending = 0;
+        task_free(task);
+        Py_DECREF(future);
+        cf_err_restore(exc);
+        return NULL;
+    }
     core_dispatch(core, 1);
     return future;
 }
