@@ -602,6 +602,18 @@ core_replace_leavers(PoolCoreObject *core)
 }
 
 typedef struct {
+    struct pollfd *fds;
+    int nfds;
+} pp_pollset;
+
+static int
+pollset_ready(void *arg)
+{
+    pp_pollset *set = arg;
+    return poll(set->fds, (nfds_t)set->nfds, 0) != 0;
+}
+
+typedef struct {
     Py_ssize_t worker;
     unsigned char *payload;
     size_t length;
@@ -665,7 +677,12 @@ process_pool_io(PyObject *module, PyObject *arg)
 
         /* -- without the GIL: wait, read whole frames, write what we can -- */
         int failed_errno = 0;
+        int busy = !core_idle(core);
+        pp_pollset set = {fds, nfds};
         Py_BEGIN_ALLOW_THREADS
+        if (busy) {
+            cf_spin(pollset_ready, &set, CF_SPIN_PIPE_NS, CF_FOREVER);   /* results come soon */
+        }
         int ready = poll(fds, (nfds_t)nfds, -1);
         if (ready < 0 && errno != EINTR) {
             failed_errno = errno;

@@ -17,10 +17,20 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 
+static int
+fd_readable(void *arg)
+{
+    struct pollfd pfd = {*(int *)arg, POLLIN, 0};
+    return poll(&pfd, 1, 0) > 0;
+}
+
 /* Block for `size` bytes of `fd`, running signal handlers on EINTR.
- * 0, 1 at end of file before any byte, -1 with an exception. */
+ * 0, 1 at end of file before any byte, -1 with an exception.  A short spin
+ * first: the next task of a busy pool is usually there within microseconds,
+ * sooner than the kernel would wake us for it. */
 static int
 read_exact(int fd, void *buf, size_t size)
 {
@@ -28,6 +38,7 @@ read_exact(int fd, void *buf, size_t size)
     for (;;) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
+        cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER);
         rc = wire_read_all(fd, buf, size, &done);
         Py_END_ALLOW_THREADS
         if (rc >= 0) {

@@ -141,11 +141,8 @@ descheduled(int64_t before, int64_t after)
     return 1;
 }
 
-/* Spin until unparked or CF_SPIN_NS (or `timeout_ns`) passed; 1 if unparked.
- * Between short bursts it yields the CPU, in case the thread that will
- * unpark us shares it. */
-static int
-parker_spin(cf_parker *p, int64_t timeout_ns)
+int
+cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns)
 {
     static int spin_allowed = -1;
     if (spin_allowed < 0) {
@@ -156,11 +153,11 @@ parker_spin(cf_parker *p, int64_t timeout_ns)
         start < atomic_load_explicit(&spin_blocked_until, memory_order_relaxed)) {
         return 0;
     }
-    int64_t limit = timeout_ns < CF_SPIN_NS ? timeout_ns : CF_SPIN_NS;
+    int64_t limit = timeout_ns < budget_ns ? timeout_ns : budget_ns;
     int64_t last = start;
     for (;;) {
         for (int i = 0; i < 32; i++) {
-            if (atomic_load_explicit(&p->word, memory_order_acquire) == 1) {
+            if (ready(arg)) {
                 return 1;
             }
             cpu_relax();
@@ -177,10 +174,16 @@ parker_spin(cf_parker *p, int64_t timeout_ns)
     }
 }
 
+static int
+parker_unparked(void *arg)
+{
+    return atomic_load_explicit(&((cf_parker *)arg)->word, memory_order_acquire) == 1;
+}
+
 int
 cf_parker_park(cf_parker *p, int64_t timeout_ns)
 {
-    if (parker_spin(p, timeout_ns)) {
+    if (cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns)) {
         return 1;
     }
     uint32_t expected = 0;

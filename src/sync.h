@@ -44,6 +44,16 @@ void cf_parker_unpark(cf_parker *p);
  * GIL. */
 int cf_parker_park(cf_parker *p, int64_t timeout_ns);
 
+/* Spin (without the GIL) until ready(arg) is true, for at most `budget_ns`
+ * or `timeout_ns`; 1 if it became true.  Skipped on a single CPU and for a
+ * while after a spinning thread was seen descheduled (contended CPUs).
+ * `ready` is called often: make it cheap. */
+int cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns);
+
+/* Spin budget for a thread waiting on another process (a result or a task
+ * frame): that side's work comes on top of the wake-up. */
+#define CF_SPIN_PIPE_NS (60 * 1000)
+
 /* Monotonic clock, nanoseconds. */
 int64_t cf_monotonic_ns(void);
 
