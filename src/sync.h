@@ -1,7 +1,8 @@
 /* sync.h — the only place that touches OS primitives.
  *
  * A parker is one word a thread can sleep on until another thread unparks it:
- * a futex on Linux, a mutex + condition variable elsewhere.  It is cheap
+ * a futex on Linux, a mutex + condition variable elsewhere.  Before it
+ * sleeps a thread may spin briefly (cf_spin), which is also used for pipes.  It is cheap
  * enough to live on a waiting thread's stack, so a future owns no OS object
  * of its own.
  *
@@ -69,6 +70,7 @@ int cf_is_main_thread(void);
  * and the forking thread in the child after fork (it becomes the main one). */
 void cf_set_main_thread(unsigned long ident);
 
-/* The two helpers below need the GIL; they are declared in cfutures.h. */
+/* The GIL-aware waits built on these (cf_park_released,
+ * cf_deadline_from_timeout, cf_deadline_from_sum) are declared in cfutures.h. */
 
 #endif /* CF_SYNC_H */
