@@ -70,3 +70,13 @@ def _no_thread_left_behind():
     left = [t for t in threading.enumerate()
             if t not in before and t.is_alive()]
     assert not left, "threads left behind: %r" % (left,)
+
+
+@pytest.fixture
+def sync(tmp_path):
+    """Files through which process-pool tests and their tasks meet
+    (process_tasks.Sync); blocked tasks are released at the end."""
+    from process_tasks import Sync
+    s = Sync(tmp_path)
+    yield s
+    s.release()

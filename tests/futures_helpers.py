@@ -235,3 +235,34 @@ def complete(f, how, value=None):
             assert f.set_running_or_notify_cancel() is False
     else:
         raise AssertionError(how)
+
+
+class MyError(Exception):
+    pass
+
+
+def make_futures(m, spec):
+    """Futures of module *m* from a spec string, one letter per future:
+    p pending, r running, c cancelled (not notified), n cancelled and
+    notified, d done with a result, e done with an exception,
+    z done via set_exception(None)."""
+    out = []
+    for i, ch in enumerate(spec):
+        f = m.Future()
+        if ch == "r":
+            f.set_running_or_notify_cancel()
+        elif ch == "c":
+            f.cancel()
+        elif ch == "n":
+            f.cancel()
+            f.set_running_or_notify_cancel()
+        elif ch == "d":
+            f.set_result(i)
+        elif ch == "e":
+            f.set_exception(MyError(i))
+        elif ch == "z":
+            f.set_exception(None)
+        else:
+            assert ch == "p"
+        out.append(f)
+    return out

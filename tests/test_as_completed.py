@@ -8,37 +8,10 @@ import time
 
 import pytest
 
-from futures_helpers import (LogCapture, agreed, complete, must_wait, outcome,
+from futures_helpers import (MyError, make_futures, LogCapture, agreed, complete, must_wait, outcome,
                              start)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class MyError(Exception):
-    pass
-
-
-def make(m, spec):
-    """p pending, r running, c cancelled (not notified), n cancelled and
-    notified, d result, e exception."""
-    out = []
-    for i, ch in enumerate(spec):
-        f = m.Future()
-        if ch == "r":
-            f.set_running_or_notify_cancel()
-        elif ch == "c":
-            f.cancel()
-        elif ch == "n":
-            f.cancel()
-            f.set_running_or_notify_cancel()
-        elif ch == "d":
-            f.set_result(i)
-        elif ch == "e":
-            f.set_exception(MyError(i))
-        else:
-            assert ch == "p"
-        out.append(f)
-    return out
 
 
 def indexes(fs, yielded):
@@ -64,7 +37,7 @@ def waiters_of(fs):
 
 
 def test_returns_an_iterator(mod):
-    fs = make(mod, "d")
+    fs = make_futures(mod, "d")
     it = mod.as_completed(fs)
     assert iter(it) is it
     assert next(it) is fs[0]
@@ -85,7 +58,7 @@ def test_empty(mod):
 @pytest.mark.parametrize("timeout", [None, 0, -1, 5])
 def test_done_futures_all_yielded(mod, timeout):
     def scenario(m):
-        fs = make(m, "dendn")
+        fs = make_futures(m, "dendn")
         got = list(m.as_completed(fs, timeout=timeout))
         return sorted(indexes(fs, got)), waiters_of(fs)
 
@@ -94,7 +67,7 @@ def test_done_futures_all_yielded(mod, timeout):
 
 def test_duplicates_yielded_once(mod):
     def scenario(m):
-        a, b, c = make(m, "dnp")
+        a, b, c = make_futures(m, "dnp")
         go = threading.Event()
 
         def finish():
@@ -114,7 +87,7 @@ def test_duplicates_yielded_once(mod):
                                   "generator", "dict"])
 def test_any_iterable(mod, kind):
     def scenario(m):
-        fs = make(m, "dne")
+        fs = make_futures(m, "dne")
         arg = {"list": list, "tuple": tuple, "set": set, "iterator": iter,
                "generator": lambda x: (f for f in x),
                "dict": dict.fromkeys}[kind](fs)
@@ -125,7 +98,7 @@ def test_any_iterable(mod, kind):
 
 def test_done_first_then_completion_order(mod):
     def scenario(m):
-        fs = make(m, "pdpnpe")
+        fs = make_futures(m, "pdpnpe")
         go = threading.Event()
 
         def finish():
@@ -151,7 +124,7 @@ def test_completion_order_one_by_one(mod):
     # The consumer releases each completion only after receiving the
     # previous one, so the order is fully determined.
     def scenario(m):
-        fs = make(m, "ppppp")
+        fs = make_futures(m, "ppppp")
         order = [3, 1, 4, 0, 2]
         hows = ["result", "exception", "cancel", "result", "exception"]
         received = [threading.Event() for _ in order]
@@ -174,7 +147,7 @@ def test_completion_order_one_by_one(mod):
 
 def test_cancelled_not_notified_waits_for_notification(mod):
     def scenario(m):
-        fs = make(m, "cd")
+        fs = make_futures(m, "cd")
         go = threading.Event()
 
         def notify():
@@ -194,7 +167,7 @@ def test_cancelled_not_notified_waits_for_notification(mod):
 
 def test_cancel_without_notify_times_out(mod):
     def scenario(m):
-        fs = make(m, "cpd")
+        fs = make_futures(m, "cpd")
         fs[1].cancel()
         got, end = drain(m.as_completed(fs, timeout=0.05))
         return indexes(fs, got), end, waiters_of(fs)
@@ -213,7 +186,7 @@ def test_cancel_without_notify_times_out(mod):
     ("p", 1), ("pp", 2), ("dpp", 2), ("pndrp", 3), ("ppppppppppc", 11)])
 def test_timeout_message(mod, timeout, spec, pending):
     def scenario(m):
-        fs = make(m, spec)
+        fs = make_futures(m, spec)
         got, end = drain(m.as_completed(fs, timeout=timeout))
         return sorted(indexes(fs, got)), end, waiters_of(fs)
 
@@ -226,7 +199,7 @@ def test_timeout_message(mod, timeout, spec, pending):
 
 def test_timeout_message_counts_distinct_futures(mod):
     def scenario(m):
-        a, b, c = make(m, "pdp")
+        a, b, c = make_futures(m, "pdp")
         got, end = drain(m.as_completed([a, b, a, a, c, b], timeout=0))
         return len(got), end
 
@@ -237,7 +210,7 @@ def test_timeout_message_counts_distinct_futures(mod):
 
 def test_timeout_after_some_complete(mod):
     def scenario(m):
-        fs = make(m, "ppp")
+        fs = make_futures(m, "ppp")
         go, received = threading.Event(), threading.Event()
 
         def finish():
@@ -274,7 +247,7 @@ def test_timeout_error_is_the_right_class(mod):
 
 
 def test_small_timeout_waits(mod):
-    fs = make(mod, "pd")
+    fs = make_futures(mod, "pd")
     t0 = time.monotonic()
     got, end = drain(mod.as_completed(fs, timeout=0.1))
     elapsed = time.monotonic() - t0
@@ -288,7 +261,7 @@ def test_timeout_measured_from_first_next(mod):
     # Like the stdlib generator, nothing happens (not even reading the
     # clock) before the first next(): a consumer that starts late still
     # gets the whole timeout.
-    fs = make(mod, "dp")
+    fs = make_futures(mod, "dp")
     it = mod.as_completed(fs, timeout=0.3)
     time.sleep(0.4)  # the delay under test, not synchronisation
     t0 = time.monotonic()
@@ -328,7 +301,7 @@ def test_unhashable_item_errors_at_first_next(mod):
 
 def test_nothing_installed_before_first_next(mod):
     def scenario(m):
-        fs = make(m, "pp")
+        fs = make_futures(m, "pp")
         it = m.as_completed(fs, timeout=0)
         before = waiters_of(fs)
         got, end = drain(it)
@@ -341,7 +314,7 @@ def test_nothing_installed_before_first_next(mod):
 def test_iterable_consumed_lazily(mod):
     def scenario(m):
         consumed = []
-        fs = make(m, "dd")
+        fs = make_futures(m, "dd")
 
         def gen():
             for f in fs:
@@ -377,7 +350,7 @@ def test_no_waiter_left_behind(mod, futures_of, how):
     # the futures whose _waiters protocol the check below is about.
     def scenario(m):
         fm = m if futures_of == "mod" else concurrent.futures
-        fs = make(fm, "dpdp")
+        fs = make_futures(fm, "dpdp")
         if how == "exhausted":
             fs[1].set_result(1)
             fs[3].set_result(3)
@@ -407,7 +380,7 @@ def test_no_waiter_left_behind(mod, futures_of, how):
 
 
 def test_close_before_first_next(mod):
-    fs = make(mod, "p")
+    fs = make_futures(mod, "p")
     it = mod.as_completed(fs, timeout=1)
     it.close()
     with pytest.raises(StopIteration):
@@ -416,7 +389,7 @@ def test_close_before_first_next(mod):
 
 
 def test_unused_iterator_is_harmless(mod):
-    fs = make(mod, "pd")
+    fs = make_futures(mod, "pd")
     it = mod.as_completed(fs)
     del it
     gc.collect()
@@ -427,7 +400,7 @@ def test_unused_iterator_is_harmless(mod):
 def test_blocked_consumer_sees_completions_from_many_threads(mod):
     def scenario(m):
         n = 40
-        fs = make(m, "p" * n)
+        fs = make_futures(m, "p" * n)
         go = threading.Event()
 
         def finish(part):

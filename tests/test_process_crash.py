@@ -44,13 +44,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def sync(tmp_path):
-    s = Sync(tmp_path)
-    yield s
-    s.release()
-
-
 def subsync(sync, m):
     """A directory of its own for each module's run of a scenario."""
     s = Sync(os.path.join(sync.dir, m.__name__))

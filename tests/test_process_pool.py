@@ -47,13 +47,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def sync(tmp_path):
-    s = Sync(tmp_path)
-    yield s
-    s.release()
-
-
 @pytest.fixture(params=["stdlib", "cfutures"])
 def mtmod(request):
     """Like ``mod`` for max_tasks_per_child: the stdlib half runs only where

@@ -7,44 +7,13 @@ import time
 
 import pytest
 
-from futures_helpers import (agreed, complete, must_wait, outcome, start)
+from futures_helpers import (MyError, make_futures, agreed, complete, must_wait, outcome, start)
 
 pytestmark = pytest.mark.timeout(60)
 
 ALL, FIRST, EXC = "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"
 RETURN_WHENS = [ALL, FIRST, EXC]
 DNDF = concurrent.futures._base.DoneAndNotDoneFutures
-
-
-class MyError(Exception):
-    pass
-
-
-def make(m, spec):
-    """Futures of module *m* from a spec string, one letter per future:
-    p pending, r running, c cancelled (not notified), n cancelled and
-    notified, d done with a result, e done with an exception,
-    z done via set_exception(None)."""
-    out = []
-    for i, ch in enumerate(spec):
-        f = m.Future()
-        if ch == "r":
-            f.set_running_or_notify_cancel()
-        elif ch == "c":
-            f.cancel()
-        elif ch == "n":
-            f.cancel()
-            f.set_running_or_notify_cancel()
-        elif ch == "d":
-            f.set_result(i)
-        elif ch == "e":
-            f.set_exception(MyError(i))
-        elif ch == "z":
-            f.set_exception(None)
-        else:
-            assert ch == "p"
-        out.append(f)
-    return out
 
 
 def split(fs, r):
@@ -59,7 +28,7 @@ def no_waiters_left(fs):
 
 
 def test_result_type(mod):
-    fs = make(mod, "dp")
+    fs = make_futures(mod, "dp")
     r = mod.wait(fs, timeout=0)
     assert type(r) is DNDF
     assert type(r.done) is set and type(r.not_done) is set
@@ -83,7 +52,7 @@ def test_empty(mod, return_when):
 def test_all_done_returns_at_once(mod, return_when, spec):
     # Nothing to wait for: no waiting, so no check of return_when either.
     def scenario(m):
-        fs = make(m, spec)
+        fs = make_futures(m, spec)
         t0 = time.monotonic()
         r = m.wait(fs, return_when=return_when)
         return split(fs, r), time.monotonic() - t0 < 1.0, no_waiters_left(fs)
@@ -110,7 +79,7 @@ def test_all_done_returns_at_once(mod, return_when, spec):
 @pytest.mark.parametrize("timeout", [0, -1])
 def test_partially_done(mod, spec, return_when, expected, timeout):
     def scenario(m):
-        fs = make(m, spec)
+        fs = make_futures(m, spec)
         t0 = time.monotonic()
         r = m.wait(fs, timeout=timeout, return_when=return_when)
         return split(fs, r), time.monotonic() - t0 < 1.0, no_waiters_left(fs)
@@ -125,7 +94,7 @@ def test_cancelled_not_notified_is_not_done_for_wait(mod, return_when,
     # cancel() makes done() True, yet wait() only counts the future once
     # set_running_or_notify_cancel() moved it to CANCELLED_AND_NOTIFIED.
     def scenario(m):
-        fs = make(m, "cdp")
+        fs = make_futures(m, "cdp")
         r = m.wait(fs, timeout=timeout, return_when=return_when)
         return split(fs, r), fs[0].done()
 
@@ -135,7 +104,7 @@ def test_cancelled_not_notified_is_not_done_for_wait(mod, return_when,
 
 def test_notify_cancel_wakes_wait(mod):
     def scenario(m):
-        fs = make(m, "cc")
+        fs = make_futures(m, "cc")
         go = threading.Event()
 
         def notify():
@@ -155,7 +124,7 @@ def test_cancel_alone_does_not_wake_wait(mod):
     # A pending future cancelled (but never notified) while wait() runs is
     # reported as not done when the timeout ends.
     def scenario(m):
-        fs = make(m, "p")
+        fs = make_futures(m, "p")
         go = threading.Event()
 
         def cancel():
@@ -176,9 +145,9 @@ def test_cancel_alone_does_not_wake_wait(mod):
 @pytest.mark.parametrize("return_when", ["bogus", None, "first_completed", 1])
 def test_invalid_return_when_raises_only_when_waiting(mod, return_when):
     def scenario(m):
-        pending = make(m, "dp")
+        pending = make_futures(m, "dp")
         res = outcome(m.wait, pending, timeout=0, return_when=return_when)
-        done = make(m, "dn")
+        done = make_futures(m, "dn")
         no_wait = m.wait(done, return_when=return_when)
         return res, no_waiters_left(pending), split(done, no_wait)
 
@@ -191,7 +160,7 @@ def test_invalid_return_when_with_first_completed_style_shortcut(mod):
     # The FIRST_COMPLETED shortcut does not apply to an unknown condition:
     # a done future among pending ones still leads to the ValueError.
     def scenario(m):
-        fs = make(m, "dp")
+        fs = make_futures(m, "dp")
         return outcome(m.wait, fs, None, "FIRST")
 
     assert agreed(scenario, mod) == (
@@ -200,11 +169,11 @@ def test_invalid_return_when_with_first_completed_style_shortcut(mod):
 
 def test_return_when_compared_by_value(mod):
     def scenario(m):
-        fs = make(m, "dp")
+        fs = make_futures(m, "dp")
         first = "".join(["FIRST_", "COMPLETED"])
         exc = "".join(["FIRST_", "EXCEPTION"])
         r1 = m.wait(fs, timeout=5, return_when=first)
-        fs2 = make(m, "ep")
+        fs2 = make_futures(m, "ep")
         r2 = m.wait(fs2, timeout=5, return_when=exc)
         return split(fs, r1), split(fs2, r2)
 
@@ -212,20 +181,20 @@ def test_return_when_compared_by_value(mod):
 
 
 def test_module_constants_are_accepted(mod):
-    fs = make(mod, "dp")
+    fs = make_futures(mod, "dp")
     r = mod.wait(fs, timeout=5, return_when=mod.FIRST_COMPLETED)
     assert r.done == {fs[0]}
-    fs = make(mod, "ep")
+    fs = make_futures(mod, "ep")
     r = mod.wait(fs, timeout=5, return_when=mod.FIRST_EXCEPTION)
     assert r.done == {fs[0]}
-    fs = make(mod, "dd")
+    fs = make_futures(mod, "dd")
     r = mod.wait(fs, timeout=5, return_when=mod.ALL_COMPLETED)
     assert r.done == set(fs)
 
 
 def test_duplicates(mod):
     def scenario(m):
-        a, b, c = make(m, "dpn")
+        a, b, c = make_futures(m, "dpn")
         r = m.wait([a, a, b, b, c, a], timeout=0)
         return (len(r.done), len(r.not_done), r.done == {a, c},
                 r.not_done == {b})
@@ -235,7 +204,7 @@ def test_duplicates(mod):
 
 def test_duplicates_completed_while_waiting(mod):
     def scenario(m):
-        a, b = make(m, "pp")
+        a, b = make_futures(m, "pp")
         go = threading.Event()
 
         def finish():
@@ -256,7 +225,7 @@ def test_duplicates_completed_while_waiting(mod):
                                   "iterator", "generator", "dict"])
 def test_any_iterable(mod, kind):
     def scenario(m):
-        fs = make(m, "dnp")
+        fs = make_futures(m, "dnp")
         arg = {"list": list, "tuple": tuple, "set": set,
                "frozenset": frozenset, "iterator": iter,
                "generator": lambda x: (f for f in x),
@@ -274,7 +243,7 @@ def test_not_iterable(mod):
 
 
 def test_keyword_arguments(mod):
-    fs = make(mod, "dp")
+    fs = make_futures(mod, "dp")
     r = mod.wait(fs=fs, timeout=0, return_when=mod.FIRST_COMPLETED)
     assert r.done == {fs[0]}
     r = mod.wait(fs, 0, mod.ALL_COMPLETED)
@@ -284,7 +253,7 @@ def test_keyword_arguments(mod):
 @pytest.mark.parametrize("return_when", [ALL, EXC])
 def test_small_timeout(mod, return_when):
     def scenario(m):
-        fs = make(m, "dpr")
+        fs = make_futures(m, "dpr")
         t0 = time.monotonic()
         r = m.wait(fs, timeout=0.05, return_when=return_when)
         elapsed = time.monotonic() - t0
@@ -294,7 +263,7 @@ def test_small_timeout(mod, return_when):
 
 
 def test_small_timeout_first_completed_waits(mod):
-    fs = make(mod, "pr")
+    fs = make_futures(mod, "pr")
     t0 = time.monotonic()
     r = mod.wait(fs, timeout=0.05, return_when=FIRST)
     assert 0.045 <= time.monotonic() - t0 < 2.0
@@ -308,7 +277,7 @@ def test_small_timeout_first_completed_waits(mod):
 @pytest.mark.parametrize("timeout", [None, 30])
 def test_all_completed_by_other_threads(mod, timeout):
     def scenario(m):
-        fs = make(m, "pppdp")
+        fs = make_futures(m, "pppdp")
         go = threading.Event()
 
         def finish(f, how):
@@ -331,7 +300,7 @@ def test_all_completed_by_other_threads(mod, timeout):
 @pytest.mark.parametrize("how", ["result", "exception", "cancel"])
 def test_first_completed_by_other_thread(mod, how):
     def scenario(m):
-        fs = make(m, "ppp")
+        fs = make_futures(m, "ppp")
         go, returned = threading.Event(), threading.Event()
 
         def finish():
@@ -355,7 +324,7 @@ def test_first_completed_by_other_thread(mod, how):
 
 def test_first_exception_by_other_thread(mod):
     def scenario(m):
-        fs = make(m, "pppp")
+        fs = make_futures(m, "pppp")
         go, returned = threading.Event(), threading.Event()
 
         def finish():
@@ -381,7 +350,7 @@ def test_first_exception_by_other_thread(mod):
 @pytest.mark.parametrize("last", ["result", "cancel"])
 def test_first_exception_without_exception_waits_for_all(mod, last):
     def scenario(m):
-        fs = make(m, "dpp")
+        fs = make_futures(m, "dpp")
         go = threading.Event()
 
         def finish():
@@ -400,7 +369,7 @@ def test_first_exception_without_exception_waits_for_all(mod, last):
 
 def test_timeout_with_partial_completion(mod):
     def scenario(m):
-        fs = make(m, "pp")
+        fs = make_futures(m, "pp")
         go, returned = threading.Event(), threading.Event()
         finished_first = threading.Event()
 
@@ -426,7 +395,7 @@ def test_timeout_with_partial_completion(mod):
 
 def test_running_future_finishing_while_waited(mod):
     def scenario(m):
-        fs = make(m, "rr")
+        fs = make_futures(m, "rr")
         go = threading.Event()
 
         def finish():
@@ -445,7 +414,7 @@ def test_running_future_finishing_while_waited(mod):
 
 def test_many_threads_waiting_on_the_same_futures(mod):
     def scenario(m):
-        fs = make(m, "ppp")
+        fs = make_futures(m, "ppp")
         ready = [threading.Event() for _ in range(6)]
 
         def waiter(i, return_when):
