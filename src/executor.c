@@ -135,6 +135,7 @@ typedef struct {
     PyObject *executor_ref;     /* weakref, only to refill (buffersize) */
     fifo futures;               /* submitted, not yet handed out */
     int64_t deadline;           /* CF_FOREVER without timeout */
+    int native_submit;          /* decided once, at map(): refills skip the look-up */
     /* The stdlib's iterator is a generator: closed or dropped before its
      * first next() it runs no `finally`, so nothing is cancelled and
      * `executor.map(fn, items)` works for its side effects alone. */
@@ -208,9 +209,10 @@ map_iterator_next(PyObject *op)
     if (self->iterators != NULL) {
         PyObject *executor = cf_weakref_get(self->executor_ref);
         if (executor != NULL) {
-            submitter s;
+            submitter s = {executor, NULL};
             PyObject *future = NULL;
-            if (submitter_init(st, &s, executor) == 0) {
+            if (self->native_submit ||
+                (s.submit = PyObject_GetAttrString(executor, "submit")) != NULL) {
                 future = submit_next(st, &s, self->fn, self->iterators);
             }
             Py_XDECREF(s.submit);
@@ -410,6 +412,7 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
         Py_DECREF(iterators);
         goto error;
     }
+    it->native_submit = s.submit == NULL;
     PyObject *future;
     while ((buffersize == 0 || it->futures.count < buffersize) &&
            (future = submit_next(st, &s, fn, iterators)) != NULL) {
