@@ -22,9 +22,11 @@ from .thread import ThreadPoolExecutor
 # The running stdlib's list, which differs between versions (3.13 added
 # InvalidStateError).
 import concurrent.futures as _stdlib
+from ._base import _fallback_to
 
 __all__ = tuple(name for name in _stdlib.__all__ if name in globals())
-del _stdlib
+__getattr__ = _fallback_to(_stdlib, __name__)
+del _fallback_to
 
 
 def __dir__():

@@ -25,6 +25,24 @@ import concurrent.futures._base as _stdlib_base
 
 from . import _cfutures
 
+
+def _fallback_to(stdlib_module, name):
+    """A module `__getattr__` for the cfutures module `name`: every name it
+    does not define itself is the one of `stdlib_module`, so code that
+    imports the stdlib's private helpers (joblib and loky import
+    `_MAX_WINDOWS_WORKERS`; pickles name `_rebuild_exc`) finds the very same
+    objects when concurrent.futures is replaced by cfutures."""
+    def __getattr__(attr):
+        try:
+            return getattr(stdlib_module, attr)
+        except AttributeError:
+            raise AttributeError("module %r has no attribute %r"
+                                 % (name, attr)) from None
+    return __getattr__
+
+
+__getattr__ = _fallback_to(_stdlib_base, __name__)
+
 wait = _cfutures.wait
 as_completed = _cfutures.as_completed
 

@@ -17,7 +17,9 @@ import concurrent.futures.process as _stdlib_process
 from concurrent.futures.process import BrokenProcessPool  # noqa: F401
 
 from . import _cfutures
-from ._base import Executor
+from ._base import Executor, _fallback_to
+
+__getattr__ = _fallback_to(_stdlib_process, __name__)
 
 # The stdlib's own helpers: a chunk runs in the worker as the stdlib's does.
 _process_chunk = _stdlib_process._process_chunk

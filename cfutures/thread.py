@@ -8,7 +8,9 @@ import concurrent.futures.thread as _stdlib_thread
 from concurrent.futures.thread import BrokenThreadPool  # noqa: F401
 
 from . import _cfutures
-from ._base import Executor
+from ._base import Executor, _fallback_to
+
+__getattr__ = _fallback_to(_stdlib_thread, __name__)
 
 
 class ThreadPoolExecutor(_cfutures.ThreadPoolExecutor, Executor,

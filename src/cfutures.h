@@ -131,11 +131,12 @@ typedef struct {
     PyObject *TimeoutError;
     PyObject *InvalidStateError;
     PyObject *BrokenThreadPool;
-    PyObject *Thread;                   /* threading.Thread */
     PyObject *DoneAndNotDoneFutures;
     PyObject *logger;                   /* logging.getLogger('concurrent.futures') */
-    PyObject *Condition;                /* threading.Condition */
     PyObject *threading;                /* the threading module */
+    PyObject *str_get_ident;            /* "get_ident", interned */
+    PyObject *stdlib_wait;              /* concurrent.futures' wait() and */
+    PyObject *stdlib_as_completed;      /* as_completed(), for green threads */
     PyObject *state_names[CF_NSTATES];  /* 'PENDING', ... as in the stdlib */
     PyObject *FIRST_COMPLETED;
     PyObject *FIRST_EXCEPTION;
@@ -163,6 +164,51 @@ cf_state_of_type(PyTypeObject *type)
  * NULL (then exc_info=True).  Never fails: logging errors go to stderr. */
 void cf_log_critical(cf_state *st, const char *message, PyObject *exc);
 
+/* ---- green threads ------------------------------------------------------ */
+
+/* Has gevent or eventlet monkey-patched threading?  Then "threads" are
+ * greenlets sharing one OS thread, and a wait that blocks in C would block
+ * them all: waits go through the (patched) Python primitives instead. */
+int cf_threads_are_green(cf_state *st);
+/* time.sleep(seconds): a cooperative pause when threads are green. */
+int cf_green_sleep(double seconds);
+/* Release the result of a call made for its effect: 0, or -1 if it failed
+ * (NULL).  Steals `result`. */
+static inline int
+cf_consume(PyObject *result)
+{
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* threading.<name> as it is now (patched or not), as the stdlib looks its
+ * classes up when it uses them.  New reference. */
+PyObject *cf_threading_attr(cf_state *st, const char *name);
+
+/* ---- C iterators that call back into Python ----------------------------- */
+
+/* The stdlib's map() and as_completed() return generators.  A generator
+ * refuses a second next() or close() while one runs — from another thread,
+ * or re-entered from its own input or a callback — with this error, and so
+ * do our iterators: a call in progress keeps its state to itself. */
+static inline int
+cf_generator_enter(int *running)
+{
+    if (*running) {
+        PyErr_SetString(PyExc_ValueError, "generator already executing");
+        return -1;
+    }
+    *running = 1;
+    return 0;
+}
+
+/* An error leaving a generator's body: StopIteration becomes RuntimeError
+ * (PEP 479), so a task raising StopIteration cannot end map() early. */
+void cf_generator_error_exit(void);
+
 /* ---- waiting ------------------------------------------------------------ */
 
 /* Park until `p` is unparked or `deadline` passes, with the GIL released;
@@ -171,14 +217,48 @@ void cf_log_critical(cf_state *st, const char *message, PyObject *exc);
  * has passed, 1 otherwise (the caller re-checks what it waits for). */
 int cf_park_released(cf_parker *p, int64_t deadline);
 
+/* How a wait ended. */
+typedef enum {
+    CF_WAIT_READY,          /* what it waited for holds */
+    CF_WAIT_TIMEOUT,        /* the deadline passed first */
+    CF_WAIT_ERROR,          /* an exception is set (Ctrl-C: a signal handler raised) */
+} cf_wait_status;
+
+/* Arm -> check -> park, until ready(arg) holds or `deadline` passes.
+ * ready() is called with the GIL held and must not call Python; whoever
+ * makes it true unparks `p`.  GIL held on entry and exit. */
+cf_wait_status cf_wait_until(cf_state *st, cf_parker *p, int (*ready)(void *), void *arg,
+                             int64_t deadline);
+
+/* Threads waiting for a condition that a state change under the GIL makes
+ * true: the changer calls cf_waitq_wake_all.  Touched with the GIL held. */
+typedef struct cf_waitq_node {
+    struct cf_waitq_node *prev, *next;
+    cf_parker parker;
+} cf_waitq_node;
+
+typedef struct {
+    cf_waitq_node *head;
+} cf_waitq;
+
+cf_wait_status cf_waitq_wait(cf_state *st, cf_waitq *q, int (*ready)(void *), void *arg,
+                             int64_t deadline);
+void cf_waitq_wake_all(cf_waitq *q);
+
 /* A timeout argument as the stdlib's waits read it: None -> CF_FOREVER,
- * <= 0 -> already passed, too large -> OverflowError. */
+ * <= 0 or NaN -> already passed; one the stdlib's locks refuse raises what
+ * they raise (OverflowError). */
 int cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline);
 
 /* `end_time = timeout + time.monotonic()`, as map() and as_completed()
- * compute it at their start, with the stdlib's errors for odd timeouts.
- * None -> CF_FOREVER. */
-int cf_deadline_from_sum(PyObject *timeout, int64_t *deadline);
+ * compute it at their start (with the stdlib's errors for odd timeouts);
+ * then `end_time - time.monotonic()` is what is left at each wait. */
+int cf_end_time_from_timeout(PyObject *timeout, double *end_time);
+double cf_remaining(double end_time);
+
+/* A deadline `seconds` from now for a wait that must happen (seconds > 0);
+ * one the stdlib's locks refuse raises what they raise. */
+int cf_deadline_from_seconds(double seconds, int64_t *deadline);
 
 /* How a future ended, as told to the waiters parked on it. */
 typedef enum {
@@ -218,6 +298,7 @@ typedef struct {
     PyObject *condition;        /* NULL until someone asks for `_condition` */
     cf_link *waiters;           /* native waiters parked on this future */
     unsigned char state;        /* cf_future_state */
+    unsigned char condition_foreign;    /* `_condition` was set from outside */
 } FutureObject;
 
 /* Instances of the public class are by far the most common: test that first. */
@@ -258,8 +339,9 @@ future_is_finished(FutureObject *f)
 int executor_module_init(PyObject *module, cf_state *st);
 int tpool_module_init(PyObject *module, cf_state *st);
 
-/* Is `executor` a ThreadPoolExecutor whose submit() is the native one? */
-int tpool_has_native_submit(cf_state *st, PyObject *executor);
+/* Is `bound` (executor.submit as looked up) the native submit of our
+ * ThreadPoolExecutor, bound to `executor`? */
+int tpool_is_native_submit(cf_state *st, PyObject *executor, PyObject *bound);
 /* executor.submit(fn, *args, **kw) without building a call: args holds the
  * positional then the keyword values, kwnames the keywords (or NULL). */
 PyObject *tpool_submit_call(cf_state *st, PyObject *executor, PyObject *fn,

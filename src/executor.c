@@ -67,12 +67,16 @@ static int
 submitter_init(cf_state *st, submitter *s, PyObject *executor)
 {
     s->executor = executor;
-    s->submit = NULL;
-    if (tpool_has_native_submit(st, executor)) {
-        return 0;
-    }
     s->submit = PyObject_GetAttrString(executor, "submit");
-    return s->submit == NULL ? -1 : 0;
+    if (s->submit == NULL) {
+        return -1;
+    }
+    /* The very method of our thread pool, not an override on a subclass or
+     * on the instance (mock.patch.object, tqdm's progress bars). */
+    if (tpool_is_native_submit(st, executor, s->submit)) {
+        Py_CLEAR(s->submit);
+    }
+    return 0;
 }
 
 /* submit(fn, *args) -> future (new reference).  `call` holds fn and then
@@ -134,12 +138,14 @@ typedef struct {
     PyObject *iterators;        /* tuple; NULL once exhausted or not refilling */
     PyObject *executor_ref;     /* weakref, only to refill (buffersize) */
     fifo futures;               /* submitted, not yet handed out */
-    int64_t deadline;           /* CF_FOREVER without timeout */
+    int has_timeout;
+    double end_time;            /* timeout + time.monotonic() at map() */
     int native_submit;          /* decided once, at map(): refills skip the look-up */
     /* The stdlib's iterator is a generator: closed or dropped before its
      * first next() it runs no `finally`, so nothing is cancelled and
      * `executor.map(fn, items)` works for its side effects alone. */
     int started;
+    int running;                /* a next() or close() is under way */
 } MapIterator;
 
 /* Stop refilling; cancel what has not been handed out if iteration began. */
@@ -162,11 +168,13 @@ map_iterator_finish(MapIterator *self)
 }
 
 /* `_result_or_cancel(future, timeout)`: the result, or the future cancelled
- * and the error raised. */
+ * and the error raised.  Our own futures are read directly; anything else —
+ * a subclass included, which may override result() or cancel() — through
+ * its methods, as the stdlib does. */
 static PyObject *
 result_or_cancel(cf_state *st, PyObject *future, PyObject *timeout)
 {
-    int native = Future_Check(st, future);
+    int native = (PyObject *)Py_TYPE(future) == st->public_future_class;
     PyObject *result;
     if (native) {
         result = future_result(future, &timeout, timeout == Py_None ? 0 : 1, NULL);
@@ -192,45 +200,48 @@ result_or_cancel(cf_state *st, PyObject *future, PyObject *timeout)
     return result;
 }
 
-static PyObject *
-map_iterator_next(PyObject *op)
+/* buffersize: submit one more call before taking the oldest result, as the
+ * stdlib does.  0, or -1 with an exception. */
+static int
+map_iterator_refill(cf_state *st, MapIterator *self)
 {
-    MapIterator *self = (MapIterator *)op;
-    cf_state *st = cf_state_of_type(Py_TYPE(op));
-    if (st == NULL) {
-        return NULL;
+    PyObject *executor = cf_weakref_get(self->executor_ref);
+    if (executor == NULL) {
+        return 0;
     }
+    submitter s = {executor, NULL};
+    PyObject *future = NULL;
+    if (self->native_submit || (s.submit = PyObject_GetAttrString(executor, "submit")) != NULL) {
+        future = submit_next(st, &s, self->fn, self->iterators);
+    }
+    Py_XDECREF(s.submit);
+    Py_DECREF(executor);
+    if (future == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        Py_CLEAR(self->iterators);      /* exhausted */
+        return 0;
+    }
+    return fifo_push(&self->futures, future);
+}
+
+/* One step of the generator: the next result, NULL at the end (no
+ * exception) or on error. */
+static PyObject *
+map_iterator_step(cf_state *st, MapIterator *self)
+{
     if (self->futures.count == 0) {
         map_iterator_finish(self);
         return NULL;
     }
     self->started = 1;
-    /* buffersize: top up before taking the oldest, as the stdlib does. */
-    if (self->iterators != NULL) {
-        PyObject *executor = cf_weakref_get(self->executor_ref);
-        if (executor != NULL) {
-            submitter s = {executor, NULL};
-            PyObject *future = NULL;
-            if (self->native_submit ||
-                (s.submit = PyObject_GetAttrString(executor, "submit")) != NULL) {
-                future = submit_next(st, &s, self->fn, self->iterators);
-            }
-            Py_XDECREF(s.submit);
-            Py_DECREF(executor);
-            if (future == NULL) {
-                if (PyErr_Occurred()) {
-                    goto error;
-                }
-                Py_CLEAR(self->iterators);      /* exhausted */
-            }
-            else if (fifo_push(&self->futures, future) < 0) {
-                goto error;
-            }
-        }
+    if (self->iterators != NULL && map_iterator_refill(st, self) < 0) {
+        goto error;
     }
     PyObject *timeout = Py_None;
-    if (self->deadline != CF_FOREVER) {
-        timeout = PyFloat_FromDouble((double)(self->deadline - cf_monotonic_ns()) / 1e9);
+    if (self->has_timeout) {
+        timeout = PyFloat_FromDouble(cf_remaining(self->end_time));
         if (timeout == NULL) {
             goto error;
         }
@@ -250,15 +261,38 @@ error:
         PyObject *exc = cf_err_take();
         map_iterator_finish(self);
         cf_err_restore(exc);
+        cf_generator_error_exit();
     }
     return NULL;
+}
+
+static PyObject *
+map_iterator_next(PyObject *op)
+{
+    MapIterator *self = (MapIterator *)op;
+    cf_state *st = cf_state_of_type(Py_TYPE(op));
+    if (st == NULL || cf_generator_enter(&self->running) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    PyObject *result = map_iterator_step(st, self);
+    self->running = 0;
+    Py_DECREF(self);
+    return result;
 }
 
 static PyObject *
 map_iterator_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    map_iterator_finish((MapIterator *)op);
+    MapIterator *self = (MapIterator *)op;
+    if (cf_generator_enter(&self->running) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    map_iterator_finish(self);
+    self->running = 0;
+    Py_DECREF(self);
     Py_RETURN_NONE;
 }
 
@@ -377,8 +411,8 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     if (parse_buffersize(buffersize_arg, &buffersize) < 0) {
         return NULL;
     }
-    int64_t deadline;
-    if (cf_deadline_from_sum(timeout, &deadline) < 0) {
+    double end_time = 0;
+    if (timeout != Py_None && cf_end_time_from_timeout(timeout, &end_time) < 0) {
         return NULL;
     }
 
@@ -390,8 +424,9 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     it->iterators = NULL;
     it->executor_ref = NULL;
     it->futures = (fifo){NULL, 0, 0, 0};
-    it->deadline = deadline;
-    it->started = 0;
+    it->has_timeout = timeout != Py_None;
+    it->end_time = end_time;
+    it->started = it->running = 0;
     PyObject_GC_Track(it);
 
     Py_ssize_t n = PyTuple_GET_SIZE(iterables);

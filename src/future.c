@@ -14,8 +14,9 @@
  * the stdlib's "check the state, then install a waiter" under that condition
  * stays atomic.  A future nobody asked that of never allocates one.
  *
- * Callbacks are moved out of the future before they run, so a callback that
- * touches its future cannot disturb the iteration.
+ * Callbacks run in the completing thread and stay in `_done_callbacks`
+ * afterwards, as in the stdlib; long chains of futures completing each
+ * other from their callbacks never overflow the C stack (see below).
  */
 #include "cfutures.h"
 
@@ -176,38 +177,92 @@ future_tell_py_waiters(FutureObject *self, const char *name)
 /* ---- callbacks and logging ---------------------------------------------- */
 
 /* LOGGER.exception('exception calling callback for %r', future) for the
- * exception being raised now; clears it. */
-static void
+ * exception being raised now, which it clears.  If logging itself raises,
+ * that error stays set and -1 is returned: the stdlib's `except Exception:
+ * LOGGER.exception(...)` lets it propagate too, so a RecursionError that
+ * leaves no room to log is logged by a shallower caller, never dropped. */
+static int
 future_log_callback_error(FutureObject *self)
 {
     PyObject *exc = cf_err_take();
     cf_state *st = cf_state_of_type(Py_TYPE(self));
+    PyObject *args = NULL, *kwargs = NULL, *method = NULL, *r = NULL;
     if (st == NULL) {
-        goto error;
+        goto done;
     }
-    PyObject *args = Py_BuildValue("(sO)", "exception calling callback for %r", self);
-    PyObject *kwargs = args == NULL ? NULL : Py_BuildValue("{sO}", "exc_info", exc);
-    PyObject *method = kwargs == NULL ? NULL : PyObject_GetAttrString(st->logger, "exception");
-    PyObject *r = method == NULL ? NULL : PyObject_Call(method, args, kwargs);
+    args = Py_BuildValue("(sO)", "exception calling callback for %r", self);
+    kwargs = args == NULL ? NULL : Py_BuildValue("{sO}", "exc_info", exc);
+    method = kwargs == NULL ? NULL : PyObject_GetAttrString(st->logger, "exception");
+    r = method == NULL ? NULL : PyObject_Call(method, args, kwargs);
+done:
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
     Py_XDECREF(method);
-    if (r != NULL) {
-        Py_DECREF(r);
-        Py_XDECREF(exc);
-        return;
-    }
-error:
-    /* Logging itself failed: there is nobody left to tell but stderr. */
-    PyErr_WriteUnraisable((PyObject *)self);
     Py_XDECREF(exc);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
 }
 
-/* Call fn(future).  An Exception is logged; a BaseException propagates. */
+/* Callbacks run in the completing thread, and a callback may complete
+ * another future, whose callbacks run inside it: a chain of futures nests C
+ * calls.  Two per-thread counters keep that safe and stdlib-like:
+ *   - `nesting` counts the callback levels on this thread as the stdlib's
+ *     Python frames would (two per level: set_result and _invoke_callbacks),
+ *     carried across the hand-off below; past sys.getrecursionlimit() a call
+ *     raises RecursionError, as it would in the stdlib — it is then logged.
+ *   - `c_nesting` counts the levels actually nested on the C stack; past
+ *     CALLBACK_C_NESTING_MAX a future's callbacks are handed to the outermost
+ *     level of this thread, which runs them once the stack has unwound.  So
+ *     a chain as long as the recursion limit allows never overflows the C
+ *     stack (only the order of very deep chains changes: a future's
+ *     callbacks then run after its set_result() returned). */
+#define CALLBACK_C_NESTING_MAX 32
+#define FRAMES_PER_CALLBACK_LEVEL 2
+
+typedef struct deferred_callbacks {
+    struct deferred_callbacks *next;
+    FutureObject *future;       /* strong reference */
+    int nesting;                /* the level its callbacks run at */
+} deferred_callbacks;
+
+static _Thread_local int nesting;
+static _Thread_local int c_nesting;
+static _Thread_local deferred_callbacks *deferred_head, *deferred_tail;
+
+/* The depth of Python frames on this thread. */
+static int
+python_depth(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+#if CF_PY312_PLUS
+    return ts->py_recursion_limit - ts->py_recursion_remaining;
+#elif CF_PY311_PLUS
+    return ts->recursion_limit - ts->recursion_remaining;
+#else
+    return ts->recursion_depth;
+#endif
+}
+
+/* Call fn(future).  An Exception is logged; a BaseException, or an error
+ * raised while logging, propagates (-1), as in the stdlib. */
 static int
 future_call_callback(FutureObject *self, PyObject *fn)
 {
-    PyObject *r = PyObject_CallOneArg(fn, (PyObject *)self);
+    PyObject *r = NULL;
+    if (python_depth() + FRAMES_PER_CALLBACK_LEVEL * nesting > Py_GetRecursionLimit()) {
+        PyErr_SetString(PyExc_RecursionError,
+                        "maximum recursion depth exceeded while calling a Python object");
+    }
+    else {
+        nesting++;
+        c_nesting++;
+        r = PyObject_CallOneArg(fn, (PyObject *)self);
+        c_nesting--;
+        nesting--;
+    }
     if (r != NULL) {
         Py_DECREF(r);
         return 0;
@@ -215,26 +270,101 @@ future_call_callback(FutureObject *self, PyObject *fn)
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
     }
-    future_log_callback_error(self);
-    return 0;
+    return future_log_callback_error(self);
 }
 
-/* Run the callbacks registered so far, after moving them out of the future. */
+/* The stdlib's _invoke_callbacks: every callback in `_done_callbacks`, which
+ * the future keeps (a client may keep objects alive through a callback's
+ * closure), iterated like a list, so one appended meanwhile runs too. */
 static int
-future_run_callbacks(FutureObject *self)
+future_invoke_callbacks(FutureObject *self)
 {
-    PyObject *callbacks = self->callbacks;
-    self->callbacks = NULL;
-    if (callbacks == NULL) {
-        return 0;
-    }
+    PyObject *callbacks = Py_XNewRef(self->callbacks);
     int rc = 0;
-    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(callbacks); i++) {
+    for (Py_ssize_t i = 0; rc == 0 && callbacks != NULL && i < PyList_GET_SIZE(callbacks); i++) {
         PyObject *fn = Py_NewRef(PyList_GET_ITEM(callbacks, i));
         rc = future_call_callback(self, fn);
         Py_DECREF(fn);
     }
-    Py_DECREF(callbacks);
+    Py_XDECREF(callbacks);
+    return rc;
+}
+
+/* Run the callbacks the outermost level of this thread was handed, in the
+ * order they were handed over.  Every one runs; the first BaseException is
+ * raised at the end. */
+static int
+future_run_deferred(void)
+{
+    PyObject *first_error = NULL;
+    deferred_callbacks *d;
+    while ((d = deferred_head) != NULL) {
+        deferred_head = d->next;
+        if (deferred_head == NULL) {
+            deferred_tail = NULL;
+        }
+        int saved = nesting;
+        nesting = d->nesting;
+        if (future_invoke_callbacks(d->future) < 0) {
+            PyObject *exc = cf_err_take();
+            if (first_error == NULL) {
+                first_error = exc;
+            }
+            else {
+                Py_DECREF(exc);
+            }
+        }
+        nesting = saved;
+        Py_DECREF(d->future);
+        PyMem_Free(d);
+    }
+    if (first_error != NULL) {
+        cf_err_restore(first_error);
+        return -1;
+    }
+    return 0;
+}
+
+/* The future just finished: run its callbacks now, or, deep in a chain of
+ * callbacks, hand them to the outermost level of this thread. */
+static int
+future_run_callbacks(FutureObject *self)
+{
+    if (self->callbacks == NULL || PyList_GET_SIZE(self->callbacks) == 0) {
+        return 0;
+    }
+    if (c_nesting >= CALLBACK_C_NESTING_MAX) {
+        deferred_callbacks *d = PyMem_Malloc(sizeof(*d));
+        if (d == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        d->next = NULL;
+        d->future = (FutureObject *)Py_NewRef(self);
+        d->nesting = nesting;
+        if (deferred_tail == NULL) {
+            deferred_head = d;
+        }
+        else {
+            deferred_tail->next = d;
+        }
+        deferred_tail = d;
+        return 0;
+    }
+    int rc = future_invoke_callbacks(self);
+    if (c_nesting == 0 && deferred_head != NULL) {
+        PyObject *exc = cf_err_take();
+        int drained = future_run_deferred();
+        if (exc != NULL) {
+            if (drained < 0) {
+                PyErr_Clear();
+            }
+            cf_err_restore(exc);
+        }
+        else {
+            rc = drained;
+        }
+    }
     return rc;
 }
 
@@ -308,9 +438,39 @@ result_waiter_notify(cf_waiter *waiter, PyObject *future, cf_ending ending)
  * the GIL while the interpreter finalizes is ended by CPython right there,
  * and the future must not be left pointing into a dead thread's stack (the
  * few bytes leak instead). */
+static PyObject *future_get_condition(PyObject *op, void *closure);
+
+/* Green threads, or a `_condition` that someone else put there (futurist's
+ * GreenFuture sets an eventlet one): wait through the condition, as the
+ * stdlib's result() does.  Every state change notifies it. */
+static int
+future_wait_done_by_condition(FutureObject *self, PyObject *timeout)
+{
+    PyObject *condition = future_get_condition((PyObject *)self, NULL);
+    PyObject *entered = condition ? PyObject_CallMethod(condition, "acquire", NULL) : NULL;
+    if (entered == NULL) {
+        Py_XDECREF(condition);
+        return -1;
+    }
+    Py_DECREF(entered);
+    PyObject *waited = Py_NewRef(Py_None);
+    if (!future_is_done(self)) {
+        Py_DECREF(waited);
+        waited = PyObject_CallMethod(condition, "wait", "O", timeout ? timeout : Py_None);
+    }
+    return future_exit_condition(condition, 0) < 0 || cf_consume(waited) < 0 ? -1 : 0;
+}
+
 static int
 future_wait_done(FutureObject *self, PyObject *timeout)
 {
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    if (self->condition_foreign || cf_threads_are_green(st)) {
+        return future_wait_done_by_condition(self, timeout);
+    }
     int64_t deadline;
     if (cf_deadline_from_timeout(timeout, &deadline) < 0) {
         return -1;
@@ -369,6 +529,7 @@ future_reset(FutureObject *self)
     Py_CLEAR(self->callbacks);
     Py_CLEAR(self->py_waiters);
     Py_CLEAR(self->condition);
+    self->condition_foreign = 0;
 }
 
 static int
@@ -886,10 +1047,10 @@ future_get_condition(PyObject *op, void *closure)
     FutureObject *self = (FutureObject *)op;
     if (self->condition == NULL) {
         cf_state *st = cf_state_of_type(Py_TYPE(op));
-        if (st == NULL) {
-            return NULL;
-        }
-        PyObject *condition = PyObject_CallNoArgs(st->Condition);
+        /* threading.Condition as it is now: a green one once patched. */
+        PyObject *condition_class = st == NULL ? NULL : cf_threading_attr(st, "Condition");
+        PyObject *condition = condition_class ? PyObject_CallNoArgs(condition_class) : NULL;
+        Py_XDECREF(condition_class);
         if (condition == NULL) {
             return NULL;
         }
@@ -910,6 +1071,7 @@ future_set_condition(PyObject *op, PyObject *value, void *closure)
     (void)closure;
     FutureObject *self = (FutureObject *)op;
     Py_XSETREF(self->condition, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+    self->condition_foreign = self->condition != NULL;
     return 0;
 }
 

@@ -99,8 +99,8 @@ module_exec(PyObject *module)
         import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
         import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
         import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
-        import_into(&st->Condition, "threading", "Condition") < 0 ||
-        import_into(&st->Thread, "threading", "Thread") < 0 ||
+        import_into(&st->stdlib_wait, base, "wait") < 0 ||
+        import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
         import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
         import_into(&st->BrokenProcessPool, "concurrent.futures.process", "BrokenProcessPool") < 0 ||
         import_into(&st->ExceptionWithTraceback, "concurrent.futures.process",
@@ -108,7 +108,8 @@ module_exec(PyObject *module)
         import_into(&st->RemoteTraceback, "concurrent.futures.process", "_RemoteTraceback") < 0 ||
         import_into(&st->format_exception, "traceback", "format_exception") < 0 ||
         import_into(&st->pickle_loads, "pickle", "loads") < 0 ||
-        (st->threading = PyImport_ImportModule("threading")) == NULL) {
+        (st->threading = PyImport_ImportModule("threading")) == NULL ||
+        (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL) {
         return -1;
     }
     for (int i = 0; i < CF_NSTATES; i++) {
@@ -200,7 +201,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->thread_worker);
     Py_VISIT(st->threads_queues);
     Py_VISIT(st->BrokenThreadPool);
-    Py_VISIT(st->Thread);
+    Py_VISIT(st->stdlib_wait);
     Py_VISIT(st->public_future_class);
     Py_VISIT(st->stdlib_future_class);
     Py_VISIT(st->CancelledError);
@@ -208,8 +209,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->InvalidStateError);
     Py_VISIT(st->DoneAndNotDoneFutures);
     Py_VISIT(st->logger);
-    Py_VISIT(st->Condition);
+    Py_VISIT(st->stdlib_as_completed);
     Py_VISIT(st->threading);
+    Py_VISIT(st->str_get_ident);
     for (int i = 0; i < CF_NSTATES; i++) {
         Py_VISIT(st->state_names[i]);
     }
@@ -244,7 +246,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->thread_worker);
     Py_CLEAR(st->threads_queues);
     Py_CLEAR(st->BrokenThreadPool);
-    Py_CLEAR(st->Thread);
+    Py_CLEAR(st->stdlib_wait);
     Py_CLEAR(st->public_future_class);
     Py_CLEAR(st->stdlib_future_class);
     Py_CLEAR(st->CancelledError);
@@ -252,8 +254,9 @@ module_clear(PyObject *module)
     Py_CLEAR(st->InvalidStateError);
     Py_CLEAR(st->DoneAndNotDoneFutures);
     Py_CLEAR(st->logger);
-    Py_CLEAR(st->Condition);
+    Py_CLEAR(st->stdlib_as_completed);
     Py_CLEAR(st->threading);
+    Py_CLEAR(st->str_get_ident);
     for (int i = 0; i < CF_NSTATES; i++) {
         Py_CLEAR(st->state_names[i]);
     }

@@ -961,7 +961,9 @@ core_start(cf_state *st, PoolCoreObject *core)
                                      (PyObject *)core, "daemon", Py_False, "name",
                                      "cfutures-process-pool-io");
     PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
-    core->io_thread = noargs ? PyObject_Call(st->Thread, noargs, kwargs) : NULL;
+    PyObject *thread_class = noargs ? cf_threading_attr(st, "Thread") : NULL;
+    core->io_thread = thread_class ? PyObject_Call(thread_class, noargs, kwargs) : NULL;
+    Py_XDECREF(thread_class);
     Py_XDECREF(kwargs);
     Py_XDECREF(noargs);
     PyObject *r = core->io_thread ? PyObject_CallMethod(core->io_thread, "start", NULL) : NULL;

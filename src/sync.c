@@ -14,7 +14,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "sync.h"
+#include "cfutures.h"
 
 #ifdef __linux__
 #include <linux/futex.h>
@@ -288,6 +288,118 @@ cf_park_released(cf_parker *p, int64_t deadline)
     return 1;
 }
 
+/* Green threads: poll, pausing cooperatively, ever longer up to 20 ms.
+ * Only the rare internal waits come here; the hot ones (a future's
+ * result(), a pool's idle workers) have exact green paths of their own. */
+static cf_wait_status
+wait_until_green(int (*ready)(void *), void *arg, int64_t deadline)
+{
+    double pause = 0.0005;
+    for (;;) {
+        if (ready(arg)) {
+            return CF_WAIT_READY;
+        }
+        int64_t now = cf_monotonic_ns();
+        if (deadline != CF_FOREVER && now >= deadline) {
+            return CF_WAIT_TIMEOUT;
+        }
+        double left = deadline == CF_FOREVER ? pause : (double)(deadline - now) / 1e9;
+        if (cf_green_sleep(left < pause ? left : pause) < 0) {
+            return CF_WAIT_ERROR;
+        }
+        pause = pause * 2 < 0.02 ? pause * 2 : 0.02;
+    }
+}
+
+cf_wait_status
+cf_wait_until(cf_state *st, cf_parker *p, int (*ready)(void *), void *arg, int64_t deadline)
+{
+    if (cf_threads_are_green(st)) {
+        return wait_until_green(ready, arg, deadline);
+    }
+    int timed_out = 0;
+    for (;;) {
+        cf_parker_arm(p);
+        if (ready(arg)) {
+            return CF_WAIT_READY;
+        }
+        if (timed_out) {
+            return CF_WAIT_TIMEOUT;
+        }
+        int parked = cf_park_released(p, deadline);
+        if (parked < 0) {
+            return CF_WAIT_ERROR;
+        }
+        timed_out = parked == 0;
+    }
+}
+
+cf_wait_status
+cf_waitq_wait(cf_state *st, cf_waitq *q, int (*ready)(void *), void *arg, int64_t deadline)
+{
+    /* On the heap: a thread ended by interpreter finalization while it
+     * re-takes the GIL must not leave the list pointing into its stack. */
+    cf_waitq_node *node = PyMem_Malloc(sizeof(*node));
+    if (node == NULL) {
+        PyErr_NoMemory();
+        return CF_WAIT_ERROR;
+    }
+    cf_parker_init(&node->parker);
+    node->prev = NULL;
+    node->next = q->head;
+    if (q->head != NULL) {
+        q->head->prev = node;
+    }
+    q->head = node;
+    cf_wait_status status = cf_wait_until(st, &node->parker, ready, arg, deadline);
+    if (node->prev != NULL) {
+        node->prev->next = node->next;
+    }
+    else {
+        q->head = node->next;
+    }
+    if (node->next != NULL) {
+        node->next->prev = node->prev;
+    }
+    cf_parker_fini(&node->parker);
+    PyMem_Free(node);
+    return status;
+}
+
+void
+cf_waitq_wake_all(cf_waitq *q)
+{
+    for (cf_waitq_node *node = q->head; node != NULL; node = node->next) {
+        cf_parker_unpark(&node->parker);
+    }
+}
+
+/* A wait of `seconds` that the stdlib's lock would refuse: raise what
+ * `lock.acquire(True, seconds)` raises (its text differs between versions
+ * and with the size), by asking a fresh lock.  0 if it accepts after all. */
+static int
+raise_if_lock_refuses(PyObject *seconds)
+{
+    PyObject *thread = PyImport_ImportModule("_thread");
+    PyObject *lock = thread ? PyObject_CallMethod(thread, "allocate_lock", NULL) : NULL;
+    PyObject *acquired = lock ? PyObject_CallMethod(lock, "acquire", "OO", Py_True, seconds)
+                              : NULL;
+    Py_XDECREF(thread);
+    Py_XDECREF(lock);
+    if (acquired == NULL) {
+        return -1;
+    }
+    Py_DECREF(acquired);
+    return 0;
+}
+
+/* Seconds too many for the stdlib's locks (threading.TIMEOUT_MAX). */
+static int
+beyond_timeout_max(double seconds)
+{
+    return seconds > (double)PY_TIMEOUT_MAX / 1e6;
+}
+
 int
 cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline)
 {
@@ -312,10 +424,13 @@ cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline)
     }
     double seconds = PyFloat_AsDouble(timeout);
     if (seconds == -1.0 && PyErr_Occurred()) {
-        return -1;
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();                      /* an int beyond any double */
+        seconds = HUGE_VAL;
     }
-    if (seconds > (double)PY_TIMEOUT_MAX / 1e6) {
-        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+    if (beyond_timeout_max(seconds) && raise_if_lock_refuses(timeout) < 0) {
         return -1;
     }
     *deadline = cf_deadline_after(seconds);
@@ -323,12 +438,8 @@ cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline)
 }
 
 int
-cf_deadline_from_sum(PyObject *timeout, int64_t *deadline)
+cf_end_time_from_timeout(PyObject *timeout, double *end_time)
 {
-    if (timeout == Py_None) {
-        *deadline = CF_FOREVER;
-        return 0;
-    }
     PyObject *now = PyFloat_FromDouble((double)cf_monotonic_ns() / 1e9);
     PyObject *end = now == NULL ? NULL : PyNumber_Add(timeout, now);
     Py_XDECREF(now);
@@ -337,7 +448,27 @@ cf_deadline_from_sum(PyObject *timeout, int64_t *deadline)
     if (seconds == -1.0 && PyErr_Occurred()) {
         return -1;
     }
-    double ns = seconds * 1e9;
-    *deadline = ns != ns ? 0 : ns >= (double)CF_FOREVER ? CF_FOREVER : (int64_t)ns;
+    *end_time = seconds;
+    return 0;
+}
+
+double
+cf_remaining(double end_time)
+{
+    return end_time - (double)cf_monotonic_ns() / 1e9;
+}
+
+int
+cf_deadline_from_seconds(double seconds, int64_t *deadline)
+{
+    if (beyond_timeout_max(seconds)) {
+        PyObject *value = PyFloat_FromDouble(seconds);
+        int refused = value == NULL ? -1 : raise_if_lock_refuses(value);
+        Py_XDECREF(value);
+        if (refused < 0) {
+            return -1;
+        }
+    }
+    *deadline = cf_deadline_after(seconds);
     return 0;
 }

@@ -71,6 +71,6 @@ int cf_is_main_thread(void);
 void cf_set_main_thread(unsigned long ident);
 
 /* The GIL-aware waits built on these (cf_park_released,
- * cf_deadline_from_timeout, cf_deadline_from_sum) are declared in cfutures.h. */
+ * cf_deadline_from_timeout, cf_deadline_from_seconds) are declared in cfutures.h. */
 
 #endif /* CF_SYNC_H */

@@ -33,6 +33,7 @@ typedef struct tpool_task {
 typedef struct tpool_worker {
     struct tpool_worker *next_idle;
     cf_parker parker;
+    PyObject *green_event;          /* green threads: a threading.Event instead */
     int idle;
 } tpool_worker;
 
@@ -40,7 +41,10 @@ typedef struct WorkQueueObject {
     PyObject_HEAD
     tpool_task *head, *tail;
     tpool_worker *idle;             /* stack of parked workers */
-    Py_ssize_t nworkers;            /* worker threads alive */
+    Py_ssize_t nworkers;            /* worker threads alive or starting */
+    Py_ssize_t nstarting;           /* started by a submit, not yet in `_threads` */
+    cf_waitq none_starting;         /* shutdown(wait=True) waits for nstarting == 0 */
+    int green;                      /* made while threading was monkey-patched */
     int shutdown;                   /* the executor was shut down */
     int owner_gone;                 /* the executor was collected */
     PyObject *broken;               /* NULL, or the BrokenThreadPool message */
@@ -57,6 +61,7 @@ typedef struct {
     Py_ssize_t max_workers_n;
     PyObject *threads;              /* set of threading.Thread, as `_threads` */
     PyObject *thread_name_prefix;
+    Py_ssize_t threads_named;       /* <prefix>_<n>: n of the next worker */
 } ThreadPoolObject;
 
 /* Live queues; touched with the GIL held only. */
@@ -163,8 +168,41 @@ queue_wake_one(WorkQueueObject *q)
     }
     q->idle = w->next_idle;
     w->idle = 0;
-    cf_parker_unpark(&w->parker);
+    if (w->green_event == NULL) {
+        cf_parker_unpark(&w->parker);
+        return 1;
+    }
+    PyObject *exc = cf_err_take();          /* wakers may have one pending */
+    PyObject *r = PyObject_CallMethod(w->green_event, "set", NULL);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(w->green_event);
+    }
+    Py_XDECREF(r);
+    if (exc != NULL) {
+        cf_err_restore(exc);
+    }
     return 1;
+}
+
+/* Sleep until queue_wake_one picks this worker.  GIL held on entry and
+ * exit, released meanwhile; with green threads, a cooperative wait. */
+static void
+worker_park(tpool_worker *self)
+{
+    if (self->green_event == NULL) {
+        cf_parker_arm(&self->parker);
+        Py_BEGIN_ALLOW_THREADS
+        cf_parker_park(&self->parker, CF_FOREVER);
+        Py_END_ALLOW_THREADS
+        return;
+    }
+    PyObject *r = PyObject_CallMethod(self->green_event, "wait", NULL);
+    PyObject *cleared = r ? PyObject_CallMethod(self->green_event, "clear", NULL) : NULL;
+    if (cleared == NULL) {
+        PyErr_WriteUnraisable(self->green_event);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(cleared);
 }
 
 static void
@@ -274,11 +312,13 @@ queue_new(cf_state *st, PyObject *initializer, PyObject *initargs)
     }
     q->head = q->tail = NULL;
     q->idle = NULL;
-    q->nworkers = 0;
+    q->nworkers = q->nstarting = 0;
+    q->none_starting.head = NULL;
     q->shutdown = q->owner_gone = 0;
     q->broken = NULL;
     q->initializer = initializer == Py_None ? NULL : Py_NewRef(initializer);
     q->initargs = Py_NewRef(initargs);
+    q->green = cf_threads_are_green(st);
     q->prev_live = NULL;
     q->next_live = live_queues;
     if (live_queues != NULL) {
@@ -358,7 +398,18 @@ thread_worker(PyObject *module, PyObject *arg)
     }
     self->idle = 0;
     self->next_idle = NULL;
+    self->green_event = NULL;
     cf_parker_init(&self->parker);
+    PyObject *event_class = q->green ? cf_threading_attr(st, "Event") : NULL;
+    if (q->green && (event_class == NULL ||
+                     (self->green_event = PyObject_CallNoArgs(event_class)) == NULL)) {
+        Py_XDECREF(event_class);
+        PyMem_Free(self);
+        q->nworkers--;
+        Py_DECREF(q);
+        return NULL;
+    }
+    Py_XDECREF(event_class);
 
     int64_t last_yield = cf_monotonic_ns();
     unsigned ran = 0;
@@ -387,10 +438,7 @@ thread_worker(PyObject *module, PyObject *arg)
             self->next_idle = q->idle;
             q->idle = self;
         }
-        cf_parker_arm(&self->parker);
-        Py_BEGIN_ALLOW_THREADS
-        cf_parker_park(&self->parker, CF_FOREVER);
-        Py_END_ALLOW_THREADS
+        worker_park(self);
         last_yield = cf_monotonic_ns();
     }
     /* Leave the idle stack if we are still on it. */
@@ -401,6 +449,7 @@ thread_worker(PyObject *module, PyObject *arg)
         }
     }
     cf_parker_fini(&self->parker);
+    Py_XDECREF(self->green_event);
     PyMem_Free(self);
     q->nworkers--;
     q->shutdown = 1;            /* as the stdlib's leaving workers do */
@@ -523,39 +572,53 @@ thread_pool_init(PyObject *op, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
-/* Start one more worker thread (the stdlib's _adjust_thread_count). */
+/* Start the worker thread reserved by the caller (counted in nworkers and
+ * nstarting): the stdlib's _adjust_thread_count.  Starting runs Python code
+ * and lets other threads run; the reservation keeps them from starting one
+ * too many, and keeps shutdown(wait=True) waiting until the thread is in
+ * `_threads`, where it joins it. */
 static int
 thread_pool_start_worker(cf_state *st, ThreadPoolObject *self)
 {
+    WorkQueueObject *q = (WorkQueueObject *)Py_NewRef(self->queue);
+    int rc = -1;
     PyObject *name = PyUnicode_FromFormat("%S_%zd", self->thread_name_prefix,
-                                          PySet_GET_SIZE(self->threads));
-    PyObject *args = name ? PyTuple_Pack(1, (PyObject *)self->queue) : NULL;
+                                          self->threads_named++);
+    PyObject *args = name ? PyTuple_Pack(1, (PyObject *)q) : NULL;
     PyObject *kwargs = args ? Py_BuildValue("{sOsOsO}", "name", name, "target",
                                             st->thread_worker, "args", args)
                             : NULL;
     PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
-    PyObject *thread = noargs ? PyObject_Call(st->Thread, noargs, kwargs) : NULL;
+    PyObject *thread_class = noargs ? cf_threading_attr(st, "Thread") : NULL;
+    PyObject *thread = thread_class ? PyObject_Call(thread_class, noargs, kwargs) : NULL;
+    PyObject *started = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
+    Py_XDECREF(thread_class);
+    if (started == NULL) {
+        q->nworkers--;              /* it never ran */
+    }
+    else if (PySet_Add(self->threads, thread) == 0 &&
+             PyObject_SetItem(st->threads_queues, thread, (PyObject *)q) == 0) {
+        rc = 0;
+    }
+    q->nstarting--;
+    if (q->nstarting == 0) {
+        cf_waitq_wake_all(&q->none_starting);
+    }
+    Py_XDECREF(started);
+    Py_XDECREF(thread);
     Py_XDECREF(name);
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
     Py_XDECREF(noargs);
-    if (thread == NULL) {
-        return -1;
-    }
-    self->queue->nworkers++;
-    PyObject *started = PyObject_CallMethod(thread, "start", NULL);
-    if (started == NULL) {
-        self->queue->nworkers--;
-        Py_DECREF(thread);
-        return -1;
-    }
-    Py_DECREF(started);
-    int rc = PySet_Add(self->threads, thread);
-    if (rc == 0) {
-        rc = PyObject_SetItem(st->threads_queues, thread, (PyObject *)self->queue);
-    }
-    Py_DECREF(thread);
+    Py_DECREF(q);
     return rc;
+}
+
+/* Does the pool take new work? */
+static int
+queue_accepting(cf_state *st, WorkQueueObject *q)
+{
+    return q->broken == NULL && !q->shutdown && !st->interpreter_exiting;
 }
 
 static PyObject *
@@ -584,22 +647,32 @@ tpool_submit_call(cf_state *st, PyObject *op, PyObject *fn, PyObject *const *arg
         PyErr_SetString(PyExc_RuntimeError, "ThreadPoolExecutor.__init__() was not called");
         return NULL;
     }
-    if (q->broken != NULL || q->shutdown || st->interpreter_exiting) {
+    if (!queue_accepting(st, q)) {
         return thread_pool_raise_closed(st, self);
     }
     PyObject *future = future_new_public(st);
-    if (future == NULL) {
+    tpool_task *task = future ? task_new(future, fn, args, nargs, kwnames) : NULL;
+    if (task == NULL) {
+        Py_XDECREF(future);
         return NULL;
     }
-    tpool_task *task = task_new(future, fn, args, nargs, kwnames);
-    if (task == NULL) {
+    /* Accept: the allocation may have run the garbage collector, hence
+     * Python code, hence a shutdown; look again.  From this check to the
+     * push, and to the reservation of a new worker, nothing can run Python
+     * code, so shutdown(wait=True) sees every task it must wait for. */
+    if (!queue_accepting(st, q)) {
+        task_free(task);
         Py_DECREF(future);
-        return NULL;
+        return thread_pool_raise_closed(st, self);
     }
     queue_push(q, task);
     /* Idle workers are reused before new threads start. */
-    if (!queue_wake_one(q) && q->nworkers < self->max_workers_n &&
-        thread_pool_start_worker(st, self) < 0) {
+    if (queue_wake_one(q) || q->nworkers >= self->max_workers_n) {
+        return future;
+    }
+    q->nworkers++;
+    q->nstarting++;
+    if (thread_pool_start_worker(st, self) < 0) {
         Py_DECREF(future);
         return NULL;
     }
@@ -623,17 +696,11 @@ thread_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObje
 }
 
 int
-tpool_has_native_submit(cf_state *st, PyObject *executor)
+tpool_is_native_submit(cf_state *st, PyObject *executor, PyObject *bound)
 {
-    if (!PyObject_TypeCheck(executor, st->ThreadPoolType)) {
-        return 0;
-    }
-    /* A subclass may override submit(); then its method must be used. */
-    PyObject *submit = PyObject_GetAttrString((PyObject *)Py_TYPE(executor), "submit");
-    int native = submit == st->thread_pool_submit_descr;
-    Py_XDECREF(submit);
-    PyErr_Clear();
-    return native;
+    (void)st;
+    return PyCFunction_Check(bound) && PyCFunction_GET_SELF(bound) == executor &&
+           PyCFunction_GET_FUNCTION(bound) == (PyCFunction)(void (*)(void))thread_pool_submit;
 }
 
 /* t.join() for every thread in `threads` (any iterable: a snapshot is taken,
@@ -653,6 +720,12 @@ join_threads(PyObject *threads)
     }
     Py_DECREF(snapshot);
     return rc;
+}
+
+static int
+queue_none_starting(void *arg)
+{
+    return ((WorkQueueObject *)arg)->nstarting == 0;
 }
 
 /* shutdown(wait=True, *, cancel_futures=False) */
@@ -675,7 +748,18 @@ thread_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_Clear();
     }
     queue_wake_all(q);
-    if (wait && join_threads(self->threads) < 0) {
+    if (!wait) {
+        Py_RETURN_NONE;
+    }
+    /* Workers that submits are starting run accepted tasks too: once they
+     * are in `_threads`, joining them all waits for every accepted task. */
+    Py_INCREF(q);
+    cf_state *st = cf_state_of_type(Py_TYPE(op));
+    cf_wait_status status = st == NULL ? CF_WAIT_ERROR
+                                       : cf_waitq_wait(st, &q->none_starting, queue_none_starting,
+                                                       q, CF_FOREVER);
+    Py_DECREF(q);
+    if (status == CF_WAIT_ERROR || join_threads(self->threads) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -844,7 +928,8 @@ tpool_after_fork_child(void)
     for (WorkQueueObject *q = live_queues; q != NULL; q = q->next_live) {
         tpool_task *task;
         q->idle = NULL;             /* their records belong to dead threads */
-        q->nworkers = 0;
+        q->nworkers = q->nstarting = 0;
+        q->none_starting.head = NULL;
         while ((task = queue_pop(q)) != NULL) {
             task_free(task);
         }

@@ -600,6 +600,10 @@ waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"fs", "timeout", "return_when", NULL};
     cf_state *st = cf_state_of_module(module);
+    if (cf_threads_are_green(st)) {
+        /* Its waits go through the patched threading primitives. */
+        return PyObject_Call(st->stdlib_wait, args, kwargs);
+    }
     PyObject *fs_arg, *timeout = Py_None, *return_when = st->ALL_COMPLETED;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:wait", kwlist, &fs_arg, &timeout,
                                      &return_when)) {
@@ -693,7 +697,8 @@ typedef struct {
     PyObject *timeout;
     int started;
     int exhausted;
-    int64_t deadline;
+    int running;                /* a next() or close() is under way */
+    double end_time;            /* timeout + time.monotonic() at the start */
     Py_ssize_t total;           /* distinct futures */
     Py_ssize_t unfinished;      /* registered futures not yet handed out */
     PyObject *finished_first;   /* list of futures finished at the start */
@@ -705,6 +710,9 @@ waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"fs", "timeout", NULL};
     cf_state *st = cf_state_of_module(module);
+    if (cf_threads_are_green(st)) {
+        return PyObject_Call(st->stdlib_as_completed, args, kwargs);
+    }
     PyObject *fs_arg, *timeout = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:as_completed", kwlist, &fs_arg,
                                      &timeout)) {
@@ -716,8 +724,8 @@ waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     self->fs_arg = Py_NewRef(fs_arg);
     self->timeout = Py_NewRef(timeout);
-    self->started = self->exhausted = 0;
-    self->deadline = CF_FOREVER;
+    self->started = self->exhausted = self->running = 0;
+    self->end_time = 0;
     self->total = self->unfinished = 0;
     self->finished_first = NULL;
     self->waiter = NULL;
@@ -733,7 +741,7 @@ as_completed_start(AsCompletedObject *self)
     if (st == NULL) {
         return -1;
     }
-    if (cf_deadline_from_sum(self->timeout, &self->deadline) < 0) {
+    if (self->timeout != Py_None && cf_end_time_from_timeout(self->timeout, &self->end_time) < 0) {
         return -1;
     }
     int rc = -1;
@@ -788,10 +796,42 @@ as_completed_finish(AsCompletedObject *self)
     return rc;
 }
 
-static PyObject *
-as_completed_next(PyObject *op)
+/* Wait for the next future to finish, as the stdlib's loop does: the time
+ * left is `end_time - time.monotonic()`; below zero it is a TimeoutError.
+ * 0 when one may be ready, -1 with an exception. */
+static int
+as_completed_wait(AsCompletedObject *self)
 {
-    AsCompletedObject *self = (AsCompletedObject *)op;
+    int64_t deadline = CF_FOREVER;
+    if (self->timeout != Py_None) {
+        double remaining = cf_remaining(self->end_time);
+        if (remaining < 0) {
+            cf_state *st = cf_state_of_type(Py_TYPE(self));
+            if (st != NULL) {
+                PyErr_Format(st->TimeoutError, "%zd (of %zd) futures unfinished",
+                             self->unfinished, self->total);
+            }
+            return -1;
+        }
+        if (!(remaining > 0)) {
+            /* 0 or NaN: look once more without waiting, as the stdlib does,
+             * but let the threads that complete futures run meanwhile. */
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+            return PyErr_CheckSignals();
+        }
+        if (cf_deadline_from_seconds(remaining, &deadline) < 0) {
+            return -1;
+        }
+    }
+    return cf_park_released(&self->waiter->base.parker, deadline) < 0 ? -1 : 0;
+}
+
+/* One step of the generator: the next future, NULL at the end (no
+ * exception) or on error. */
+static PyObject *
+as_completed_step(AsCompletedObject *self)
+{
     if (self->exhausted) {
         return NULL;
     }
@@ -811,7 +851,6 @@ as_completed_next(PyObject *op)
         return future;
     }
     WaiterObject *w = self->waiter;
-    int timed_out = 0;
     for (;;) {
         if (self->unfinished == 0) {
             as_completed_finish(self);
@@ -827,19 +866,9 @@ as_completed_next(PyObject *op)
             }
             return future;
         }
-        if (timed_out || (self->deadline != CF_FOREVER && cf_monotonic_ns() > self->deadline)) {
-            cf_state *st = cf_state_of_type(Py_TYPE(self));
-            if (st != NULL) {
-                PyErr_Format(st->TimeoutError, "%zd (of %zd) futures unfinished",
-                             self->unfinished, self->total);
-            }
+        if (as_completed_wait(self) < 0) {
             goto error;
         }
-        int parked = cf_park_released(&w->base.parker, self->deadline);
-        if (parked < 0) {
-            goto error;
-        }
-        timed_out = parked == 0;
     }
 
 error:
@@ -850,15 +879,38 @@ error:
             PyErr_Clear();
         }
         cf_err_restore(exc);
+        cf_generator_error_exit();
     }
     return NULL;
+}
+
+static PyObject *
+as_completed_next(PyObject *op)
+{
+    AsCompletedObject *self = (AsCompletedObject *)op;
+    if (cf_generator_enter(&self->running) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    PyObject *future = as_completed_step(self);
+    self->running = 0;
+    Py_DECREF(self);
+    return future;
 }
 
 static PyObject *
 as_completed_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    if (as_completed_finish((AsCompletedObject *)op) < 0) {
+    AsCompletedObject *self = (AsCompletedObject *)op;
+    if (cf_generator_enter(&self->running) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    int rc = as_completed_finish(self);
+    self->running = 0;
+    Py_DECREF(self);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
