@@ -26,24 +26,22 @@ _process_chunk = _stdlib_process._process_chunk
 _chain_from_iterable_of_lists = _stdlib_process._chain_from_iterable_of_lists
 
 
-def _spawn_worker(context, task_fd, result_fd, inherited_fds, initializer,
-                  initargs, max_tasks):
+def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
+                  max_tasks):
     """Start one worker process; called by the native pool.
 
     task_fd/result_fd are the child's ends of its two pipes; they travel as
     Connections, which multiprocessing hands to the child under every start
-    method, and are closed here once the child has them.  Under fork the
-    child also inherited the parent's ends of every pipe (`inherited_fds`)
-    and closes them, so that each worker sees its own pipe end.
+    method, and are closed here once the child has them.  (Under fork the
+    child also inherited the parent's ends of every pool's pipes: the
+    module's after-fork hook closes those in the child.)
     """
     task_conn = Connection(task_fd, writable=False)
     result_conn = Connection(result_fd, readable=False)
     try:
-        forked = context.get_start_method() == "fork"
         process = context.Process(
             target=_cfutures._process_worker,
-            args=(task_conn, result_conn, initializer, initargs, max_tasks,
-                  tuple(inherited_fds) if forked else ()))
+            args=(task_conn, result_conn, initializer, initargs, max_tasks))
         process.start()
     finally:
         task_conn.close()

@@ -115,6 +115,7 @@ typedef struct {
     PyObject *thread_worker;            /* _cfutures._thread_worker */
     PyObject *threads_queues;           /* WeakKeyDictionary {pool thread: ...}, joined at exit */
     int interpreter_exiting;            /* set by the threading atexit hook */
+    struct cf_pool *live_pools;         /* registry of pools (pool.c) */
     PyTypeObject *PoolCoreType;
     PyTypeObject *ProcessPoolType;      /* the C base of cfutures.ProcessPoolExecutor */
     PyObject *process_pool_io;          /* _cfutures._process_pool_io */
@@ -351,8 +352,6 @@ void tpool_after_fork_child(void);
 
 int ppool_module_init(PyObject *module, cf_state *st);
 int process_worker_module_init(PyObject *module, cf_state *st);
-/* Interpreter exit: wake every process pool's I/O thread to wind down. */
-void ppool_python_exit(void);
-void ppool_after_fork_child(void);
+
 
 #endif /* CFUTURES_H */

@@ -5,6 +5,7 @@
  * into the module state, so the rest never imports at run time.
  */
 #include "cfutures.h"
+#include "pool.h"
 
 #if !CF_PY311_PLUS
 /* PyType_GetModuleByDef arrived in 3.11: walk the MRO for a heap type that
@@ -51,11 +52,10 @@ PyObject *waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwarg
 static PyObject *
 module_after_fork_child(PyObject *module, PyObject *unused)
 {
-    (void)module;
     (void)unused;
     cf_set_main_thread(PyThread_get_thread_ident());
     tpool_after_fork_child();
-    ppool_after_fork_child();
+    pools_after_fork_child(cf_state_of_module(module));
     Py_RETURN_NONE;
 }
 

@@ -1,17 +1,23 @@
 /* process_worker.c — the loop of a worker process.
  *
  * `_cfutures._process_worker(task_conn, result_conn, initializer, initargs,
- * max_tasks, inherited_fds)` is the target of the multiprocessing.Process
+ * max_tasks)` is the target of the multiprocessing.Process
  * the parent starts.  It reads one task frame, runs it, writes one result
  * frame, in order, until the parent says exit (or its pipe ends: the parent
  * is gone) or max_tasks are done.  Reads and writes happen with the GIL released;
  * a signal (Ctrl-C reaches the whole process group) interrupts the wait and
  * its handler runs, as in the stdlib's worker.
  *
- * Errors travel as the stdlib's do: an exception raised by the call, or by
- * unpickling the call, or by pickling the result, is sent back wrapped in
+ * Errors travel as the stdlib's do: an exception raised by the call (any
+ * BaseException), or by pickling the result, is sent back wrapped in
  * concurrent.futures.process._ExceptionWithTraceback, so that the parent's
- * copy carries the worker's traceback as its __cause__.
+ * copy carries the worker's traceback as its __cause__.  One raised while
+ * unpickling the call (SystemExit included) goes back as a CALL_ERROR: the
+ * parent fails that future with BrokenProcessPool, as the stdlib would fail
+ * its whole pool, and the worker goes on.
+ *
+ * Under fork the worker inherited the parent's ends of every pool's pipes;
+ * the module's after-fork hook closed them before this loop began.
  */
 #include "cfutures.h"
 #include "wire.h"
@@ -28,28 +34,28 @@ fd_readable(void *arg)
 }
 
 /* Block for `size` bytes of `fd`, running signal handlers on EINTR.
- * 0, 1 at end of file before any byte, -1 with an exception.  A short spin
- * first: the next task of a busy pool is usually there within microseconds,
- * sooner than the kernel would wake us for it. */
-static int
+ * DONE, EOF (end of file before any byte), or FAILED with an exception.
+ * A short spin first: the next task of a busy pool is usually there within
+ * microseconds, sooner than the kernel would wake us for it. */
+static wire_read_status
 read_exact(int fd, void *buf, size_t size)
 {
     size_t done = 0;
     for (;;) {
-        int rc;
+        wire_read_status rc;
         Py_BEGIN_ALLOW_THREADS
         cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER);
         rc = wire_read_all(fd, buf, size, &done);
         Py_END_ALLOW_THREADS
-        if (rc >= 0) {
+        if (rc != WIRE_READ_FAILED) {
             return rc;
         }
         if (errno != EINTR) {
             PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
+            return WIRE_READ_FAILED;
         }
         if (PyErr_CheckSignals() < 0) {
-            return -1;
+            return WIRE_READ_FAILED;
         }
     }
 }
@@ -60,26 +66,24 @@ static PyObject *
 read_task(int fd)
 {
     unsigned char header[WIRE_HEADER_SIZE];
-    int rc = read_exact(fd, header, sizeof(header));
-    if (rc != 0) {
+    if (read_exact(fd, header, sizeof(header)) != WIRE_READ_DONE) {
         return NULL;
     }
-    size_t length;
-    uint32_t kind;
-    wire_unpack_header(header, &length, &kind);
+    uint64_t length;
+    uint32_t kind, flags;
+    wire_unpack_header(header, &length, &kind, &flags);
     if (kind == WIRE_EXIT) {
         return NULL;                /* shut down */
     }
-    if (kind != WIRE_TASK) {
-        PyErr_Format(PyExc_RuntimeError, "cfutures worker: unexpected frame kind %u",
-                     (unsigned)kind);
+    if (kind != WIRE_TASK || length > (uint64_t)PY_SSIZE_T_MAX) {
+        PyErr_Format(PyExc_RuntimeError, "cfutures worker: bad frame (kind %u)", (unsigned)kind);
         return NULL;
     }
     PyObject *payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
     if (payload == NULL) {
         return NULL;
     }
-    if (read_exact(fd, PyBytes_AS_STRING(payload), length) != 0) {
+    if (read_exact(fd, PyBytes_AS_STRING(payload), (size_t)length) != WIRE_READ_DONE) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_EOFError, "cfutures worker: task frame cut short");
         }
@@ -91,14 +95,14 @@ read_task(int fd)
 
 /* Write a frame whose payload is `obj`'s buffer.  -1 with an exception. */
 static int
-write_frame(int fd, uint32_t kind, PyObject *obj)
+write_frame(int fd, uint32_t kind, uint32_t flags, PyObject *obj)
 {
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
         return -1;
     }
     unsigned char header[WIRE_HEADER_SIZE];
-    wire_pack_header(header, (size_t)view.len, kind);
+    wire_pack_header(header, (uint64_t)view.len, kind, flags);
     struct iovec iov[2] = {{header, sizeof(header)}, {view.buf, (size_t)view.len}};
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -134,17 +138,16 @@ static int
 run_task(cf_state *st, PyObject *task, uint32_t *kind, PyObject **payload)
 {
     PyObject *call = PyObject_CallOneArg(st->pickle_loads, task);
-    PyObject *result = NULL;
-    if (call != NULL) {
-        PyObject *fn, *args, *kwargs;
-        if (!PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
-            Py_CLEAR(call);
-        }
-        else {
-            result = PyObject_Call(fn, args, kwargs);
-        }
+    PyObject *fn, *args, *kwargs, *result = NULL;
+    *kind = WIRE_CALL_ERROR;
+    if (call != NULL && !PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
+        Py_CLEAR(call);
     }
-    Py_XDECREF(call);
+    if (call != NULL) {
+        *kind = WIRE_ERROR;
+        result = PyObject_Call(fn, args, kwargs);
+        Py_DECREF(call);
+    }
     if (result != NULL) {
         *payload = PyObject_CallFunction(st->pickle_dumps, "Oi", result, 5);
         Py_DECREF(result);
@@ -158,7 +161,6 @@ run_task(cf_state *st, PyObject *task, uint32_t *kind, PyObject **payload)
     for (int attempt = 0; attempt < 2; attempt++) {
         *payload = pickle_exception(st, cf_err_take());
         if (*payload != NULL) {
-            *kind = WIRE_ERROR;
             return 0;
         }
     }
@@ -169,10 +171,10 @@ static PyObject *
 process_worker(PyObject *module, PyObject *args)
 {
     cf_state *st = cf_state_of_module(module);
-    PyObject *task_conn, *result_conn, *initializer, *initargs, *inherited_fds;
+    PyObject *task_conn, *result_conn, *initializer, *initargs;
     Py_ssize_t max_tasks;
-    if (!PyArg_ParseTuple(args, "OOOOnO:_process_worker", &task_conn, &result_conn, &initializer,
-                          &initargs, &max_tasks, &inherited_fds)) {
+    if (!PyArg_ParseTuple(args, "OOOOn:_process_worker", &task_conn, &result_conn, &initializer,
+                          &initargs, &max_tasks)) {
         return NULL;
     }
     int task_fd = PyObject_AsFileDescriptor(task_conn);
@@ -180,23 +182,6 @@ process_worker(PyObject *module, PyObject *args)
     if (result_fd < 0) {
         return NULL;
     }
-    /* Under fork we inherited the parent's ends of the pipes: holding them
-     * would keep us (and the other workers) from seeing the parent close. */
-    PyObject *fds = PySequence_Fast(inherited_fds, "inherited_fds must be a sequence");
-    if (fds == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fds); i++) {
-        int fd = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fds, i));
-        if (fd >= 0 && fd != task_fd && fd != result_fd) {
-            close(fd);
-        }
-    }
-    Py_DECREF(fds);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-
     if (initializer != Py_None) {
         PyObject *argtuple = PySequence_Tuple(initargs);
         PyObject *r = argtuple ? PyObject_Call(initializer, argtuple, NULL) : NULL;
@@ -226,10 +211,8 @@ process_worker(PyObject *module, PyObject *args)
             return NULL;
         }
         done++;
-        if (max_tasks != 0 && done == max_tasks) {
-            kind |= WIRE_LEAVING;
-        }
-        rc = write_frame(result_fd, kind, payload);
+        uint32_t flags = max_tasks != 0 && done == max_tasks ? WIRE_FLAG_LEAVING : 0;
+        rc = write_frame(result_fd, kind, flags, payload);
         Py_DECREF(payload);
         if (rc < 0) {
             return NULL;

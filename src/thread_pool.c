@@ -18,6 +18,7 @@
  *     or collected, or the interpreter is exiting.
  */
 #include "cfutures.h"
+#include "pool.h"
 
 #include <math.h>
 
@@ -911,7 +912,7 @@ thread_pool_python_exit(PyObject *module, PyObject *unused)
     for (WorkQueueObject *q = live_queues; q != NULL; q = q->next_live) {
         queue_wake_all(q);
     }
-    ppool_python_exit();
+    pools_python_exit(st);
     if (join_threads(st->threads_queues) < 0) {
         return NULL;
     }

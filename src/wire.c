@@ -6,30 +6,45 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-void
-wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], size_t length, uint32_t kind)
+static void
+pack_le(unsigned char *out, uint64_t value, int nbytes)
 {
-    uint32_t len = (uint32_t)length;
-    for (int i = 0; i < 4; i++) {
-        header[i] = (unsigned char)(len >> (8 * i));
-        header[4 + i] = (unsigned char)(kind >> (8 * i));
+    for (int i = 0; i < nbytes; i++) {
+        out[i] = (unsigned char)(value >> (8 * i));
     }
 }
 
-void
-wire_unpack_header(const unsigned char header[WIRE_HEADER_SIZE], size_t *length, uint32_t *kind)
+static uint64_t
+unpack_le(const unsigned char *in, int nbytes)
 {
-    uint32_t len = 0, k = 0;
-    for (int i = 0; i < 4; i++) {
-        len |= (uint32_t)header[i] << (8 * i);
-        k |= (uint32_t)header[4 + i] << (8 * i);
+    uint64_t value = 0;
+    for (int i = 0; i < nbytes; i++) {
+        value |= (uint64_t)in[i] << (8 * i);
     }
-    *length = len;
-    *kind = k;
+    return value;
+}
+
+void
+wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], uint64_t length, uint32_t kind,
+                 uint32_t flags)
+{
+    pack_le(header, length, 8);
+    pack_le(header + 8, kind, 4);
+    pack_le(header + 12, flags, 4);
+}
+
+void
+wire_unpack_header(const unsigned char header[WIRE_HEADER_SIZE], uint64_t *length,
+                   uint32_t *kind, uint32_t *flags)
+{
+    *length = unpack_le(header, 8);
+    *kind = (uint32_t)unpack_le(header + 8, 4);
+    *flags = (uint32_t)unpack_le(header + 12, 4);
 }
 
 int
@@ -56,24 +71,28 @@ wire_write_all(int fd, struct iovec *iov, int iovcnt)
     return 0;
 }
 
-int
+/* One read() asks for at most this much (Linux reads at most ~2 GiB). */
+#define READ_CHUNK ((size_t)1 << 30)
+
+wire_read_status
 wire_read_all(int fd, void *buf, size_t size, size_t *done)
 {
     while (*done < size) {
-        ssize_t n = read(fd, (char *)buf + *done, size - *done);
+        size_t want = size - *done < READ_CHUNK ? size - *done : READ_CHUNK;
+        ssize_t n = read(fd, (char *)buf + *done, want);
         if (n < 0) {
-            return -1;              /* EINTR included: the caller decides */
+            return WIRE_READ_FAILED;    /* EINTR included: the caller decides */
         }
         if (n == 0) {
             if (*done == 0) {
-                return 1;
+                return WIRE_READ_EOF;
             }
-            errno = EPIPE;          /* the writer died in the middle of a frame */
-            return -1;
+            errno = EPIPE;              /* the writer died in the middle */
+            return WIRE_READ_FAILED;
         }
         *done += (size_t)n;
     }
-    return 0;
+    return WIRE_READ_DONE;
 }
 
 /* One non-blocking read: bytes read (> 0), 0 at end of file, -1 when
@@ -81,6 +100,9 @@ wire_read_all(int fd, void *buf, size_t size, size_t *done)
 static ssize_t
 read_some(int fd, void *buf, size_t size)
 {
+    if (size > READ_CHUNK) {
+        size = READ_CHUNK;
+    }
     for (;;) {
         ssize_t n = read(fd, buf, size);
         if (n >= 0) {
@@ -92,43 +114,56 @@ read_some(int fd, void *buf, size_t size)
     }
 }
 
-int
+wire_read_status
 wire_inbox_read(wire_inbox *box, int fd)
 {
     for (;;) {
         int in_header = box->header_have < WIRE_HEADER_SIZE;
         if (!in_header && box->have == box->length) {
-            return 1;
+            return WIRE_READ_DONE;
         }
         ssize_t n = in_header ? read_some(fd, box->header + box->header_have,
                                           WIRE_HEADER_SIZE - box->header_have)
-                              : read_some(fd, box->payload + box->have, box->length - box->have);
-        if (n <= 0) {
-            return n == 0 ? 2 : n == -1 ? 0 : -1;
+                              : read_some(fd, box->payload + box->have,
+                                          (size_t)(box->length - box->have));
+        if (n == 0) {
+            if (in_header && box->header_have == 0) {
+                return WIRE_READ_EOF;
+            }
+            errno = EPIPE;              /* the worker died in the middle */
+            return WIRE_READ_FAILED;
+        }
+        if (n < 0) {
+            return n == -1 ? WIRE_READ_MORE : WIRE_READ_FAILED;
         }
         if (!in_header) {
-            box->have += (size_t)n;
+            box->have += (uint64_t)n;
             continue;
         }
         box->header_have += (size_t)n;
         if (box->header_have == WIRE_HEADER_SIZE) {
-            wire_unpack_header(box->header, &box->length, &box->kind);
+            wire_unpack_header(box->header, &box->length, &box->kind, &box->flags);
             box->have = 0;
-            box->payload = malloc(box->length > 0 ? box->length : 1);
+            if (box->length > (uint64_t)PTRDIFF_MAX) {
+                errno = EFBIG;
+                return WIRE_READ_FAILED;
+            }
+            box->payload = malloc(box->length > 0 ? (size_t)box->length : 1);
             if (box->payload == NULL) {
                 errno = ENOMEM;
-                return -1;
+                return WIRE_READ_FAILED;
             }
         }
     }
 }
 
 unsigned char *
-wire_inbox_take(wire_inbox *box, size_t *length, uint32_t *kind)
+wire_inbox_take(wire_inbox *box, uint64_t *length, uint32_t *kind, uint32_t *flags)
 {
     unsigned char *payload = box->payload;
     *length = box->length;
     *kind = box->kind;
+    *flags = box->flags;
     box->payload = NULL;
     box->header_have = 0;
     box->length = box->have = 0;

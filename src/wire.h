@@ -1,12 +1,17 @@
 /* wire.h — the frame format between the parent and a worker process.
  *
- * A frame is an 8-byte header — payload length and kind, both little-endian
- * uint32 — followed by the payload (a pickle).  The parent shuts a worker
- * down with an EXIT frame — not just by closing the pipe: a process forked
- * later may hold a copy of the pipe's write end — and then closes it; end of
- * file also ends a worker whose parent died.  Each worker has its own pair
- * of pipes, and a worker answers its tasks in the order it got them, so no
- * frame needs an id: the parent knows which task every result belongs to.
+ * A frame is a 16-byte header followed by the payload (a pickle):
+ *
+ *     offset 0   uint64  payload length (so payloads of 4 GiB and more fit)
+ *     offset 8   uint32  kind (wire_kind)
+ *     offset 12  uint32  flags (WIRE_FLAG_*)
+ *
+ * all little-endian.  The parent shuts a worker down with an EXIT frame —
+ * not just by closing the pipe: a process forked later may hold a copy of
+ * the pipe's write end — and then closes it; end of file also ends a worker
+ * whose parent died.  Each worker has its own pair of pipes, and a worker
+ * answers its tasks in the order it got them, so no frame needs an id: the
+ * parent knows which task every answer belongs to.
  */
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
@@ -15,30 +20,38 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define WIRE_HEADER_SIZE 8
+#define WIRE_HEADER_SIZE 16
 
 typedef enum {
     WIRE_TASK = 1,          /* parent -> worker: pickled (fn, args, kwargs) */
     WIRE_EXIT = 2,          /* parent -> worker: no more work, exit (no payload) */
     WIRE_RESULT = 3,        /* worker -> parent: pickled return value */
-    WIRE_ERROR = 4,         /* worker -> parent: pickled exception (with its traceback) */
+    WIRE_ERROR = 4,         /* worker -> parent: pickled exception the call raised */
+    WIRE_CALL_ERROR = 5,    /* worker -> parent: pickled exception unpickling the call */
 } wire_kind;
 
-/* Set on a result's kind when the worker exits right after it
- * (max_tasks_per_child reached). */
-#define WIRE_LEAVING 0x100
+/* On an answer: the worker exits right after it (max_tasks_per_child). */
+#define WIRE_FLAG_LEAVING 0x1
 
-void wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], size_t length, uint32_t kind);
-void wire_unpack_header(const unsigned char header[WIRE_HEADER_SIZE], size_t *length,
-                        uint32_t *kind);
+void wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], uint64_t length, uint32_t kind,
+                      uint32_t flags);
+void wire_unpack_header(const unsigned char header[WIRE_HEADER_SIZE], uint64_t *length,
+                        uint32_t *kind, uint32_t *flags);
+
+/* How a read ended. */
+typedef enum {
+    WIRE_READ_DONE,         /* all asked for is there (blocking) / a whole frame (inbox) */
+    WIRE_READ_MORE,         /* inbox: nothing more available yet */
+    WIRE_READ_EOF,          /* end of file before the first byte of a frame */
+    WIRE_READ_FAILED,       /* errno says why (EINTR for the blocking read: call again) */
+} wire_read_status;
 
 /* Blocking whole writes/reads for the worker (call without the GIL).
- * wire_write_all: 0, or -1 with errno.  wire_read_all: 0, 1 on end of file
- * before the first byte, -1 with errno (EINTR is returned to the caller,
- * which must run signal handlers and call again for the rest: `*done` says
- * how much arrived). */
+ * wire_write_all: 0, or -1 with errno.  wire_read_all: `*done` says how
+ * much arrived so far (end of file in the middle of the buffer is a
+ * failure, EPIPE). */
 int wire_write_all(int fd, struct iovec *iov, int iovcnt);
-int wire_read_all(int fd, void *buf, size_t size, size_t *done);
+wire_read_status wire_read_all(int fd, void *buf, size_t size, size_t *done);
 
 /* Incremental, non-blocking reading of frames for the parent.  The inbox
  * fills its header, then a payload buffer of exactly the announced size. */
@@ -46,18 +59,19 @@ typedef struct {
     unsigned char header[WIRE_HEADER_SIZE];
     size_t header_have;
     unsigned char *payload;     /* malloc'd once the header is complete */
-    size_t length, have;
-    uint32_t kind;
+    uint64_t length, have;
+    uint32_t kind, flags;
 } wire_inbox;
 
-/* Read what is available from `fd` (O_NONBLOCK) into `box`.  Returns 1 when a
- * whole frame is in `box` (take it with wire_inbox_take), 0 when more is
- * needed (EAGAIN), 2 on end of file, -1 with errno on error.  No GIL needed. */
-int wire_inbox_read(wire_inbox *box, int fd);
+/* Read what is available from `fd` (O_NONBLOCK) into `box`: DONE when a
+ * whole frame is in `box` (take it with wire_inbox_take), MORE, EOF, or
+ * FAILED with errno.  No GIL needed. */
+wire_read_status wire_inbox_read(wire_inbox *box, int fd);
 
 /* Hand over the complete frame's payload (malloc'd; the caller frees it)
  * and reset the inbox for the next frame. */
-unsigned char *wire_inbox_take(wire_inbox *box, size_t *length, uint32_t *kind);
+unsigned char *wire_inbox_take(wire_inbox *box, uint64_t *length, uint32_t *kind,
+                               uint32_t *flags);
 
 void wire_inbox_clear(wire_inbox *box);
 

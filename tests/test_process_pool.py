@@ -487,15 +487,17 @@ def test_unpicklable_exception_fails_only_its_future(cf, method):
     # that for a broken pool, and fails every pending future with
     # BrokenProcessPool (the unpickling error as __cause__); later submits
     # raise BrokenProcessPool.  cfutures knows which task the frame
-    # answers, so the error lands on that one future and the pool keeps
-    # working.
+    # answers, so the error -- the same class, BrokenProcessPool, with the
+    # unpickling error as __cause__ -- lands on that one future and the pool
+    # keeps working.
     with pool(cf, method) as (ex, watch):
         before = [ex.submit(tasks.square, i) for i in range(4)]
         bad = ex.submit(tasks.raise_two_arg_error)
         after = [ex.submit(tasks.square, i) for i in range(4, 8)]
         exc = bad.exception(timeout=30)
-        assert type(exc) is TypeError
-        assert "missing 1 required positional argument" in str(exc)
+        assert type(exc) is concurrent.futures.process.BrokenProcessPool
+        assert type(exc.__cause__) is TypeError
+        assert "missing 1 required positional argument" in str(exc.__cause__)
         assert [f.result(timeout=30) for f in before + after] == [
             i * i for i in range(8)]
         assert ex.submit(tasks.add, 1, 2).result(timeout=30) == 3

@@ -1,0 +1,137 @@
+/* pool.c — the pool core: phase transitions, the registry of live pools,
+ * and the errors of a pool that takes no more work.  See pool.h for the
+ * phase diagram.  Everything here runs with the GIL held.
+ */
+#include "pool.h"
+
+#include <assert.h>
+
+void
+pool_init(cf_state *st, cf_pool *pool, const cf_pool_ops *ops)
+{
+    pool->phase = POOL_NEW;
+    pool->broken = NULL;
+    pool->ops = ops;
+    pool->prev_live = NULL;
+    pool->next_live = st->live_pools;
+    if (st->live_pools != NULL) {
+        st->live_pools->prev_live = pool;
+    }
+    st->live_pools = pool;
+}
+
+/* Take `pool` out of the registry if it is there. */
+static void
+pool_unregister(cf_state *st, cf_pool *pool)
+{
+    if (pool->prev_live != NULL) {
+        pool->prev_live->next_live = pool->next_live;
+    }
+    else if (st->live_pools == pool) {
+        st->live_pools = pool->next_live;
+    }
+    if (pool->next_live != NULL) {
+        pool->next_live->prev_live = pool->prev_live;
+    }
+    pool->prev_live = pool->next_live = NULL;
+}
+
+void
+pool_fini(cf_state *st, cf_pool *pool)
+{
+    if (st != NULL) {
+        pool_unregister(st, pool);
+    }
+    Py_CLEAR(pool->broken);
+}
+
+void
+pool_start(cf_pool *pool)
+{
+    assert(pool->phase == POOL_NEW);
+    pool->phase = POOL_RUNNING;
+}
+
+void
+pool_unstart(cf_pool *pool)
+{
+    assert(pool->phase == POOL_RUNNING);
+    pool->phase = POOL_NEW;
+}
+
+void
+pool_shut_down(cf_pool *pool)
+{
+    if (pool->phase == POOL_NEW) {
+        pool->phase = POOL_STOPPED;
+    }
+    else if (pool->phase == POOL_RUNNING) {
+        pool->phase = POOL_SHUTTING_DOWN;
+    }
+}
+
+void
+pool_stopped(cf_pool *pool)
+{
+    assert(pool->phase == POOL_SHUTTING_DOWN);
+    pool->phase = POOL_STOPPED;
+}
+
+int
+pool_break(cf_pool *pool, const char *message)
+{
+    assert(pool->phase != POOL_STOPPED);
+    pool->phase = POOL_BROKEN;
+    if (pool->broken == NULL) {
+        pool->broken = PyUnicode_FromString(message);
+        if (pool->broken == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+pool_accepting(cf_state *st, cf_pool *pool)
+{
+    return (pool->phase == POOL_NEW || pool->phase == POOL_RUNNING) && !st->interpreter_exiting;
+}
+
+PyObject *
+pool_raise_closed(cf_state *st, cf_pool *pool, PyObject *broken_class)
+{
+    if (pool->phase == POOL_BROKEN) {
+        PyErr_SetObject(broken_class, pool->broken);
+    }
+    else if (pool->phase == POOL_SHUTTING_DOWN || pool->phase == POOL_STOPPED) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+    }
+    else {
+        assert(st->interpreter_exiting);
+        (void)st;
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot schedule new futures after interpreter shutdown");
+    }
+    return NULL;
+}
+
+void
+pools_python_exit(cf_state *st)
+{
+    for (cf_pool *pool = st->live_pools; pool != NULL; pool = pool->next_live) {
+        pool->ops->python_exit(pool);
+    }
+}
+
+void
+pools_after_fork_child(cf_state *st)
+{
+    cf_pool *pool = st->live_pools;
+    while (pool != NULL) {
+        cf_pool *next = pool->next_live;
+        if (!pool->ops->after_fork_child(pool)) {
+            pool_unregister(st, pool);
+        }
+        pool = next;
+    }
+}

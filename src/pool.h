@@ -1,0 +1,75 @@
+/* pool.h — the core both pools embed at their head: the pool's phase, the
+ * registry of live pools, and the errors of a pool that takes no more work.
+ *
+ * Phases and their transitions (pool.c, one function each):
+ *
+ *     NEW ──pool_start──▶ RUNNING ──pool_shut_down──▶ SHUTTING_DOWN ──pool_stopped──▶ STOPPED
+ *      ▲ └──pool_shut_down──▶ STOPPED
+ *      └──pool_unstart── RUNNING          RUNNING, SHUTTING_DOWN ──pool_break──▶ BROKEN
+ *
+ * NEW and RUNNING take work; SHUTTING_DOWN finishes what was accepted;
+ * STOPPED and BROKEN are final.  A pool is RUNNING once its first workers
+ * started, before the threads that serve them (which may break it) run;
+ * if one of those cannot start, pool_unstart makes it NEW again for the
+ * next submit to retry.  Everything here changes with the GIL held.
+ */
+#ifndef CF_POOL_H
+#define CF_POOL_H
+
+#include "cfutures.h"
+
+typedef enum {
+    POOL_NEW,               /* made; no worker started yet */
+    POOL_RUNNING,           /* takes work */
+    POOL_SHUTTING_DOWN,     /* takes no work; finishes what it accepted */
+    POOL_STOPPED,           /* all it accepted is done; its workers are gone */
+    POOL_BROKEN,            /* takes no work; what it held has failed */
+} pool_phase;
+
+typedef struct cf_pool cf_pool;
+
+/* What the module's interpreter-exit and fork hooks ask of each pool. */
+typedef struct {
+    /* Interpreter exit: no new work (st->interpreter_exiting is set); wind
+     * down after the accepted work.  Must not block. */
+    void (*python_exit)(cf_pool *pool);
+    /* In the child of os.fork(): the parent's workers and threads do not
+     * exist here.  Returns 1 to stay registered (the child may use the
+     * pool), 0 to be forgotten. */
+    int (*after_fork_child)(cf_pool *pool);
+} cf_pool_ops;
+
+struct cf_pool {
+    PyObject_HEAD
+    pool_phase phase;
+    PyObject *broken;               /* BROKEN: the message of later errors */
+    const cf_pool_ops *ops;
+    cf_pool *prev_live, *next_live; /* the module's registry */
+};
+
+/* Set up the head of a freshly allocated pool and register it. */
+void pool_init(cf_state *st, cf_pool *pool, const cf_pool_ops *ops);
+/* Unregister (from tp_dealloc) and drop the message. */
+void pool_fini(cf_state *st, cf_pool *pool);
+
+void pool_start(cf_pool *pool);
+void pool_unstart(cf_pool *pool);
+/* No more work: NEW -> STOPPED, RUNNING -> SHUTTING_DOWN; else nothing. */
+void pool_shut_down(cf_pool *pool);
+void pool_stopped(cf_pool *pool);
+/* -> BROKEN with `message` for later submits (the first message stays).
+ * 0, or -1 with an exception if the message could not be made. */
+int pool_break(cf_pool *pool, const char *message);
+
+/* Does the pool take new work? */
+int pool_accepting(cf_state *st, cf_pool *pool);
+/* The stdlib's error for a submit the pool refuses: `broken_class(message)`
+ * when broken, else RuntimeError "cannot schedule new futures after
+ * [interpreter] shutdown".  Always returns NULL. */
+PyObject *pool_raise_closed(cf_state *st, cf_pool *pool, PyObject *broken_class);
+
+/* The module's hooks: every live pool in turn. */
+void pools_python_exit(cf_state *st);
+void pools_after_fork_child(cf_state *st);
+
+#endif /* CF_POOL_H */

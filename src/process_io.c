@@ -1,0 +1,340 @@
+/* process_io.c — the I/O thread of a process pool.
+ *
+ * One thread per pool waits on every worker's result pipe (and on task
+ * pipes with bytes still to write) with the GIL released, reads every frame
+ * that is ready, then takes the GIL once to complete the whole batch of
+ * futures and dispatch more tasks.  Each round is three steps over one
+ * batch:
+ *
+ *   prepare   (GIL held)      decide what to wait for and what to write
+ *   transfer  (GIL released)  wait, read whole frames, write what fits
+ *   apply     (GIL held)      complete futures, notice ended workers,
+ *                             replace leavers, dispatch, decide to stop
+ *
+ * Without the GIL the thread touches only its batch, the inboxes, and the
+ * bytes of frames it listed under the GIL (a worker being written is marked
+ * `writing`, so no other thread writes to its pipe or frees those frames).
+ * Any internal failure (no memory, a poll error) breaks the pool with that
+ * error as the cause: no accepted future is ever left pending.
+ */
+#include "process_pool.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    Py_ssize_t worker;
+    unsigned char *payload;
+    uint64_t length;
+    uint32_t kind, flags;
+} pp_frame;
+
+/* Everything one round needs, allocated once for the thread's life. */
+typedef struct {
+    Py_ssize_t nslots;
+    struct pollfd *fds;             /* wake fd, then result and task pipes */
+    Py_ssize_t *owner;              /* worker of each fd; -1 for the wake fd */
+    int nfds;
+    struct iovec (*iovs)[PP_MAX_IOV];
+    int *iovcnt;                    /* per worker: bytes listed to write */
+    ssize_t *written;
+    char *ended;                    /* per worker: its result pipe ended */
+    pp_frame *frames;
+    size_t nframes, frames_cap;
+    int busy;                       /* work in flight: spin before sleeping */
+    int failed_errno;
+} pp_batch;
+
+static int
+batch_init(pp_batch *b, Py_ssize_t nslots)
+{
+    memset(b, 0, sizeof(*b));
+    b->nslots = nslots;
+    b->fds = PyMem_Calloc((size_t)(2 * nslots + 1), sizeof(struct pollfd));
+    b->owner = PyMem_Calloc((size_t)(2 * nslots + 1), sizeof(Py_ssize_t));
+    b->iovs = PyMem_Calloc((size_t)nslots, sizeof(*b->iovs));
+    b->iovcnt = PyMem_Calloc((size_t)nslots, sizeof(int));
+    b->written = PyMem_Calloc((size_t)nslots, sizeof(ssize_t));
+    b->ended = PyMem_Calloc((size_t)nslots, 1);
+    if (b->fds == NULL || b->owner == NULL || b->iovs == NULL || b->iovcnt == NULL ||
+        b->written == NULL || b->ended == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+batch_fini(pp_batch *b)
+{
+    for (size_t k = 0; k < b->nframes; k++) {
+        free(b->frames[k].payload);
+    }
+    free(b->frames);
+    PyMem_Free(b->fds);
+    PyMem_Free(b->owner);
+    PyMem_Free(b->iovs);
+    PyMem_Free(b->iovcnt);
+    PyMem_Free(b->written);
+    PyMem_Free(b->ended);
+}
+
+/* ---- prepare (GIL held) ------------------------------------------------- */
+
+static void
+batch_prepare(PoolCoreObject *core, pp_batch *b)
+{
+    b->nfds = 0;
+    b->fds[b->nfds].fd = core->wake_fd;
+    b->fds[b->nfds].events = POLLIN;
+    b->owner[b->nfds++] = -1;
+    b->busy = 0;
+    for (Py_ssize_t i = 0; i < b->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        b->iovcnt[i] = 0;
+        b->written[i] = 0;
+        b->ended[i] = 0;
+        if (w->state != WORKER_IDLE && w->state != WORKER_BUSY && w->state != WORKER_LEAVING) {
+            continue;
+        }
+        b->busy |= w->ntasks > 0;
+        b->fds[b->nfds].fd = w->result_fd;
+        b->fds[b->nfds].events = POLLIN;
+        b->owner[b->nfds++] = i;
+        if (w->unsent != NULL && w->task_fd >= 0 && !w->writing) {
+            b->iovcnt[i] = worker_unsent_iov(w, b->iovs[i]);
+            w->writing = 1;
+            b->fds[b->nfds].fd = w->task_fd;
+            b->fds[b->nfds].events = POLLOUT;
+            b->owner[b->nfds++] = i;
+        }
+    }
+}
+
+/* ---- transfer (GIL released) -------------------------------------------- */
+
+static int
+pollset_ready(void *arg)
+{
+    pp_batch *b = arg;
+    return poll(b->fds, (nfds_t)b->nfds, 0) != 0;
+}
+
+/* Read every whole frame `w` has sent; note the end of its pipe. */
+static void
+batch_read_frames(pp_batch *b, pp_worker *w, Py_ssize_t i)
+{
+    for (;;) {
+        wire_read_status r = wire_inbox_read(&w->inbox, w->result_fd);
+        if (r == WIRE_READ_MORE) {
+            return;
+        }
+        if (r != WIRE_READ_DONE) {
+            b->ended[i] = 1;        /* end of file (or a dead pipe): it is gone */
+            return;
+        }
+        if (b->nframes == b->frames_cap) {
+            size_t cap = b->frames_cap ? 2 * b->frames_cap : 64;
+            pp_frame *grown = realloc(b->frames, cap * sizeof(pp_frame));
+            if (grown == NULL) {
+                b->failed_errno = ENOMEM;
+                return;
+            }
+            b->frames = grown;
+            b->frames_cap = cap;
+        }
+        pp_frame *f = &b->frames[b->nframes++];
+        f->worker = i;
+        f->payload = wire_inbox_take(&w->inbox, &f->length, &f->kind, &f->flags);
+    }
+}
+
+/* Wait until something is ready (`wait` > 0), then read and write.  Pure C:
+ * called with the GIL released. */
+static void
+batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
+{
+    if (wait && b->busy) {
+        cf_spin(pollset_ready, b, CF_SPIN_PIPE_NS, CF_FOREVER);     /* results come soon */
+    }
+    int ready = poll(b->fds, (nfds_t)b->nfds, wait ? -1 : 0);
+    if (ready < 0 && errno != EINTR) {
+        b->failed_errno = errno;
+        return;
+    }
+    for (int k = 0; ready > 0 && k < b->nfds && b->failed_errno == 0; k++) {
+        if (b->fds[k].revents == 0) {
+            continue;
+        }
+        Py_ssize_t i = b->owner[k];
+        if (i < 0) {
+            uint64_t count;
+            ssize_t r = read(core->wake_fd, &count, sizeof(count));
+            (void)r;
+            continue;
+        }
+        pp_worker *w = &core->workers[i];
+        if (b->fds[k].events == POLLOUT) {
+            b->written[i] = writev(w->task_fd, b->iovs[i], b->iovcnt[i]);
+            continue;
+        }
+        batch_read_frames(b, w, i);
+    }
+}
+
+/* Green threads: this thread is a greenlet; wait in the (patched) select
+ * so that the others run, then transfer without blocking. */
+static int
+batch_wait_green(pp_batch *b)
+{
+    PyObject *select = PyImport_ImportModule("select");
+    PyObject *rlist = PyList_New(0), *wlist = PyList_New(0), *xlist = PyList_New(0);
+    int rc = select != NULL && rlist != NULL && wlist != NULL && xlist != NULL ? 0 : -1;
+    for (int k = 0; rc == 0 && k < b->nfds; k++) {
+        PyObject *fd = PyLong_FromLong(b->fds[k].fd);
+        rc = fd == NULL ? -1 : PyList_Append(b->fds[k].events == POLLOUT ? wlist : rlist, fd);
+        Py_XDECREF(fd);
+    }
+    PyObject *r = rc == 0 ? PyObject_CallMethod(select, "select", "OOO", rlist, wlist, xlist)
+                          : NULL;
+    Py_XDECREF(select);
+    Py_XDECREF(rlist);
+    Py_XDECREF(wlist);
+    Py_XDECREF(xlist);
+    return cf_consume(r);
+}
+
+/* ---- apply (GIL held) --------------------------------------------------- */
+
+/* Complete the batch's futures, notice ended workers; 1 if one died. */
+static int
+batch_apply(cf_state *st, PoolCoreObject *core, pp_batch *b)
+{
+    for (Py_ssize_t i = 0; i < b->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        if (b->iovcnt[i] > 0) {
+            w->writing = 0;
+            if (b->written[i] > 0) {
+                worker_advance(w, (size_t)b->written[i]);
+            }
+        }
+    }
+    for (size_t k = 0; k < b->nframes; k++) {
+        pp_frame *f = &b->frames[k];
+        worker_answered(st, core, &core->workers[f->worker], f->payload, (size_t)f->length,
+                        f->kind, f->flags);
+    }
+    b->nframes = 0;
+    int died = 0;
+    for (Py_ssize_t i = 0; i < b->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        if (b->ended[i] && (w->state == WORKER_IDLE || w->state == WORKER_BUSY ||
+                            w->state == WORKER_LEAVING)) {
+            worker_ended(w);
+            died |= w->state == WORKER_DEAD;
+        }
+    }
+    if (core_drained(core)) {
+        core->mean_task_ns = -1;
+    }
+    return died;
+}
+
+/* Should the pool wind down?  Shutdown, its executor collected, or the
+ * interpreter exiting all mean: finish the accepted work, then stop. */
+static int
+core_winding_down(cf_state *st, PoolCoreObject *core)
+{
+    if (st->interpreter_exiting) {
+        pool_shut_down(&core->base);
+    }
+    return core->base.phase == POOL_SHUTTING_DOWN;
+}
+
+/* Everything is done: dismiss the idle workers.  1 once every worker is
+ * gone (the pool is STOPPED), 0 while some still have to end. */
+static int
+core_stop_workers(PoolCoreObject *core)
+{
+    int left = 0;
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        if (w->state == WORKER_IDLE) {
+            worker_dismiss(w);
+        }
+        if (w->state == WORKER_EXITED || w->state == WORKER_DEAD) {
+            worker_reap(core, w, -1);
+        }
+        left |= w->state != WORKER_EMPTY;
+    }
+    return !left;
+}
+
+/* The body of the loop, one round; 1 when the thread should end. */
+static int
+core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
+{
+    if (core_dispatch(st, core, 0) < 0) {
+        PyErr_Clear();              /* only submit's thread raises those */
+    }
+    if (core->base.phase == POOL_BROKEN) {
+        return 1;
+    }
+    if (core_winding_down(st, core) && core_drained(core) && core_stop_workers(core)) {
+        pool_stopped(&core->base);
+        return 1;
+    }
+    batch_prepare(core, b);
+    int green = core->green && cf_threads_are_green(st);
+    if (green && batch_wait_green(b) < 0) {
+        return -1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    batch_transfer(core, b, !green);
+    Py_END_ALLOW_THREADS
+    if (b->failed_errno != 0) {
+        errno = b->failed_errno;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (batch_apply(st, core, b)) {
+        core_break(st, core, NULL);
+        return 1;
+    }
+    core_replace_leavers(st, core);
+    return 0;
+}
+
+PyObject *
+process_pool_io(PyObject *module, PyObject *arg)
+{
+    cf_state *st = cf_state_of_module(module);
+    if (!PyObject_TypeCheck(arg, st->PoolCoreType)) {
+        PyErr_SetString(PyExc_TypeError, "_process_pool_io() expects a pool core");
+        return NULL;
+    }
+    PoolCoreObject *core = (PoolCoreObject *)Py_NewRef(arg);
+    pp_batch batch;
+    int rc = batch_init(&batch, core->nslots) < 0 ? -1 : 0;
+    while (rc == 0) {
+        rc = core_io_round(st, core, &batch);
+    }
+    if (rc < 0) {
+        /* The one exit for internal errors: nothing accepted stays pending. */
+        PyObject *exc = cf_err_take();
+        cf_log_critical(st, "Exception in the process pool's I/O thread:", exc);
+        core_break(st, core, exc);
+        Py_XDECREF(exc);
+    }
+    batch_fini(&batch);
+    /* Nobody waits on it any more: no fd outlives the pool's work. */
+    if (core->wake_fd >= 0) {
+        close(core->wake_fd);
+        core->wake_fd = -1;
+    }
+    Py_DECREF(core);
+    Py_RETURN_NONE;
+}

@@ -1,0 +1,163 @@
+/* process_pool.h — the parent side of ProcessPoolExecutor, shared by its
+ * three files: process_pool.c (the executor: submit, shutdown, start,
+ * hooks), process_workers.c (worker slots and tasks: dispatch, results,
+ * breaking) and process_io.c (the I/O thread).
+ *
+ * A task is in exactly one place from the moment submit() accepts it until
+ * its future is completed or cancelled: the pool's pending list, the hands
+ * of one thread that is pickling it (counted in `npickling`), or one
+ * worker's list.  The pool stops only when all three are empty; breaking it
+ * fails the lists, and a pickler fails its own task when it sees the break.
+ * That is the whole of "accepted => completes".
+ *
+ * Worker slots, one state each (process_workers.c, one function per arrow):
+ *
+ *   EMPTY ──worker_begin_start──▶ STARTING ──worker_started──▶ IDLE
+ *     ▲                              └──worker_start_failed──▶ EMPTY
+ *     │    IDLE ──worker_take──▶ BUSY ──worker_answered──▶ IDLE
+ *     │                           └──(its last task, max_tasks_per_child)──▶ LEAVING
+ *     │    IDLE ──worker_dismiss (shutdown: EXIT frame)──▶ LEAVING
+ *     │    IDLE, BUSY, LEAVING ──worker_ended (end of file on its result pipe)──▶
+ *     │          EXITED if it was LEAVING with nothing in hand, else DEAD (a crash)
+ *     └──worker_reap── EXITED, DEAD
+ *
+ * Only IDLE and BUSY workers take tasks.  A worker is BUSY while it holds a
+ * task or a task is being pickled for it (`nreserved`).
+ */
+#ifndef CF_PROCESS_POOL_H
+#define CF_PROCESS_POOL_H
+
+#include "cfutures.h"
+#include "pool.h"
+#include "wire.h"
+
+#include <sys/uio.h>
+
+/* Tasks in flight per worker.  Besides the running one, a worker holds at
+ * most about PP_QUEUED_NS of predicted work in its pipe: enough to never
+ * idle between short tasks, and to batch writes and reads, while a long task
+ * never has much waiting behind it when another worker falls free. */
+#define PP_DEPTH_MAX 8
+#define PP_QUEUED_NS (1000 * 1000)
+#define PP_PIPE_SIZE (1 << 20)
+#define PP_MAX_IOV 64
+/* How long a stopped worker may take to end before it is killed. */
+#define PP_TERMINATE_GRACE_S 2.0
+
+typedef struct pp_task {
+    struct pp_task *next;
+    PyObject *future;
+    PyObject *call;                 /* (fn, args, kwargs) until pickled */
+    Py_buffer payload;              /* the pickled call, once dispatched */
+    int64_t dispatched_at;          /* monotonic ns */
+    unsigned char header[WIRE_HEADER_SIZE];
+} pp_task;
+
+typedef enum {
+    WORKER_EMPTY,
+    WORKER_STARTING,
+    WORKER_IDLE,
+    WORKER_BUSY,
+    WORKER_LEAVING,
+    WORKER_EXITED,
+    WORKER_DEAD,
+} worker_state;
+
+typedef struct {
+    worker_state state;
+    unsigned generation;            /* bumped at each start: a slot reused */
+    PyObject *process;              /* multiprocessing.Process, from IDLE on */
+    int task_fd, result_fd;         /* our ends; -1 when closed */
+    pp_task *head, *tail;           /* written or to write, in that order */
+    Py_ssize_t ntasks;              /* in head..tail */
+    Py_ssize_t nreserved;           /* being pickled for it by some thread */
+    Py_ssize_t assigned;            /* tasks ever given (max_tasks_per_child) */
+    int64_t last_result_at;         /* monotonic ns of its latest result */
+    pp_task *unsent;                /* first task not wholly written, or NULL */
+    size_t unsent_offset;           /* bytes of it (header + payload) written */
+    int writing;                    /* the I/O thread writes to task_fd, GIL released */
+    wire_inbox inbox;               /* the I/O thread's partial frame */
+} pp_worker;
+
+typedef struct {
+    cf_pool base;
+    PyObject *spawn;                /* cfutures.process._spawn_worker */
+    PyObject *context, *initializer, *initargs;
+    Py_ssize_t max_tasks_per_child; /* 0: no limit */
+    int start_on_demand;            /* not fork: a worker starts when needed */
+    pp_worker *workers;
+    Py_ssize_t nslots;              /* max_workers */
+    pp_task *pending_head, *pending_tail;
+    Py_ssize_t npending;
+    Py_ssize_t npickling;           /* tasks some thread is pickling */
+    PyObject *processes;            /* {pid: Process}, the stdlib's `_processes` */
+    PyObject *io_thread;
+    int wake_fd;                    /* eventfd that wakes the I/O thread; -1 before start */
+    int green;                      /* made while threading was monkey-patched */
+    Py_ssize_t next_worker;         /* round-robin start for dispatch */
+    int64_t mean_task_ns;           /* moving mean service time; -1: none yet */
+} PoolCoreObject;
+
+extern const char PP_BROKEN_POOL[];
+extern const char PP_BROKEN_FUTURE[];
+
+/* ---- process_workers.c -------------------------------------------------- */
+
+/* Free a task no list holds any more. */
+void task_free(pp_task *task);
+void pending_push(PoolCoreObject *core, pp_task *task);
+pp_task *pending_pop(PoolCoreObject *core);
+/* Take `task` out of the pending list if it is still there; 1 if it was. */
+int pending_remove(PoolCoreObject *core, pp_task *task);
+
+void core_wake(PoolCoreObject *core);
+Py_ssize_t core_count(PoolCoreObject *core, worker_state state);
+
+/* Start a worker in an EMPTY slot, returning with it IDLE (0) or EMPTY again
+ * (-1, exception set).  Runs Python code: other threads run meanwhile. */
+int worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i);
+/* Start one more worker if pending work has no worker to go to.  0, or -1
+ * with the start's exception. */
+int core_start_if_needed(cf_state *st, PoolCoreObject *core);
+
+/* Give pending tasks to workers with room, pickling each in this thread.
+ * With `may_raise` (the thread of a submit() call), a BaseException that
+ * is not an Exception (Ctrl-C) raised while pickling is returned (-1) for
+ * the caller to raise, and its task goes back to the front of the line;
+ * otherwise every pickling error lands on its future. */
+int core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise);
+/* Write what fits without blocking, with the GIL held. */
+void worker_write_now(PoolCoreObject *core, pp_worker *w);
+/* The unsent bytes of `w` as iovecs (at most PP_MAX_IOV). */
+int worker_unsent_iov(pp_worker *w, struct iovec *iov);
+/* `written` more bytes went out: move the unsent cursor. */
+void worker_advance(pp_worker *w, size_t written);
+
+/* A frame arrived from `w`, the answer to its oldest task. */
+void worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
+                     size_t length, uint32_t kind, uint32_t flags);
+/* Its result pipe reached end of file (after every frame was applied). */
+void worker_ended(pp_worker *w);
+/* Shutdown: tell an IDLE worker to exit and close its task pipe. */
+void worker_dismiss(pp_worker *w);
+/* Join an EXITED or DEAD worker's process, close its fds: EMPTY again.
+ * `grace` < 0: wait as long as it takes; else terminate, then kill, after
+ * that many seconds each. */
+void worker_reap(PoolCoreObject *core, pp_worker *w, double grace);
+
+/* A worker died, or the I/O thread failed: fail everything the pool holds,
+ * stop every worker (bounded), BROKEN.  `cause` (may be NULL) becomes the
+ * __cause__ of the futures' error. */
+void core_break(cf_state *st, PoolCoreObject *core, PyObject *cause);
+/* Replace workers that left (max_tasks_per_child) while work remains,
+ * also during shutdown; start more on demand. */
+void core_replace_leavers(cf_state *st, PoolCoreObject *core);
+/* Has everything accepted been answered, with nobody pickling or starting? */
+int core_drained(PoolCoreObject *core);
+
+/* ---- process_io.c ------------------------------------------------------- */
+
+/* `_cfutures._process_pool_io(core)`: the body of the pool's I/O thread. */
+PyObject *process_pool_io(PyObject *module, PyObject *arg);
+
+#endif /* CF_PROCESS_POOL_H */

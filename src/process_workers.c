@@ -1,0 +1,872 @@
+/* process_workers.c — the worker slots of a process pool and the tasks they
+ * hold: starting and reaping workers, dispatch (pickling a call when a
+ * worker takes it), answers, and breaking the pool.  The slot states and
+ * the rule that keeps every accepted task in one place are in
+ * process_pool.h.
+ *
+ * Invariants:
+ *   - Everything here runs with the GIL held.  Python code (pickling,
+ *     starting a process, completing futures) may let other threads run:
+ *     code that calls it re-reads the state afterwards.
+ *   - A dispatched future is RUNNING (set_running_or_notify_cancel right
+ *     after its call is pickled, as the stdlib does when it moves an item
+ *     to its call queue).  A worker holds one task, plus about a
+ *     millisecond of predicted work (core_depth) when there is a backlog,
+ *     so the rest stay cancellable and no task waits behind a long one.
+ *   - A worker is never given more tasks than it runs before it leaves
+ *     (max_tasks_per_child), or a task would leave with it.
+ */
+#include "process_pool.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+const char PP_BROKEN_POOL[] =
+    "A child process terminated abruptly, the process pool is not usable anymore";
+const char PP_BROKEN_FUTURE[] =
+    "A process in the process pool was terminated abruptly while the future was "
+    "running or pending.";
+
+/* ---- tasks -------------------------------------------------------------- */
+
+void
+task_free(pp_task *task)
+{
+    if (task->payload.obj != NULL) {
+        PyBuffer_Release(&task->payload);
+    }
+    Py_XDECREF(task->call);
+    Py_DECREF(task->future);
+    PyMem_Free(task);
+}
+
+static size_t
+task_size(pp_task *task)
+{
+    return WIRE_HEADER_SIZE + (size_t)task->payload.len;
+}
+
+/* set_exception, ignoring a future that was finished meanwhile. */
+static void
+fail_future(PyObject *future, PyObject *error)
+{
+    PyObject *r = future_set_exception(future, error);
+    if (r == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+}
+
+void
+pending_push(PoolCoreObject *core, pp_task *task)
+{
+    task->next = NULL;
+    if (core->pending_tail == NULL) {
+        core->pending_head = core->pending_tail = task;
+    }
+    else {
+        core->pending_tail->next = task;
+        core->pending_tail = task;
+    }
+    core->npending++;
+}
+
+/* Back to the front: it was first in line. */
+static void
+pending_push_front(PoolCoreObject *core, pp_task *task)
+{
+    task->next = core->pending_head;
+    core->pending_head = task;
+    if (core->pending_tail == NULL) {
+        core->pending_tail = task;
+    }
+    core->npending++;
+}
+
+pp_task *
+pending_pop(PoolCoreObject *core)
+{
+    pp_task *task = core->pending_head;
+    if (task != NULL) {
+        core->pending_head = task->next;
+        if (core->pending_head == NULL) {
+            core->pending_tail = NULL;
+        }
+        core->npending--;
+        task->next = NULL;
+    }
+    return task;
+}
+
+int
+pending_remove(PoolCoreObject *core, pp_task *task)
+{
+    pp_task *prev = NULL;
+    for (pp_task *t = core->pending_head; t != NULL; prev = t, t = t->next) {
+        if (t != task) {
+            continue;
+        }
+        if (prev == NULL) {
+            core->pending_head = t->next;
+        }
+        else {
+            prev->next = t->next;
+        }
+        if (core->pending_tail == t) {
+            core->pending_tail = prev;
+        }
+        core->npending--;
+        t->next = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the pool ----------------------------------------------------------- */
+
+void
+core_wake(PoolCoreObject *core)
+{
+    if (core->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(core->wake_fd, &one, sizeof(one));
+        (void)n;                    /* a full counter still wakes it */
+    }
+}
+
+Py_ssize_t
+core_count(PoolCoreObject *core, worker_state state)
+{
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        n += core->workers[i].state == state;
+    }
+    return n;
+}
+
+int
+core_drained(PoolCoreObject *core)
+{
+    if (core->pending_head != NULL || core->npickling > 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        if (w->state == WORKER_STARTING || w->ntasks > 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- starting and reaping workers --------------------------------------- */
+
+static int
+set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static void
+close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* EMPTY -> STARTING: the slot's pipes exist, its process not yet.  The
+ * parent's ends are in the slot from now on, so that a fork child closes
+ * them (module.c's hook).  Fills child_ends; -1 with an exception. */
+static int
+worker_begin_start(pp_worker *w, int child_ends[2])
+{
+    int task_pipe[2], result_pipe[2];
+    assert(w->state == WORKER_EMPTY);
+    if (pipe2(task_pipe, O_CLOEXEC) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (pipe2(result_pipe, O_CLOEXEC) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(task_pipe[0]);
+        close(task_pipe[1]);
+        return -1;
+    }
+    /* Bigger pipes: fewer wake-ups for large payloads (best effort). */
+    (void)fcntl(task_pipe[1], F_SETPIPE_SZ, PP_PIPE_SIZE);
+    (void)fcntl(result_pipe[1], F_SETPIPE_SZ, PP_PIPE_SIZE);
+    unsigned generation = w->generation + 1;
+    memset(w, 0, sizeof(*w));
+    w->generation = generation;
+    w->state = WORKER_STARTING;
+    w->task_fd = task_pipe[1];
+    w->result_fd = result_pipe[0];
+    child_ends[0] = task_pipe[0];
+    child_ends[1] = result_pipe[1];
+    return 0;
+}
+
+/* STARTING -> IDLE.  Steals `process`. */
+static void
+worker_started(pp_worker *w, PyObject *process)
+{
+    assert(w->state == WORKER_STARTING);
+    w->process = process;
+    w->state = WORKER_IDLE;
+}
+
+/* STARTING -> EMPTY. */
+static void
+worker_start_failed(pp_worker *w)
+{
+    assert(w->state == WORKER_STARTING);
+    close_fd(&w->task_fd);
+    close_fd(&w->result_fd);
+    w->state = WORKER_EMPTY;
+}
+
+int
+worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
+{
+    (void)st;
+    pp_worker *w = &core->workers[i];
+    int child_ends[2];
+    if (worker_begin_start(w, child_ends) < 0) {
+        return -1;
+    }
+    /* The spawner wraps the child's ends in Connections, starts the process
+     * and closes those ends here, whatever happens.  Other threads run. */
+    PyObject *process = PyObject_CallFunction(core->spawn, "OiiOOn", core->context, child_ends[0],
+                                              child_ends[1], core->initializer, core->initargs,
+                                              core->max_tasks_per_child);
+    PyObject *pid = process ? PyObject_GetAttrString(process, "pid") : NULL;
+    if (pid == NULL || set_nonblocking(w->task_fd) < 0 || set_nonblocking(w->result_fd) < 0 ||
+        PyDict_SetItem(core->processes, pid, process) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetFromErrno(PyExc_OSError);
+        }
+        Py_XDECREF(pid);
+        if (process != NULL) {
+            PyObject *exc = cf_err_take();
+            PyObject *r = PyObject_CallMethod(process, "kill", NULL);
+            Py_XDECREF(r);
+            r = r ? PyObject_CallMethod(process, "join", NULL) : NULL;
+            Py_XDECREF(r);
+            PyErr_Clear();
+            cf_err_restore(exc);
+        }
+        Py_XDECREF(process);
+        worker_start_failed(w);
+        return -1;
+    }
+    Py_DECREF(pid);
+    worker_started(w, process);
+    if (core->base.phase == POOL_BROKEN) {
+        /* It broke while this one started: it goes with the others. */
+        w->state = WORKER_DEAD;
+        worker_reap(core, w, 0);
+    }
+    return 0;
+}
+
+/* An EMPTY slot, or -1. */
+static Py_ssize_t
+core_empty_slot(PoolCoreObject *core)
+{
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        if (core->workers[i].state == WORKER_EMPTY) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int
+core_start_if_needed(cf_state *st, PoolCoreObject *core)
+{
+    /* As the stdlib's _adjust_process_count: a new process only when no
+     * idle one (or one starting) will take the pending work. */
+    Py_ssize_t ready = core_count(core, WORKER_IDLE) + core_count(core, WORKER_STARTING);
+    if (core->npending <= ready) {
+        return 0;
+    }
+    Py_ssize_t i = core_empty_slot(core);
+    if (i < 0) {
+        return 0;
+    }
+    return worker_start(st, core, i);
+}
+
+/* Send the EXIT frame if it fits, then close the task pipe.  The frame
+ * matters when a process forked later holds a copy of the pipe, so the
+ * worker would see no end of file; it fits at once, as nothing is queued
+ * for a worker being dismissed. */
+static void
+worker_close_tasks(pp_worker *w, int say_exit)
+{
+    if (w->task_fd < 0 || w->writing) {
+        return;
+    }
+    if (say_exit && w->unsent == NULL) {
+        unsigned char header[WIRE_HEADER_SIZE];
+        wire_pack_header(header, 0, WIRE_EXIT, 0);
+        ssize_t n = write(w->task_fd, header, sizeof(header));
+        (void)n;                    /* a worker that is gone needs no goodbye */
+    }
+    close_fd(&w->task_fd);
+}
+
+void
+worker_dismiss(pp_worker *w)
+{
+    assert(w->state == WORKER_IDLE);
+    worker_close_tasks(w, 1);
+    w->state = WORKER_LEAVING;
+}
+
+void
+worker_ended(pp_worker *w)
+{
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
+    int announced = w->state == WORKER_LEAVING && w->ntasks == 0 && w->nreserved == 0;
+    w->state = announced ? WORKER_EXITED : WORKER_DEAD;
+}
+
+/* process.join(timeout): 0 if it ended, 1 if it still runs. */
+static int
+process_join(PyObject *process, double timeout)
+{
+    PyObject *r = timeout < 0 ? PyObject_CallMethod(process, "join", NULL)
+                              : PyObject_CallMethod(process, "join", "d", timeout);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(process);
+    }
+    Py_XDECREF(r);
+    PyObject *code = PyObject_GetAttrString(process, "exitcode");
+    int running = code == Py_None;
+    if (code == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(code);
+    return running;
+}
+
+static void
+process_call(PyObject *process, const char *method)
+{
+    PyObject *r = PyObject_CallMethod(process, method, NULL);
+    if (r == NULL) {
+        PyErr_Clear();              /* it just ended */
+    }
+    Py_XDECREF(r);
+}
+
+void
+worker_reap(PoolCoreObject *core, pp_worker *w, double grace)
+{
+    assert(w->state == WORKER_EXITED || w->state == WORKER_DEAD);
+    worker_close_tasks(w, 0);
+    PyObject *process = w->process;
+    w->process = NULL;
+    if (process != NULL) {
+        if (grace >= 0 && process_join(process, grace)) {
+            process_call(process, "terminate");
+            if (process_join(process, PP_TERMINATE_GRACE_S)) {
+                process_call(process, "kill");      /* it ignores SIGTERM */
+                process_join(process, -1);
+            }
+        }
+        else if (grace < 0) {
+            process_join(process, -1);
+        }
+        PyObject *pid = PyObject_GetAttrString(process, "pid");
+        if (pid == NULL || PyDict_DelItem(core->processes, pid) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(pid);
+        Py_DECREF(process);
+    }
+    close_fd(&w->result_fd);
+    wire_inbox_clear(&w->inbox);
+    w->state = WORKER_EMPTY;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+/* How many tasks a worker may hold: one until a task of the current burst
+ * was timed (the mean is forgotten whenever the pool falls idle, so earlier
+ * tiny tasks do not make a burst of long ones queue up behind each other). */
+static Py_ssize_t
+core_depth(PoolCoreObject *core)
+{
+    if (core->mean_task_ns < 0) {
+        return 1;
+    }
+    int64_t queued = PP_QUEUED_NS / (core->mean_task_ns > 0 ? core->mean_task_ns : 1);
+    return queued + 1 < PP_DEPTH_MAX ? (Py_ssize_t)queued + 1 : PP_DEPTH_MAX;
+}
+
+static int
+worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
+{
+    Py_ssize_t held = w->ntasks + w->nreserved;
+    if ((w->state != WORKER_IDLE && w->state != WORKER_BUSY) || w->task_fd < 0 ||
+        held >= core_depth(core) ||
+        (core->max_tasks_per_child != 0 && w->assigned + w->nreserved >= core->max_tasks_per_child)) {
+        return 0;
+    }
+    if (held == 0) {
+        return 1;
+    }
+    /* Queue behind a running task only with a backlog: a task bound to this
+     * worker's pipe cannot be taken by another worker that falls free first
+     * (the stdlib's shared queue allows that, and code may depend on it). */
+    if (core->npending <= core->nslots || w->head == NULL) {
+        return 0;
+    }
+    /* Never queue behind a task that already ran past the queueing budget:
+     * it may run long, and another worker may fall free first. */
+    int64_t began = w->head->dispatched_at > w->last_result_at ? w->head->dispatched_at
+                                                                : w->last_result_at;
+    return now - began < PP_QUEUED_NS;
+}
+
+/* The worker with room holding the fewest tasks, or -1. */
+static Py_ssize_t
+core_pick_worker(PoolCoreObject *core, int64_t now)
+{
+    Py_ssize_t best = -1;
+    for (Py_ssize_t k = 0; k < core->nslots; k++) {
+        Py_ssize_t i = (core->next_worker + k) % core->nslots;
+        pp_worker *w = &core->workers[i];
+        if (worker_has_room(core, w, now) &&
+            (best < 0 || w->ntasks + w->nreserved <
+                             core->workers[best].ntasks + core->workers[best].nreserved)) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* IDLE -> BUSY (or stays BUSY): a task is being pickled for it. */
+static void
+worker_take(pp_worker *w)
+{
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY);
+    w->nreserved++;
+    w->state = WORKER_BUSY;
+}
+
+/* BUSY -> IDLE when it holds nothing any more. */
+static void
+worker_maybe_idle(pp_worker *w)
+{
+    if (w->state == WORKER_BUSY && w->ntasks == 0 && w->nreserved == 0) {
+        w->state = WORKER_IDLE;
+    }
+}
+
+/* The pickled call is in `task->payload`: append it to the worker's list. */
+static void
+worker_append(pp_worker *w, pp_task *task, int64_t now)
+{
+    task->next = NULL;
+    task->dispatched_at = now;
+    wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK, 0);
+    if (w->tail == NULL) {
+        w->head = w->tail = task;
+    }
+    else {
+        w->tail->next = task;
+        w->tail = task;
+    }
+    if (w->unsent == NULL) {
+        w->unsent = task;
+        w->unsent_offset = 0;
+    }
+    w->ntasks++;
+    w->assigned++;
+}
+
+/* The pickling error of a call, as the stdlib's feeder thread reports it:
+ * on the future, with the formatted traceback as its __cause__. */
+static void
+attach_remote_traceback(cf_state *st, PyObject *exc)
+{
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyObject *lines = PyObject_CallFunction(st->format_exception, "OOO", Py_TYPE(exc), exc,
+                                            tb ? tb : Py_None);
+    Py_XDECREF(tb);
+    PyObject *empty = lines ? PyUnicode_FromString("") : NULL;
+    PyObject *text = empty ? PyUnicode_Join(empty, lines) : NULL;
+    PyObject *message = text ? PyUnicode_FromFormat("\n\"\"\"\n%U\"\"\"", text) : NULL;
+    PyObject *cause = message ? PyObject_CallOneArg(st->RemoteTraceback, message) : NULL;
+    if (cause != NULL) {
+        PyException_SetCause(exc, cause);   /* steals */
+    }
+    else {
+        PyErr_Clear();
+    }
+    Py_XDECREF(lines);
+    Py_XDECREF(empty);
+    Py_XDECREF(text);
+    Py_XDECREF(message);
+}
+
+/* Pickle `task`'s call into its payload.  0; 1 if pickling failed, the
+ * error now on the future; -1 for a BaseException that is not an Exception
+ * (Ctrl-C) when `may_raise`, left raised for the caller of submit(). */
+static int
+task_pickle(cf_state *st, pp_task *task, int may_raise)
+{
+    PyObject *pickled = PyObject_CallFunction(st->pickle_dumps, "Oi", task->call, 5);
+    if (pickled != NULL) {
+        int rc = PyObject_GetBuffer(pickled, &task->payload, PyBUF_SIMPLE);
+        Py_DECREF(pickled);         /* the buffer view keeps it */
+        if (rc == 0) {
+            Py_CLEAR(task->call);
+            return 0;
+        }
+    }
+    if (may_raise && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    /* As the stdlib: the error lands on this future, the pool goes on. */
+    PyObject *exc = cf_err_take();
+    attach_remote_traceback(st, exc);
+    fail_future(task->future, exc);
+    Py_DECREF(exc);
+    return 1;
+}
+
+/* Fail a task of a pool that broke while it was being pickled. */
+static void
+task_fail_broken(cf_state *st, pp_task *task)
+{
+    PyObject *pending_error = cf_err_take();
+    PyObject *error = PyObject_CallFunction(st->BrokenProcessPool, "s", PP_BROKEN_FUTURE);
+    if (error == NULL) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    else {
+        fail_future(task->future, error);
+        Py_DECREF(error);
+    }
+    task_free(task);
+    if (pending_error != NULL) {
+        cf_err_restore(pending_error);
+    }
+}
+
+/* Give one pending task to worker `i`: pickle it (other threads may run
+ * meanwhile), then look at the world again.  0, or -1 with a BaseException
+ * from the pickler (see core_dispatch). */
+static int
+core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *task, int may_raise)
+{
+    pp_worker *w = &core->workers[i];
+    unsigned generation = w->generation;
+    worker_take(w);
+    core->npickling++;
+    Py_INCREF(core);
+    int pickled = task_pickle(st, task, may_raise);
+    core->npickling--;
+    int same_worker = w->generation == generation &&
+                      (w->state == WORKER_IDLE || w->state == WORKER_BUSY);
+    if (same_worker) {
+        w->nreserved--;
+        worker_maybe_idle(w);
+    }
+    if (pickled > 0) {
+        task_free(task);            /* its error is on its future */
+    }
+    else if (core->base.phase == POOL_BROKEN) {
+        task_fail_broken(st, task);
+    }
+    else if (pickled < 0 || !same_worker) {
+        /* Ctrl-C, or its worker went away meanwhile: first in line again. */
+        pending_push_front(core, task);
+    }
+    else {
+        PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
+        if (go == Py_True) {
+            worker_append(w, task, cf_monotonic_ns());
+            w->state = WORKER_BUSY;
+        }
+        else {
+            /* Cancelled meanwhile: dropped, as the stdlib drops it. */
+            if (go == NULL) {
+                PyErr_WriteUnraisable(task->future);
+            }
+            task_free(task);
+        }
+        Py_XDECREF(go);
+    }
+    core_wake(core);                /* a pickler finishing may let it stop */
+    Py_DECREF(core);
+    return pickled < 0 ? -1 : 0;
+}
+
+int
+core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise)
+{
+    int rc = 0;
+    while (rc == 0 && core->pending_head != NULL &&
+           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN)) {
+        Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns());
+        if (i < 0) {
+            break;
+        }
+        pp_task *task = pending_pop(core);
+        if (task->call == NULL) {   /* cancelled by shutdown(cancel_futures) */
+            task_free(task);
+            continue;
+        }
+        rc = core_dispatch_one(st, core, i, task, may_raise);
+    }
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        worker_write_now(core, &core->workers[i]);
+    }
+    if (core->nslots > 0) {
+        core->next_worker = (core->next_worker + 1) % core->nslots;
+    }
+    return rc;
+}
+
+/* ---- writing task frames ------------------------------------------------ */
+
+int
+worker_unsent_iov(pp_worker *w, struct iovec *iov)
+{
+    int n = 0;
+    size_t skip = w->unsent_offset;
+    for (pp_task *t = w->unsent; t != NULL && n < PP_MAX_IOV - 1; t = t->next) {
+        if (skip < WIRE_HEADER_SIZE) {
+            iov[n].iov_base = t->header + skip;
+            iov[n++].iov_len = WIRE_HEADER_SIZE - skip;
+            skip = 0;
+        }
+        else {
+            skip -= WIRE_HEADER_SIZE;
+        }
+        iov[n].iov_base = (char *)t->payload.buf + skip;
+        iov[n++].iov_len = (size_t)t->payload.len - skip;
+        skip = 0;
+    }
+    return n;
+}
+
+void
+worker_advance(pp_worker *w, size_t written)
+{
+    while (w->unsent != NULL && written > 0) {
+        size_t left = task_size(w->unsent) - w->unsent_offset;
+        if (written < left) {
+            w->unsent_offset += written;
+            return;
+        }
+        written -= left;
+        w->unsent = w->unsent->next;
+        w->unsent_offset = 0;
+    }
+}
+
+void
+worker_write_now(PoolCoreObject *core, pp_worker *w)
+{
+    if (w->writing || w->unsent == NULL || w->task_fd < 0) {
+        return;
+    }
+    struct iovec iov[PP_MAX_IOV];
+    int n = worker_unsent_iov(w, iov);
+    ssize_t written = writev(w->task_fd, iov, n);
+    if (written > 0) {
+        worker_advance(w, (size_t)written);
+    }
+    if (w->unsent != NULL) {
+        core_wake(core);            /* the rest is the I/O thread's */
+    }
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+/* BrokenProcessPool(message) with `cause` as its __cause__ (stolen). */
+static PyObject *
+broken_with_cause(cf_state *st, const char *message, PyObject *cause)
+{
+    PyObject *error = PyObject_CallFunction(st->BrokenProcessPool, "s", message);
+    if (error == NULL) {
+        Py_XDECREF(cause);
+        return NULL;
+    }
+    if (cause != NULL) {
+        PyException_SetCause(error, cause);
+    }
+    return error;
+}
+
+/* The service time of an answered task feeds the dispatch depth: from when
+ * the worker could start it (dispatch, or its previous answer) to now; a
+ * moving mean over about 8 tasks, up at once (a long task must stop the
+ * pipelining now), down slowly. */
+static void
+core_time_task(PoolCoreObject *core, pp_worker *w, pp_task *t)
+{
+    int64_t now = cf_monotonic_ns();
+    int64_t began = t->dispatched_at > w->last_result_at ? t->dispatched_at : w->last_result_at;
+    w->last_result_at = now;
+    int64_t took = now - began;
+    core->mean_task_ns = core->mean_task_ns < 0 || took > 2 * core->mean_task_ns
+                             ? took
+                             : core->mean_task_ns + (took - core->mean_task_ns) / 8;
+}
+
+/* The outcome an answer frame carries, for its future: the value to set
+ * (*is_error says how), or NULL if none could be made. */
+static PyObject *
+answer_outcome(cf_state *st, unsigned char *payload, size_t length, uint32_t kind, int *is_error)
+{
+    PyObject *view = PyMemoryView_FromMemory((char *)payload, (Py_ssize_t)length, PyBUF_READ);
+    PyObject *value = view ? PyObject_CallOneArg(st->pickle_loads, view) : NULL;
+    Py_XDECREF(view);
+    *is_error = 1;
+    if (value == NULL) {
+        /* A result or an exception that cannot be unpickled here: this
+         * future's error (the stdlib breaks the whole pool). */
+        return broken_with_cause(st, "The result could not be unpickled.", cf_err_take());
+    }
+    if (kind == WIRE_CALL_ERROR) {
+        return broken_with_cause(st, "The call could not be unpickled in the worker process.",
+                                 value);
+    }
+    *is_error = kind == WIRE_ERROR;
+    return value;
+}
+
+void
+worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
+                size_t length, uint32_t kind, uint32_t flags)
+{
+    pp_task *t = w->head;
+    if (t == NULL || w->unsent == t) {
+        free(payload);
+        return;                     /* nothing was asked: ignore it */
+    }
+    w->head = t->next;
+    if (w->head == NULL) {
+        w->tail = NULL;
+    }
+    w->ntasks--;
+    core_time_task(core, w, t);
+    if (flags & WIRE_FLAG_LEAVING) {
+        w->state = WORKER_LEAVING;
+    }
+    worker_maybe_idle(w);
+    int is_error;
+    PyObject *value = answer_outcome(st, payload, length, kind, &is_error);
+    free(payload);
+    PyObject *r = NULL;
+    if (value == NULL) {
+        PyObject *exc = cf_err_take();
+        r = future_set_exception(t->future, exc);
+        Py_XDECREF(exc);
+    }
+    else {
+        r = is_error ? future_set_exception(t->future, value)
+                     : future_set_result(t->future, value);
+        Py_DECREF(value);
+    }
+    if (r == NULL) {
+        PyErr_Clear();              /* finished meanwhile by someone else */
+    }
+    Py_XDECREF(r);
+    task_free(t);
+}
+
+/* ---- breaking and replacing --------------------------------------------- */
+
+/* Fail every task of `w` with `error`. */
+static void
+worker_fail_tasks(pp_worker *w, PyObject *error)
+{
+    pp_task *t;
+    while ((t = w->head) != NULL) {
+        w->head = t->next;
+        fail_future(t->future, error);
+        task_free(t);
+    }
+    w->tail = w->unsent = NULL;
+    w->unsent_offset = 0;
+    w->ntasks = 0;
+}
+
+void
+core_break(cf_state *st, PoolCoreObject *core, PyObject *cause)
+{
+    if (pool_break(&core->base, PP_BROKEN_POOL) < 0) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    PyObject *error = broken_with_cause(st, PP_BROKEN_FUTURE, Py_XNewRef(cause));
+    if (error == NULL) {
+        PyErr_WriteUnraisable(NULL);
+        return;
+    }
+    pp_task *t;
+    while ((t = pending_pop(core)) != NULL) {
+        fail_future(t->future, error);
+        task_free(t);
+    }
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        worker_fail_tasks(w, error);
+        if (w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING) {
+            if (w->process != NULL) {
+                process_call(w->process, "terminate");
+            }
+            w->state = WORKER_DEAD;
+        }
+    }
+    Py_DECREF(error);
+    /* Bounded: a worker that ignores SIGTERM is killed after a grace. */
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        pp_worker *w = &core->workers[i];
+        if (w->state == WORKER_DEAD || w->state == WORKER_EXITED) {
+            worker_reap(core, w, PP_TERMINATE_GRACE_S);
+        }
+    }
+}
+
+void
+core_replace_leavers(cf_state *st, PoolCoreObject *core)
+{
+    for (Py_ssize_t i = 0; i < core->nslots; i++) {
+        if (core->workers[i].state == WORKER_EXITED) {
+            worker_reap(core, &core->workers[i], -1);
+        }
+    }
+    /* Work that has no worker to go to gets one, during shutdown too: every
+     * accepted task must run. */
+    if (core->base.phase != POOL_RUNNING && core->base.phase != POOL_SHUTTING_DOWN) {
+        return;
+    }
+    if (core->start_on_demand || core->max_tasks_per_child != 0) {
+        if (core_start_if_needed(st, core) < 0) {
+            PyObject *exc = cf_err_take();
+            if (core_count(core, WORKER_IDLE) + core_count(core, WORKER_BUSY) == 0) {
+                core_break(st, core, exc);  /* nobody left to run the work */
+            }
+            else {
+                cf_log_critical(st, "Exception starting a worker process:", exc);
+            }
+            Py_XDECREF(exc);
+        }
+    }
+}
