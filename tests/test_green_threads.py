@@ -1,0 +1,331 @@
+"""Green threads: concurrent.futures and cfutures after gevent's
+``monkey.patch_all()`` or ``eventlet.monkey_patch()``.
+
+Once patched, ``threading.Thread`` starts a greenlet and every lock and
+condition switches greenlets instead of blocking the one OS thread.  The
+stdlib's pool and futures are written with ``threading``, so they just
+work: ``ex.submit(f).result(timeout=3)`` returns in about 10 ms.  A waiter
+that blocks in C, on the only OS thread, never lets the other greenlets run:
+the process hangs (or a wait with a timeout expires without the work having
+been done).
+
+Covered, per library and per module: submit/result, map, wait,
+as_completed, a future completed by another greenlet, shutdown(wait=True),
+the ``with`` block, a future whose ``_condition`` was replaced from outside
+by a green Condition (futurist's GreenFuture does that; with eventlet it
+does so without any monkey-patching, through ``eventlet.green.threading``),
+and importing the module before patching.
+
+Patching is process-wide, so every scenario runs in a child process; the
+child arms ``faulthandler.dump_traceback_later(..., exit=True)`` so a hang
+ends it (with the stack on stderr) instead of the test run.  The stdlib's
+outcome is the expected one; both modules must give it.
+"""
+
+import functools
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HANG = 5.0          # the child's watchdog: no scenario may take this long
+PROMPT = 2.0        # generous bound of an operation the stdlib does in ~10 ms
+LIBS = ("gevent", "eventlet")
+
+pytestmark = pytest.mark.timeout(120)
+
+# Prepended to every scenario.  argv: library, module, import order, watchdog.
+PRELUDE = r'''
+import faulthandler, importlib, json, sys, time, warnings
+LIB, MOD, ORDER = sys.argv[1:4]
+HANG = float(sys.argv[4])
+
+
+def patch():
+    """Monkey-patch; return the warnings patching gave."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # eventlet's deprecation notice
+        if LIB == "gevent":
+            from gevent import monkey
+        else:
+            import eventlet
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if LIB == "gevent":
+            monkey.patch_all()
+        else:
+            eventlet.monkey_patch()
+    return sorted({"%s: %s" % (w.category.__name__,
+                               str(w.message).strip().splitlines()[0])
+                   for w in caught})
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")         # eventlet's deprecation notice
+    if ORDER == "patch-first":
+        PATCH_WARNINGS = patch()
+        m = importlib.import_module(MOD)
+    elif ORDER == "import-first":
+        m = importlib.import_module(MOD)
+        PATCH_WARNINGS = patch()
+    else:
+        assert ORDER == "no-patch"
+        m = importlib.import_module(MOD)
+        PATCH_WARNINGS = []
+    if LIB == "gevent":
+        import gevent
+        spawn, green_sleep, join = gevent.spawn, gevent.sleep, gevent.joinall
+    else:
+        import eventlet
+        spawn, green_sleep = eventlet.spawn, eventlet.sleep
+        def join(gs):
+            for g in gs:
+                g.wait()
+
+faulthandler.dump_traceback_later(HANG, exit=True)
+
+
+def timed(fn, *args, **kwargs):
+    """(value or 'ExcType: message', seconds taken)."""
+    t0 = time.monotonic()
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:
+        value = "%s: %s" % (type(exc).__name__, exc)
+    return value, time.monotonic() - t0
+
+
+def report(**outcome):
+    print("OUTCOME " + json.dumps(outcome, sort_keys=True), flush=True)
+
+
+def double(x=21):
+    return 2 * x
+'''
+
+
+@functools.lru_cache(maxsize=None)
+def unusable(lib):
+    """Why *lib* cannot be used here (None if it can): not installed, or
+    its monkey-patching does not work on this Python."""
+    if importlib.util.find_spec(lib) is None:
+        return "%s is not installed" % lib
+    code = PRELUDE + "\ng = spawn(double)\njoin([g])\nreport(ok=True)\n"
+    proc = child(code, lib, "concurrent.futures", "patch-first")
+    if proc.returncode != 0 or "OUTCOME" not in proc.stdout:
+        return "%s does not work on Python %s: %s" % (
+            lib, sys.version.split()[0], proc.stderr.strip()[-500:])
+    return None
+
+
+@pytest.fixture(params=LIBS)
+def lib(request):
+    reason = unusable(request.param)
+    if reason:
+        print(reason)
+        pytest.skip(reason)
+    return request.param
+
+
+def child(code, lib, modname, order):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-c", code, lib, modname, order, str(HANG)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        encoding="utf-8", errors="replace", timeout=HANG + 60)
+
+
+def run_green(lib, mod, *parts, order="patch-first"):
+    """Run the code *parts* (each dedented) after the prelude; return the
+    dict it report()ed.  A child that hung (its watchdog fired) or crashed
+    fails the test."""
+    code = PRELUDE + "".join(textwrap.dedent(p) for p in parts)
+    proc = child(code, lib, mod.__name__, order)
+    lines = [ln for ln in proc.stdout.splitlines()
+             if ln.startswith("OUTCOME ")]
+    if not lines:
+        what = ("hung (no outcome within %s s)" % HANG
+                if "Timeout (0:00:" in proc.stderr else
+                "died with return code %s" % proc.returncode)
+        pytest.fail("%s, %s, %s: the child %s; its stderr ends:\n%s"
+                    % (mod.__name__, lib, order, what,
+                       proc.stderr.strip()[-1500:]), pytrace=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(lines[-1][len("OUTCOME "):])
+
+
+def assert_prompt(got, *keys):
+    slow = {k: round(got[k], 3) for k in keys if not got[k] < PROMPT}
+    assert not slow, "took %r s (the bound is %s s): %r" % (slow, PROMPT, got)
+
+
+# ---- the thread pool --------------------------------------------------------
+
+def test_submit_result_returns_promptly(lib, mod):
+    got = run_green(lib, mod, """
+        ex = m.ThreadPoolExecutor(2)
+        value, elapsed = timed(lambda: ex.submit(double).result(timeout=3))
+        ex.shutdown(wait=True)
+        report(value=value, elapsed=elapsed)
+    """)
+    assert got["value"] == 42, got
+    assert_prompt(got, "elapsed")
+
+
+def test_map(lib, mod):
+    got = run_green(lib, mod, """
+        ex = m.ThreadPoolExecutor(2)
+        value, elapsed = timed(lambda: list(ex.map(double, range(5),
+                                                   timeout=3)))
+        ex.shutdown(wait=True)
+        report(value=value, elapsed=elapsed)
+    """)
+    assert got["value"] == [0, 2, 4, 6, 8], got
+    assert_prompt(got, "elapsed")
+
+
+def test_wait(lib, mod):
+    got = run_green(lib, mod, """
+        ex = m.ThreadPoolExecutor(2)
+        fs = [ex.submit(double, i) for i in range(3)]
+        (done, not_done), elapsed = timed(m.wait, fs, timeout=3)
+        ex.shutdown(wait=True)
+        report(done=len(done), not_done=len(not_done), elapsed=elapsed,
+               results=sorted(f.result(0) for f in done))
+    """)
+    assert (got["done"], got["not_done"], got["results"]) == (3, 0,
+                                                              [0, 2, 4]), got
+    assert_prompt(got, "elapsed")
+
+
+def test_as_completed(lib, mod):
+    got = run_green(lib, mod, """
+        ex = m.ThreadPoolExecutor(2)
+        fs = [ex.submit(double, i) for i in range(3)]
+        value, elapsed = timed(lambda: sorted(
+            f.result(0) for f in m.as_completed(fs, timeout=3)))
+        ex.shutdown(wait=True)
+        report(value=value, elapsed=elapsed)
+    """)
+    assert got["value"] == [0, 2, 4], got
+    assert_prompt(got, "elapsed")
+
+
+# A task that never yields and one that yields to the hub (a green sleep)
+# before it returns: shutdown must wait for both, and return promptly.
+TWO_TASKS = """
+    def sleepy():
+        green_sleep(0.05)
+        return 42
+    def results(fs):
+        return [f.result(0) if f.done() else "pending" for f in fs]
+"""
+
+
+def test_shutdown_wait(lib, mod):
+    got = run_green(lib, mod, TWO_TASKS, """
+        ex = m.ThreadPoolExecutor(2)
+        fs = [ex.submit(double), ex.submit(sleepy)]
+        value, elapsed = timed(ex.shutdown, wait=True)
+        report(value=value, results=results(fs), elapsed=elapsed)
+    """)
+    assert (got["value"], got["results"]) == (None, [42, 42]), got
+    assert_prompt(got, "elapsed")
+
+
+def test_with_block(lib, mod):
+    got = run_green(lib, mod, TWO_TASKS, """
+        t0 = time.monotonic()
+        with m.ThreadPoolExecutor(2) as ex:
+            fs = [ex.submit(double), ex.submit(sleepy)]
+        elapsed = time.monotonic() - t0
+        report(results=results(fs), elapsed=elapsed)
+    """)
+    assert got["results"] == [42, 42], got
+    assert_prompt(got, "elapsed")
+
+
+# ---- futures completed by greenlets -----------------------------------------
+
+def test_result_of_future_completed_by_greenlet(lib, mod):
+    got = run_green(lib, mod, """
+        f = m.Future()
+        def complete():
+            green_sleep(0.05)
+            f.set_result(42)
+        g = spawn(complete)
+        value, elapsed = timed(f.result, timeout=3)
+        join([g])
+        report(value=value, elapsed=elapsed)
+    """)
+    assert got["value"] == 42, got
+    assert_prompt(got, "elapsed")
+
+
+# A greenlet waits on f.result(timeout=3) while another completes f; f's
+# _condition was replaced from outside, as futurist's GreenFuture does.
+REPLACED_CONDITION = """
+    f = m.Future()
+    f._condition = CONDITION()
+    def waiter():
+        return timed(f.result, timeout=3)
+    def complete():
+        green_sleep(0.05)
+        f.set_result(42)
+    w = spawn(waiter)
+    c = spawn(complete)
+    join([w, c])
+    value, elapsed = w.get() if LIB == "gevent" else w.wait()
+    report(value=value, elapsed=elapsed)
+"""
+
+
+def test_result_waits_through_replaced_condition(lib, mod):
+    got = run_green(lib, mod, """
+        import threading        # patched
+        CONDITION = threading.Condition
+    """, REPLACED_CONDITION)
+    assert got["value"] == 42, got
+    assert_prompt(got, "elapsed")
+
+
+def test_green_condition_without_monkey_patching(mod):
+    # futurist's GreenFuture in an unpatched process: its _condition is an
+    # eventlet.green.threading.Condition, and result() must wait on it.
+    reason = unusable("eventlet")
+    if reason:
+        print(reason)
+        pytest.skip(reason)
+    got = run_green("eventlet", mod, """
+        from eventlet.green import threading as green_threading
+        CONDITION = green_threading.Condition
+    """, REPLACED_CONDITION, order="no-patch")
+    assert got["value"] == 42, got
+    assert_prompt(got, "elapsed")
+
+
+# ---- import order -----------------------------------------------------------
+
+def test_import_before_patching(lib, mod):
+    # The module imported first, then patched: the stdlib's pool looks up
+    # threading.Thread at submit time, so it still works, without warning.
+    got = run_green(lib, mod, """
+        ex = m.ThreadPoolExecutor(2)
+        value, elapsed = timed(lambda: ex.submit(double).result(timeout=3))
+        ex.shutdown(wait=True)
+        f = m.Future()
+        g = spawn(f.set_result, 7)
+        green_value, green_elapsed = timed(f.result, timeout=3)
+        join([g])
+        report(value=value, elapsed=elapsed, green_value=green_value,
+               green_elapsed=green_elapsed, warnings=PATCH_WARNINGS)
+    """, order="import-first")
+    assert (got["value"], got["green_value"], got["warnings"]) == (
+        42, 7, []), got
+    assert_prompt(got, "elapsed", "green_elapsed")
