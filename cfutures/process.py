@@ -10,6 +10,7 @@ every start method works.  BrokenProcessPool is the stdlib's own class.
 import itertools
 import multiprocessing as mp
 import os
+import threading
 from functools import partial
 from multiprocessing.connection import Connection
 
@@ -92,6 +93,8 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                                  " the 'fork' multiprocessing start method;"
                                  " supply a different mp_context.")
         self._max_tasks_per_child = max_tasks_per_child
+        # The native pool needs no lock; subclasses may take the stdlib's.
+        self._shutdown_lock = threading.Lock()
         self._setup(self._max_workers, mp_context, initializer, initargs,
                     max_tasks_per_child or 0, _spawn_worker)
 

@@ -63,6 +63,8 @@ typedef struct {
     PyObject *threads;              /* set of threading.Thread, as `_threads` */
     PyObject *thread_name_prefix;
     Py_ssize_t threads_named;       /* <prefix>_<n>: n of the next worker */
+    PyObject *shutdown_lock;        /* `_shutdown_lock`: ours needs none, but
+                                     * subclasses (gevent's) take it */
 } ThreadPoolObject;
 
 /* Live queues; touched with the GIL held only. */
@@ -561,6 +563,13 @@ thread_pool_init(PyObject *op, PyObject *args, PyObject *kwargs)
     self->thread_name_prefix = has_prefix ? Py_NewRef(prefix)
                                           : PyUnicode_FromFormat("ThreadPoolExecutor-%zd",
                                                                  thread_pool_counter++);
+    PyObject *lock_class = cf_threading_attr(st, "Lock");
+    self->shutdown_lock = lock_class ? PyObject_CallNoArgs(lock_class) : NULL;
+    Py_XDECREF(lock_class);
+    if (self->shutdown_lock == NULL) {
+        Py_DECREF(max_workers);
+        return -1;
+    }
     self->max_workers = max_workers;
     self->max_workers_n = n;
     self->threads = PySet_New(NULL);
@@ -783,6 +792,7 @@ thread_pool_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->max_workers);
     Py_VISIT(self->threads);
     Py_VISIT(self->thread_name_prefix);
+    Py_VISIT(self->shutdown_lock);
     return 0;
 }
 
@@ -805,6 +815,7 @@ thread_pool_clear(PyObject *op)
     Py_CLEAR(self->max_workers);
     Py_CLEAR(self->threads);
     Py_CLEAR(self->thread_name_prefix);
+    Py_CLEAR(self->shutdown_lock);
     return 0;
 }
 
@@ -865,6 +876,7 @@ static PyMemberDef thread_pool_members[] = {
     {"_threads", T_OBJECT, offsetof(ThreadPoolObject, threads), READONLY, NULL},
     {"_thread_name_prefix", T_OBJECT, offsetof(ThreadPoolObject, thread_name_prefix), READONLY,
      NULL},
+    {"_shutdown_lock", T_OBJECT, offsetof(ThreadPoolObject, shutdown_lock), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
