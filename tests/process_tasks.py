@@ -73,6 +73,112 @@ def sleep_print(text, seconds):
     return print_line(text)
 
 
+# ---- wire tasks -------------------------------------------------------------
+# For test_process_wire.py: fds a forked worker must leave alone, payloads of
+# 4 GiB and more, calls and results that cannot be unpickled.
+
+_KEPT_FDS = []      # fds a task leaves open until its process ends
+
+
+def take_over_free_fds(directory, numbers, text):
+    """What a task opening its log files does: every fd number of `numbers`
+    that is free in this process gets a file `<directory>/fd<N>` (as the
+    lowest free number would), `text` is written to it, and it stays open
+    until the process ends.  Returns the numbers taken."""
+    taken = []
+    for n in numbers:
+        try:
+            os.fstat(n)
+            continue                # in use here: not ours to take
+        except OSError:
+            pass
+        fd = os.open(os.path.join(directory, "fd%d" % n),
+                     os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        if fd != n:
+            os.dup2(fd, n)
+            os.close(fd)
+        os.write(n, text)
+        _KEPT_FDS.append(n)
+        taken.append(n)
+    return taken
+
+
+def write_line_to_fd(fd, i):
+    os.write(fd, b"line %d\n" % i)
+    return i
+
+
+def nested_pool_log(module_name, path, count):
+    """Open the log file `path` (it gets the lowest free fd number), then
+    run a nested fork pool whose tasks each write one line to that inherited
+    fd.  Returns (the nested results, whether the fd is still open)."""
+    import importlib
+    m = importlib.import_module(module_name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        ex = m.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(
+            "fork"))
+        try:
+            fs = [ex.submit(write_line_to_fd, fd, i) for i in range(count)]
+            got = [f.result(timeout=30) for f in fs]
+        finally:
+            ex.shutdown(wait=True)
+        try:
+            os.fstat(fd)
+            still_open = True
+        except OSError:
+            still_open = False
+        return got, still_open
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _unpickle_only_in(pid):
+    if os.getpid() != pid:
+        raise ValueError("cannot be unpickled outside process %d" % pid)
+    return OnlyHere()
+
+
+class OnlyHere(object):
+    """Pickles anywhere, unpickles only in the process that pickled it: in
+    another one, re-creating it raises ValueError."""
+
+    def __reduce__(self):
+        return (_unpickle_only_in, (os.getpid(),))
+
+
+def _exit_if_not_in(pid):
+    if os.getpid() != pid:
+        raise SystemExit("unpickled outside process %d" % pid)
+    return ExitElsewhere()
+
+
+class ExitElsewhere(object):
+    """Unpickling it in another process than the one that pickled it raises
+    SystemExit."""
+
+    def __reduce__(self):
+        return (_exit_if_not_in, (os.getpid(),))
+
+
+def return_only_here():
+    return OnlyHere()
+
+
+def big_summary(head, data, tail):
+    """What a big call carried: its small neighbours and its length."""
+    return head, len(data), tail
+
+
+def big_result(head, size, tail):
+    """A result that pickles to more than `size` bytes.  bytes(size) comes
+    from calloc: it costs no memory until it is read."""
+    return head, bytes(size), tail
+
+
 # ---- initializers -----------------------------------------------------------
 
 def set_global(value):
