@@ -44,6 +44,17 @@ fifo_push(fifo *q, PyObject *item)          /* steals `item` */
     return 0;
 }
 
+/* The newest item (new reference), or NULL if empty. */
+static PyObject *
+fifo_pop_newest(fifo *q)
+{
+    if (q->count == 0) {
+        return NULL;
+    }
+    q->count--;
+    return q->items[(q->head + q->count) % q->capacity];
+}
+
 static PyObject *
 fifo_pop(fifo *q)                           /* new reference, or NULL if empty */
 {
@@ -140,7 +151,6 @@ typedef struct {
     fifo futures;               /* submitted, not yet handed out */
     int has_timeout;
     double end_time;            /* timeout + time.monotonic() at map() */
-    int native_submit;          /* decided once, at map(): refills skip the look-up */
     /* The stdlib's iterator is a generator: closed or dropped before its
      * first next() it runs no `finally`, so nothing is cancelled and
      * `executor.map(fn, items)` works for its side effects alone. */
@@ -155,7 +165,8 @@ map_iterator_finish(MapIterator *self)
     PyObject *future;
     Py_CLEAR(self->iterators);
     Py_CLEAR(self->executor_ref);
-    while ((future = fifo_pop(&self->futures)) != NULL) {
+    /* Newest first, as the stdlib's `for future in fs: future.cancel()`. */
+    while ((future = fifo_pop_newest(&self->futures)) != NULL) {
         PyObject *r = self->started ? PyObject_CallMethod(future, "cancel", NULL) : Py_None;
         if (r == NULL) {
             PyErr_WriteUnraisable(future);
@@ -209,9 +220,11 @@ map_iterator_refill(cf_state *st, MapIterator *self)
     if (executor == NULL) {
         return 0;
     }
-    submitter s = {executor, NULL};
+    /* `executor.submit` looked up at every refill, as the stdlib does: it
+     * may have been replaced meanwhile (mock.patch.object). */
+    submitter s;
     PyObject *future = NULL;
-    if (self->native_submit || (s.submit = PyObject_GetAttrString(executor, "submit")) != NULL) {
+    if (submitter_init(st, &s, executor) == 0) {
         future = submit_next(st, &s, self->fn, self->iterators);
     }
     Py_XDECREF(s.submit);
@@ -447,7 +460,6 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
         Py_DECREF(iterators);
         goto error;
     }
-    it->native_submit = s.submit == NULL;
     PyObject *future;
     while ((buffersize == 0 || it->futures.count < buffersize) &&
            (future = submit_next(st, &s, fn, iterators)) != NULL) {
