@@ -14,7 +14,8 @@ as_completed, a future completed by another greenlet, shutdown(wait=True),
 the ``with`` block, a future whose ``_condition`` was replaced from outside
 by a green Condition (futurist's GreenFuture does that; with eventlet it
 does so without any monkey-patching, through ``eventlet.green.threading``),
-and importing the module before patching.
+importing the module before patching, and the process pool (whose own
+thread is a greenlet then, and must wait for its pipes cooperatively).
 
 Patching is process-wide, so every scenario runs in a child process; the
 child arms ``faulthandler.dump_traceback_later(..., exit=True)`` so a hang
@@ -329,3 +330,25 @@ def test_import_before_patching(lib, mod):
     assert (got["value"], got["green_value"], got["warnings"]) == (
         42, 7, []), got
     assert_prompt(got, "elapsed", "green_elapsed")
+
+
+# ---- the process pool -------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_process_pool(lib, mod, method):
+    # The pool's own thread is a greenlet too: it must wait for the workers'
+    # pipes cooperatively, or the greenlet that waits for a result never runs
+    # again.  (Builtins as tasks: a `-c` program has no importable module.)
+    got = run_green(lib, mod, """
+        import multiprocessing
+        ctx = multiprocessing.get_context(%r)
+        t0 = time.monotonic()
+        with m.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+            one = ex.submit(pow, 2, 5).result(timeout=3)
+            mapped = list(ex.map(abs, [-1, -2, -3], timeout=3))
+            fs = [ex.submit(pow, 3, i) for i in range(4)]
+            done = sorted(f.result(0) for f in m.as_completed(fs, timeout=3))
+        report(value=[one, mapped, done], elapsed=time.monotonic() - t0)
+    """ % method)
+    assert got["value"] == [32, [1, 2, 3], [1, 3, 9, 27]], got
+    assert_prompt(got, "elapsed")
