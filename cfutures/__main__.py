@@ -1,43 +1,187 @@
-"""python -m cfutures prog.py [args...]
+"""python -m cfutures: python, with concurrent.futures replaced by cfutures.
 
-Run an unchanged program with concurrent.futures replaced by cfutures: the
-program's `import concurrent.futures` (and its submodules _base, thread,
-process) gets cfutures, everything else is as if it had been run with
-`python prog.py [args...]`.
+    python -m cfutures prog.py [args]     run a script (or a directory or zip
+                                          file with a __main__.py)
+    python -m cfutures -m module [args]   run a library module as a script
+    python -m cfutures -c command [args]  run a program passed as a string
+    python -m cfutures - [args]           read the program from stdin
+    python -m cfutures                    a console (or stdin, when not a tty)
+
+The program's `import concurrent.futures` (and its submodules _base,
+thread, process) gets cfutures; everything else is as if it had been run
+with plain `python`: sys.argv and sys.path[0] are set as python sets them,
+a missing script gives python's one-line message and exit status 2, and a
+traceback shows the program's frames only.  Worker processes started by
+multiprocessing with the spawn or forkserver method start the same way, so
+they see cfutures too.
 """
-import runpy
+import os
 import sys
 
-import concurrent
-import cfutures
-import cfutures._base
-import cfutures.process
-import cfutures.thread
-
-USAGE = "usage: python -m cfutures prog.py [args...]"
+USAGE = __doc__.split("\n\n")[0].replace("python -m cfutures: ", "usage: ", 1)
+HELP = __doc__
 
 
 def install():
-    """Make `concurrent.futures` and its submodules resolve to cfutures."""
-    replacements = {
+    """Make `concurrent.futures` and its submodules resolve to cfutures, in
+    this process and in the processes multiprocessing spawns from it."""
+    import concurrent
+    import cfutures
+    import cfutures._base
+    import cfutures.process
+    import cfutures.thread
+    sys.modules.update({
         "concurrent.futures": cfutures,
         "concurrent.futures._base": cfutures._base,
         "concurrent.futures.thread": cfutures.thread,
         "concurrent.futures.process": cfutures.process,
-    }
-    sys.modules.update(replacements)
+    })
     concurrent.futures = cfutures
+    _launch_children_with_cfutures()
+
+
+def _launch_children_with_cfutures():
+    # spawn and forkserver start `python <interpreter flags> -c <bootstrap>`:
+    # `-m cfutures` after the flags makes that `python -m cfutures -c ...`.
+    from multiprocessing import util
+    flags = util._args_from_interpreter_flags
+    if getattr(flags, "cfutures", False):
+        return
+
+    def args_from_interpreter_flags():
+        return flags() + ["-m", "cfutures"]
+
+    args_from_interpreter_flags.cfutures = True
+    util._args_from_interpreter_flags = args_from_interpreter_flags
+
+
+def _program_name():
+    """argv[0] of this interpreter as it was typed, as python's own
+    messages show it."""
+    orig_argv = getattr(sys, "orig_argv", None)
+    if orig_argv:
+        return orig_argv[0]
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return os.fsdecode(f.read().split(b"\0")[0])
+    except OSError:
+        return sys.executable
+
+
+def _fail(message, status):
+    print("%s: %s" % (_program_name(), message), file=sys.stderr)
+    return status
+
+
+def _trimmed(tb):
+    """The traceback from the program's first frame on: this file's and
+    runpy's frames are not the program's."""
+    launcher = os.path.abspath(__file__)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not (filename == launcher or filename.endswith(os.sep + "runpy.py")
+                or filename.startswith("<frozen runpy")):
+            break
+        tb = tb.tb_next
+    return tb
+
+
+def _run(run):
+    """Run the program; an exception that escapes it is reported as python
+    reports it (KeyboardInterrupt: killed by SIGINT, as python exits)."""
+    try:
+        run()
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        import traceback
+        traceback.print_exception(type(exc), exc, _trimmed(exc.__traceback__))
+        sys.stderr.flush()
+        if isinstance(exc, KeyboardInterrupt):
+            import signal
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        return 1
+    return 0
+
+
+def _run_code(source, filename, argv):
+    """-c, - and stdin: the program runs in a fresh __main__ module."""
+    import types
+    sys.argv = argv
+    sys.path[0] = ""
+    main = types.ModuleType("__main__")
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    code = compile(source, filename, "exec")
+    return _run(lambda: exec(code, main.__dict__))
+
+
+def _run_script(path, args):
+    import runpy
+    if not os.path.exists(path):
+        return _fail("can't open file %r: [Errno 2] No such file or directory"
+                     % os.path.abspath(path), 2)
+    sys.argv = [path] + args
+    if os.path.isdir(path) or not os.path.isfile(path) or _is_zip(path):
+        sys.path[0] = path
+        if not _has_main(path):
+            return _fail("can't find '__main__' module in %r" % path, 1)
+    else:
+        sys.path[0] = os.path.dirname(os.path.realpath(path))
+    return _run(lambda: runpy.run_path(path, run_name="__main__"))
+
+
+def _is_zip(path):
+    import zipfile
+    return zipfile.is_zipfile(path)
+
+
+def _has_main(path):
+    if os.path.isdir(path):
+        return any(os.path.exists(os.path.join(path, "__main__" + ext))
+                   for ext in (".py", ".pyc"))
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        return any(n in ("__main__.py", "__main__.pyc") for n in z.namelist())
+
+
+def _run_module(name, args):
+    """-m: what python itself calls (its errors and exit status included),
+    in a fresh __main__ module rather than this one."""
+    import runpy
+    import types
+    sys.argv = [name] + args            # runpy puts the module's path first
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    return _run(lambda: runpy._run_module_as_main(name, alter_argv=True))
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr if not argv else sys.stdout)
-        return 2 if not argv else 0
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(HELP)
+        return 0
     install()
-    sys.argv = list(argv)
-    runpy.run_path(argv[0], run_name="__main__")
-    return 0
+    if not argv:
+        if sys.stdin.isatty():
+            import code
+            sys.argv = [""]
+            return _run(lambda: code.interact(local={"__name__": "__main__"}))
+        return _run_code(sys.stdin.read(), "<stdin>", [""])
+    first, rest = argv[0], argv[1:]
+    if first == "-c":
+        if not rest:
+            return _fail("Argument expected for the -c option\n" + USAGE, 2)
+        return _run_code(rest[0], "<string>", ["-c"] + rest[1:])
+    if first == "-m":
+        if not rest:
+            return _fail("Argument expected for the -m option\n" + USAGE, 2)
+        return _run_module(rest[0], rest[1:])
+    if first == "-":
+        return _run_code(sys.stdin.read(), "<stdin>", ["-"] + rest)
+    if first.startswith("-"):
+        return _fail("unknown option %s\n%s" % (first, USAGE), 2)
+    return _run_script(first, rest)
 
 
 if __name__ == "__main__":
