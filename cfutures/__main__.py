@@ -105,36 +105,57 @@ def _run(run):
     return 0
 
 
-def _run_code(source, filename, argv):
-    """-c, - and stdin: the program runs in a fresh __main__ module."""
+def _new_main(**attrs):
+    """A fresh __main__ module, with what python puts in it for the way the
+    program came (`__file__` for a script and for stdin, not for -c)."""
+    import importlib.machinery
     import types
-    sys.argv = argv
-    sys.path[0] = ""
     main = types.ModuleType("__main__")
     main.__builtins__ = __builtins__
+    main.__spec__ = None
+    main.__loader__ = importlib.machinery.BuiltinImporter
+    for name, value in attrs.items():
+        setattr(main, name, value)
     sys.modules["__main__"] = main
-    code = compile(source, filename, "exec")
-    return _run(lambda: exec(code, main.__dict__))
+    return main
+
+
+def _run_code(source, filename, argv, **attrs):
+    """-c, - and stdin: the program runs in a fresh __main__ module."""
+    sys.argv = argv
+    sys.path[0] = ""
+    main = _new_main(**attrs)
+    return _run(lambda: exec(compile(source, filename, "exec"), main.__dict__))
 
 
 def _run_script(path, args):
+    """A script runs in a fresh __main__ module, its directory first on the
+    path; a directory or zip file runs its __main__ module, the directory
+    or zip file first on the path (made absolute, as python does)."""
     import runpy
     if not os.path.exists(path):
         return _fail("can't open file %r: [Errno 2] No such file or directory"
                      % os.path.abspath(path), 2)
     sys.argv = [path] + args
-    if os.path.isdir(path) or not os.path.isfile(path) or _is_zip(path):
-        sys.path[0] = path
+    if os.path.isdir(path) or _is_zip(path):
         if not _has_main(path):
             return _fail("can't find '__main__' module in %r" % path, 1)
-    else:
-        sys.path[0] = os.path.dirname(os.path.realpath(path))
-    return _run(lambda: runpy.run_path(path, run_name="__main__"))
+        sys.path[0] = os.path.abspath(path)
+        _new_main()
+        return _run(lambda: runpy._run_module_as_main("__main__", alter_argv=False))
+    import importlib.machinery
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    filename = os.path.abspath(path)    # __file__ and tracebacks, as python
+    with open(path, "rb") as f:
+        source = f.read()
+    main = _new_main(__file__=filename, __cached__=None,
+                     __loader__=importlib.machinery.SourceFileLoader("__main__", filename))
+    return _run(lambda: exec(compile(source, filename, "exec"), main.__dict__))
 
 
 def _is_zip(path):
     import zipfile
-    return zipfile.is_zipfile(path)
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
 
 
 def _has_main(path):
@@ -150,9 +171,8 @@ def _run_module(name, args):
     """-m: what python itself calls (its errors and exit status included),
     in a fresh __main__ module rather than this one."""
     import runpy
-    import types
     sys.argv = [name] + args            # runpy puts the module's path first
-    sys.modules["__main__"] = types.ModuleType("__main__")
+    _new_main()
     return _run(lambda: runpy._run_module_as_main(name, alter_argv=True))
 
 
@@ -167,7 +187,8 @@ def main(argv=None):
             import code
             sys.argv = [""]
             return _run(lambda: code.interact(local={"__name__": "__main__"}))
-        return _run_code(sys.stdin.read(), "<stdin>", [""])
+        return _run_code(sys.stdin.read(), "<stdin>", [""], __file__="<stdin>",
+                         __cached__=None)
     first, rest = argv[0], argv[1:]
     if first == "-c":
         if not rest:
@@ -178,7 +199,8 @@ def main(argv=None):
             return _fail("Argument expected for the -m option\n" + USAGE, 2)
         return _run_module(rest[0], rest[1:])
     if first == "-":
-        return _run_code(sys.stdin.read(), "<stdin>", ["-"] + rest)
+        return _run_code(sys.stdin.read(), "<stdin>", ["-"] + rest, __file__="<stdin>",
+                         __cached__=None)
     if first.startswith("-"):
         return _fail("unknown option %s\n%s" % (first, USAGE), 2)
     return _run_script(first, rest)
