@@ -332,6 +332,21 @@ def crash_on(value, bad, kind):
     return value
 
 
+# ---- lifecycle tasks --------------------------------------------------------
+# (test_process_lifecycle.py)
+
+def ignore_sigterm():
+    """Initializer: the worker survives SIGTERM (what Process.terminate()
+    sends), as a program that installs its own handler may."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def print_pid(text):
+    """Print `text` (one write, flushed) and return this worker's pid."""
+    print_line(text)
+    return os.getpid()
+
+
 # =============================================================================
 # The test side: helpers the test modules share (never run in a worker).
 # =============================================================================
