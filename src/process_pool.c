@@ -428,7 +428,9 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     else if (core_dispatch(st, core, 1) < 0) {
         /* Ctrl-C while a call was pickled: raised here, never put in a
-         * future; the task waits for its turn again. */
+         * future (that task is cancelled); this submit's own task is
+         * withdrawn if it still waits, as its future is never returned. */
+        core_withdraw(st, core, task);
         Py_CLEAR(future);
     }
     Py_DECREF(core);

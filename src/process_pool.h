@@ -123,8 +123,8 @@ int core_start_if_needed(cf_state *st, PoolCoreObject *core);
 /* Give pending tasks to workers with room, pickling each in this thread.
  * With `may_raise` (the thread of a submit() call), a BaseException that
  * is not an Exception (Ctrl-C) raised while pickling is returned (-1) for
- * the caller to raise, and its task goes back to the front of the line;
- * otherwise every pickling error lands on its future. */
+ * the caller to raise, and its task is cancelled; otherwise every pickling
+ * error lands on its future. */
 int core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise);
 /* Write what fits without blocking, with the GIL held. */
 void worker_write_now(PoolCoreObject *core, pp_worker *w);

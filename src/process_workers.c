@@ -566,6 +566,24 @@ task_fail_broken(cf_state *st, pp_task *task)
     }
 }
 
+/* Ctrl-C (or another BaseException) while the call was pickled in a
+ * submit(): raised to that caller, never stored in the future; the task,
+ * still pending, is cancelled — retrying would only raise again. */
+static void
+task_cancel_interrupted(pp_task *task)
+{
+    PyObject *interrupt = cf_err_take();
+    PyObject *r = future_cancel(task->future, NULL);
+    PyObject *n = r ? future_set_running_or_notify_cancel(task->future, NULL) : NULL;
+    if (n == NULL) {
+        PyErr_WriteUnraisable(task->future);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(n);
+    task_free(task);
+    cf_err_restore(interrupt);
+}
+
 /* Give one pending task to worker `i`: pickle it (other threads may run
  * meanwhile), then look at the world again.  0, or -1 with a BaseException
  * from the pickler (see core_dispatch). */
@@ -591,9 +609,11 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     else if (core->base.phase == POOL_BROKEN) {
         task_fail_broken(st, task);
     }
-    else if (pickled < 0 || !same_worker) {
-        /* Ctrl-C, or its worker went away meanwhile: first in line again. */
-        pending_push_front(core, task);
+    else if (pickled < 0) {
+        task_cancel_interrupted(task);
+    }
+    else if (!same_worker) {
+        pending_push_front(core, task);     /* its worker went away: first in line again */
     }
     else {
         PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
