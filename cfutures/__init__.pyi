@@ -1,7 +1,7 @@
-# Typing for cfutures: the same API as concurrent.futures, so the stdlib's own
-# annotations (typeshed) describe it.  Future and Executor are subclasses of
-# the stdlib classes at run time; type checkers see the stdlib classes.
-from concurrent.futures._base import (
+# Typing for cfutures: the public names of concurrent.futures, with
+# cfutures' own Future, Executor and executors (see _base.pyi, thread.pyi,
+# process.pyi).  Constants and exceptions are the stdlib's own.
+from ._base import (
     ALL_COMPLETED as ALL_COMPLETED,
     FIRST_COMPLETED as FIRST_COMPLETED,
     FIRST_EXCEPTION as FIRST_EXCEPTION,
@@ -14,5 +14,10 @@ from concurrent.futures._base import (
     as_completed as as_completed,
     wait as wait,
 )
+from .process import ProcessPoolExecutor as ProcessPoolExecutor
+from .thread import ThreadPoolExecutor as ThreadPoolExecutor
 
+__version__: str
 __all__: tuple[str, ...]
+
+def __dir__() -> tuple[str, ...]: ...

@@ -1,0 +1,115 @@
+"""A typed program using every public name of cfutures, checked by
+tests/test_typing.py with `mypy --strict` (and pyright): every assert_type
+must hold and nothing else may be reported."""
+import asyncio
+import concurrent.futures
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import thread as std_thread
+
+from typing_extensions import assert_type
+
+import cfutures
+import cfutures._base
+import cfutures.process
+import cfutures.thread
+from cfutures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    BrokenExecutor,
+    CancelledError,
+    Executor,
+    Future,
+    InvalidStateError,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    TimeoutError,
+    as_completed,
+    wait,
+)
+from cfutures.process import BrokenProcessPool
+from cfutures.thread import BrokenThreadPool
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def describe(x: int, label: str = "") -> str:
+    return "%s%d" % (label, x)
+
+
+def setup(name: str, count: int) -> None:
+    pass
+
+
+def futures_of_threads() -> None:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="t") as ex:
+        f = ex.submit(square, 3)
+        assert_type(f, Future[int])
+        assert_type(f.result(timeout=1.0), int)
+        assert_type(f.exception(), BaseException | None)
+        assert_type(f.done() or f.running() or f.cancelled() or f.cancel(), bool)
+        g = ex.submit(describe, 2, label="n")
+        assert_type(g, Future[str])
+        assert_type(ex.map(square, [1, 2, 3]), Iterator[int])
+        assert_type(ex.map(square, [1, 2], timeout=5, chunksize=1, buffersize=2), Iterator[int])
+        done, not_done = wait([f], timeout=1, return_when=FIRST_COMPLETED)
+        assert_type(done, set[concurrent.futures.Future[int]])
+        for h in as_completed([f], timeout=1):
+            assert_type(h, concurrent.futures.Future[int])
+        f.add_done_callback(lambda fut: print(fut.result()))
+        ex.shutdown(wait=True, cancel_futures=False)
+    ThreadPoolExecutor(2, "p", setup, ("a", 1))
+    ThreadPoolExecutor(initializer=setup, initargs=("a", 1))
+    std: std_thread.ThreadPoolExecutor = ThreadPoolExecutor()      # a stdlib executor
+    std.shutdown()
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(ThreadPoolExecutor())             # asyncio takes it
+    loop.close()
+
+
+def futures_of_processes() -> None:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context, max_tasks_per_child=10) as ex:
+        assert_type(ex.submit(square, 2), Future[int])
+        assert_type(list(ex.map(square, range(4), chunksize=2, buffersize=4)), list[int])
+        ex.terminate_workers()
+        ex.kill_workers()
+    ProcessPoolExecutor(initializer=setup, initargs=("x", 2))
+
+
+def plain_futures() -> None:
+    f: Future[int] = Future()
+    f.set_running_or_notify_cancel()
+    f.set_result(1)
+    e: Future[int] = Future()
+    e.set_exception(ValueError("x"))
+    stdlib_future: concurrent.futures.Future[int] = f          # a stdlib future
+    assert_type(wait([stdlib_future, e], return_when=FIRST_EXCEPTION).not_done,
+                set[concurrent.futures.Future[int]])
+    assert_type(wait([f], return_when=ALL_COMPLETED), cfutures._base.DoneAndNotDoneFutures[int])
+    assert_type(cfutures.Future[int](), concurrent.futures.Future[int])
+    assert_type(cfutures.__version__, str)
+    assert_type(cfutures.__all__, tuple[str, ...])
+
+
+def errors() -> None:
+    caught: tuple[type[BaseException], ...] = (
+        BrokenExecutor, CancelledError, InvalidStateError, TimeoutError,
+        BrokenThreadPool, BrokenProcessPool)
+    assert issubclass(BrokenProcessPool, BrokenExecutor) and caught
+
+
+class InlineExecutor(Executor):
+    """A user's executor: submit() returns a stdlib-typed future, as allowed."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def modules() -> None:
+    assert_type(cfutures.thread.ThreadPoolExecutor, type[ThreadPoolExecutor])
+    assert_type(cfutures.process.ProcessPoolExecutor, type[ProcessPoolExecutor])
+    assert_type(cfutures._base.Future[int](), Future[int])
