@@ -178,10 +178,12 @@ map_iterator_finish(MapIterator *self)
     }
 }
 
-/* `_result_or_cancel(future, timeout)`: the result, or the future cancelled
- * and the error raised.  Our own futures are read directly; anything else —
- * a subclass included, which may override result() or cancel() — through
- * its methods, as the stdlib does. */
+/* The popped future's result, as the running stdlib's map() takes it:
+ * `_result_or_cancel(future, timeout)` (the result, or the future cancelled
+ * and the error raised) where the stdlib has it (3.10 on), a bare
+ * `future.result()` / `future.result(timeout)` before.  Our own futures are
+ * read directly; anything else — a subclass included, which may override
+ * result() or cancel() — through its methods, as the stdlib does. */
 static PyObject *
 result_or_cancel(cf_state *st, PyObject *future, PyObject *timeout)
 {
@@ -190,10 +192,13 @@ result_or_cancel(cf_state *st, PyObject *future, PyObject *timeout)
     if (native) {
         result = future_result(future, &timeout, timeout == Py_None ? 0 : 1, NULL);
     }
+    else if (!st->map_cancels_popped && timeout == Py_None) {
+        result = PyObject_CallMethod(future, "result", NULL);
+    }
     else {
         result = PyObject_CallMethod(future, "result", "O", timeout);
     }
-    if (result != NULL && native) {
+    if (!st->map_cancels_popped || (result != NULL && native)) {
         return result;          /* cancel() of a finished future does nothing */
     }
     PyObject *exc = cf_err_take();

@@ -117,6 +117,14 @@ module_exec(PyObject *module)
             return -1;
         }
     }
+    /* map() follows the running stdlib: from 3.10 its iterator cancels the
+     * future whose result() failed (_base._result_or_cancel). */
+    PyObject *base_module = PyImport_ImportModule(base);
+    if (base_module == NULL) {
+        return -1;
+    }
+    st->map_cancels_popped = PyObject_HasAttrString(base_module, "_result_or_cancel");
+    Py_DECREF(base_module);
     PyObject *weak_key_dict = NULL;
     if (import_into(&weak_key_dict, "weakref", "WeakKeyDictionary") < 0) {
         return -1;
