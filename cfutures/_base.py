@@ -54,6 +54,12 @@ class Future(_cfutures.Future, _stdlib_base.Future):
     only so that isinstance(f, concurrent.futures.Future) holds.
     """
 
+    def __init__(self):
+        """Initializes the future. Should not be called by clients."""
+        # (Future() itself does not come here: a fresh future is already
+        # initialized; subclasses that call super().__init__() do.)
+        _cfutures.Future.__init__(self)
+
 
 _cfutures._adopt_future_class(Future)
 
@@ -61,5 +67,6 @@ _cfutures._adopt_future_class(Future)
 class Executor(_cfutures.Executor, _stdlib_base.Executor):
     """This is an abstract base class for concrete asynchronous executors.
 
-    Subclasses define submit(); map() is native and works through it.
+    Subclasses define submit(); map() is native and works through it, with
+    the 3.14 buffersize on every version.
     """

@@ -57,15 +57,32 @@ def _default_max_workers():
 
 class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                           _stdlib_process.ProcessPoolExecutor):
-    """ProcessPoolExecutor(max_workers=None, mp_context=None,
-    initializer=None, initargs=(), *, max_tasks_per_child=None)
+    """Executes calls in a pool of worker processes.
 
-    Executes calls in a pool of worker processes.  A subclass of the stdlib's
-    ProcessPoolExecutor, so code that checks for it accepts this one.
+    A subclass of the stdlib's ProcessPoolExecutor, so code that checks for
+    it accepts this one.
     """
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None,
                  initargs=(), *, max_tasks_per_child=None):
+        """Initializes a new ProcessPoolExecutor instance.
+
+        Args:
+            max_workers: The maximum number of processes that can be used to
+                execute the given calls.  If None or not given then as many
+                worker processes will be created as the machine has
+                processors.
+            mp_context: A multiprocessing context to launch the workers
+                (its start method: fork, spawn or forkserver).  If None, the
+                default context is used, or spawn with max_tasks_per_child.
+            initializer: A callable used to initialize worker processes.
+            initargs: A tuple of arguments to pass to the initializer.
+            max_tasks_per_child: The maximum number of tasks a worker process
+                can complete before it will exit and be replaced with a fresh
+                worker process.  The default of None means worker processes
+                will live as long as the executor.  Requires a non-'fork'
+                mp_context start method.  (On every Python version.)
+        """
         # The stdlib's checks, in its order and with its messages.
         if max_workers is None:
             self._max_workers = _default_max_workers()

@@ -162,9 +162,29 @@ cf_state_of_type(PyTypeObject *type)
     return module == NULL ? NULL : cf_state_of_module(module);
 }
 
+/* The stdlib's thread and process modules' names, imported at first use,
+ * as the stdlib imports its executors lazily: `import cfutures` costs no
+ * more than `import concurrent.futures`.  Idempotent; -1 with an error.
+ *   thread:  BrokenThreadPool, threads_queues
+ *   process: the thread ones, BrokenProcessPool, ExceptionWithTraceback,
+ *            RemoteTraceback, format_exception, pickle_dumps, pickle_loads */
+int cf_load_thread_names(cf_state *st);
+int cf_load_process_names(cf_state *st);
+
 /* LOGGER.critical(message, exc_info=exc) on the stdlib's logger; exc may be
  * NULL (then exc_info=True).  Never fails: logging errors go to stderr. */
 void cf_log_critical(cf_state *st, const char *message, PyObject *exc);
+
+/* ---- arguments ---------------------------------------------------------- */
+
+/* The arguments of a METH_FASTCALL | METH_KEYWORDS method, taken as the
+ * Python method `qualname(self, names...)` takes them: each positional or
+ * by keyword, the first `nrequired` required (at most 8 names).  values[]
+ * gets borrowed references; those not given keep what the caller put
+ * there (the defaults).  -1 with the TypeError a Python method gives. */
+int cf_parse_method_args(const char *qualname, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames, const char *const *names, Py_ssize_t nnames,
+                         Py_ssize_t nrequired, PyObject **values);
 
 /* ---- green threads ------------------------------------------------------ */
 

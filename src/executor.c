@@ -502,51 +502,77 @@ error:
 static PyObject *
 executor_map(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static const char *const keywords[] = {"timeout", "chunksize", "buffersize"};
-    PyObject *values[] = {Py_None, NULL, Py_None};
-    if (PyTuple_GET_SIZE(args) < 1) {
-        PyErr_SetString(PyExc_TypeError,
-                        "map() missing 1 required positional argument: 'fn'");
-        return NULL;
+    static const char *const keywords[] = {"fn", "timeout", "chunksize", "buffersize"};
+    PyObject *values[] = {NULL, Py_None, NULL, Py_None};
+    Py_ssize_t npos = PyTuple_GET_SIZE(args);
+    if (npos > 0) {
+        values[0] = PyTuple_GET_ITEM(args, 0);
     }
     if (kwargs != NULL) {
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         while (PyDict_Next(kwargs, &pos, &key, &value)) {
             int i = 0;
-            while (i < 3 && !(PyUnicode_Check(key) &&
+            while (i < 4 && !(PyUnicode_Check(key) &&
                               PyUnicode_CompareWithASCIIString(key, keywords[i]) == 0)) {
                 i++;
             }
-            if (i == 3) {
-                PyErr_Format(PyExc_TypeError, "map() got an unexpected keyword argument '%S'",
+            if (i == 4) {
+                PyErr_Format(PyExc_TypeError,
+                             CF_QUALNAME("Executor.", "map") "() got an unexpected keyword argument '%S'",
                              key);
+                return NULL;
+            }
+            if (i == 0 && npos > 0) {
+                PyErr_SetString(PyExc_TypeError, CF_QUALNAME("Executor.", "map")
+                                "() got multiple values for argument 'fn'");
                 return NULL;
             }
             values[i] = value;
         }
     }
-    PyObject *iterables = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (values[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, CF_QUALNAME("Executor.", "map")
+                        "() missing 1 required positional argument: 'fn'");
+        return NULL;
+    }
+    PyObject *iterables = PyTuple_GetSlice(args, npos > 0 ? 1 : 0, npos);
     if (iterables == NULL) {
         return NULL;
     }
-    PyObject *r = executor_map_impl(self, PyTuple_GET_ITEM(args, 0), iterables, values[0],
-                                    values[2]);
+    PyObject *r = executor_map_impl(self, values[0], iterables, values[1], values[3]);
     Py_DECREF(iterables);
     return r;
 }
 
 static PyMethodDef executor_methods[] = {
     {"map", (PyCFunction)(void (*)(void))executor_map, METH_VARARGS | METH_KEYWORDS,
-     "map($self, fn, /, *iterables, timeout=None, chunksize=1, buffersize=None)\n--\n\n"
-     "Return an iterator equivalent to map(fn, *iterables), the calls run by the\n"
-     "executor: results in order, `timeout` counted from this call, at most\n"
-     "`buffersize` calls submitted ahead of the results taken."},
+     "map($self, fn, *iterables, timeout=None, chunksize=1, buffersize=None)\n--\n\n"
+     "Returns an iterator equivalent to map(fn, iter).\n\n"
+     "Args:\n"
+     "    fn: A callable that will take as many arguments as there are\n"
+     "        passed iterables.\n"
+     "    timeout: The maximum number of seconds to wait, counted from this\n"
+     "        call.  If None, then there is no limit on the wait time.\n"
+     "    chunksize: The size of the chunks the iterables are broken into\n"
+     "        before being passed to a child process.  Only used by\n"
+     "        ProcessPoolExecutor; ignored by ThreadPoolExecutor.\n"
+     "    buffersize: The number of submitted tasks whose results have not\n"
+     "        yet been yielded.  When the buffer is full, iteration over the\n"
+     "        iterables pauses until a result is yielded.  If None, all input\n"
+     "        elements are taken at once and a task is submitted for each.\n\n"
+     "Returns:\n"
+     "    An iterator equivalent to map(fn, *iterables), the calls run by the\n"
+     "    executor (maybe out of order), the results in order.\n\n"
+     "Raises:\n"
+     "    TimeoutError: If the entire result iterator could not be generated\n"
+     "        before the given timeout.\n"
+     "    Exception: If fn(*args) raises for any values."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot executor_slots[] = {
-    {Py_tp_doc, "The native part of cfutures.Executor."},
+    {Py_tp_doc, "Executor()\n--\n\nThe native part of cfutures.Executor."},
     {Py_tp_methods, executor_methods},
     {0, NULL},
 };

@@ -741,49 +741,17 @@ future_finished_exception(FutureObject *self)
 /* Shared by result() and exception(): wait, then report through `outcome`. */
 static PyObject *
 future_wait_for_outcome(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
-                        PyObject *kwnames, const char *fname,
+                        PyObject *kwnames, const char *qualname,
                         PyObject *(*outcome)(FutureObject *))
 {
     if (self->state == CF_FINISHED && nargs <= 1 && kwnames == NULL) {
         return outcome(self);               /* the common, fast case */
     }
-    static const char *const kwlist_names[] = {"timeout", NULL};
+    static const char *const names[] = {"timeout"};
     PyObject *timeout = Py_None;
-    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) {
-        /* Rare: parse keywords the slow, public way. */
-        PyObject *tuple = PyTuple_New(nargs);
-        PyObject *dict = NULL;
-        if (tuple == NULL) {
-            return NULL;
-        }
-        for (Py_ssize_t i = 0; i < nargs; i++) {
-            PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
-        }
-        if (kwnames != NULL) {
-            dict = PyDict_New();
-            for (Py_ssize_t i = 0; dict != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
-                if (PyDict_SetItem(dict, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
-                    Py_CLEAR(dict);
-                }
-            }
-            if (dict == NULL) {
-                Py_DECREF(tuple);
-                return NULL;
-            }
-        }
-        char format[16];
-        PyOS_snprintf(format, sizeof(format), "|O:%s", fname);
-        int ok = PyArg_ParseTupleAndKeywords(tuple, dict, format, (char **)kwlist_names, &timeout);
-        Py_DECREF(tuple);
-        Py_XDECREF(dict);
-        if (!ok) {
-            return NULL;
-        }
+    if (cf_parse_method_args(qualname, args, nargs, kwnames, names, 1, 0, &timeout) < 0) {
+        return NULL;
     }
-    else if (nargs == 1) {
-        timeout = args[0];
-    }
-
     if (!future_is_done(self) && future_wait_done(self, timeout) < 0) {
         return NULL;
     }
@@ -799,15 +767,33 @@ future_wait_for_outcome(FutureObject *self, PyObject *const *args, Py_ssize_t na
 PyObject *
 future_result(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames, "result",
+    return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames,
+                                   CF_QUALNAME("Future.", "result"),
                                    future_finished_result);
 }
 
 static PyObject *
 future_exception(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames, "exception",
+    return future_wait_for_outcome((FutureObject *)op, args, nargs, kwnames,
+                                   CF_QUALNAME("Future.", "exception"),
                                    future_finished_exception);
+}
+
+/* The one argument of `qualname(self, name)`, positional or by keyword;
+ * NULL with the TypeError otherwise.  Borrowed. */
+static PyObject *
+future_one_arg(const char *qualname, const char *name, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL) {
+        return args[0];                     /* the common, fast case */
+    }
+    const char *const names[] = {name};
+    PyObject *value = NULL;
+    return cf_parse_method_args(qualname, args, nargs, kwnames, names, 1, 1, &value) < 0
+               ? NULL
+               : value;
 }
 
 static PyObject *
@@ -933,6 +919,34 @@ PyObject *
 future_set_exception(PyObject *op, PyObject *exception)
 {
     return future_finish((FutureObject *)op, exception, 1);
+}
+
+/* The Python-facing add_done_callback(fn), set_result(result),
+ * set_exception(exception): their argument by position or keyword. */
+static PyObject *
+future_add_done_callback_method(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+    PyObject *fn = future_one_arg(CF_QUALNAME("Future.", "add_done_callback"), "fn", args, nargs,
+                                  kwnames);
+    return fn == NULL ? NULL : future_add_done_callback(op, fn);
+}
+
+static PyObject *
+future_set_result_method(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *result = future_one_arg(CF_QUALNAME("Future.", "set_result"), "result", args,
+                                      nargs, kwnames);
+    return result == NULL ? NULL : future_set_result(op, result);
+}
+
+static PyObject *
+future_set_exception_method(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
+{
+    PyObject *exception = future_one_arg(CF_QUALNAME("Future.", "set_exception"), "exception",
+                                         args, nargs, kwnames);
+    return exception == NULL ? NULL : future_set_exception(op, exception);
 }
 
 /* asyncio (3.15+) reads a finished future through this in one call. */
@@ -1087,35 +1101,79 @@ static PyGetSetDef future_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+#define FASTCALL_KW(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
+
 static PyMethodDef future_methods[] = {
     {"cancel", future_cancel, METH_NOARGS,
-     "Cancel the future if possible; True if it is (now) cancelled."},
-    {"cancelled", future_cancelled, METH_NOARGS, "Return True if the future was cancelled."},
+     "cancel($self, /)\n--\n\n"
+     "Cancel the future if possible.\n\n"
+     "Returns True if the future was cancelled, False otherwise.  A future cannot\n"
+     "be cancelled if it is running or has already completed."},
+    {"cancelled", future_cancelled, METH_NOARGS,
+     "cancelled($self, /)\n--\n\nReturn True if the future was cancelled."},
     {"running", future_running, METH_NOARGS,
-     "Return True if the future is currently executing."},
+     "running($self, /)\n--\n\nReturn True if the future is currently executing."},
     {"done", future_done, METH_NOARGS,
-     "Return True if the future was cancelled or finished executing."},
-    {"result", (PyCFunction)(void (*)(void))future_result, METH_FASTCALL | METH_KEYWORDS,
-     "result(timeout=None)\n--\n\nReturn the result of the call that the future represents."},
-    {"exception", (PyCFunction)(void (*)(void))future_exception, METH_FASTCALL | METH_KEYWORDS,
-     "exception(timeout=None)\n--\n\n"
-     "Return the exception raised by the call that the future represents."},
-    {"add_done_callback", future_add_done_callback, METH_O,
-     "Attach a callable called with the future when it finishes or is cancelled."},
+     "done($self, /)\n--\n\nReturn True if the future was cancelled or finished executing."},
+    {"result", FASTCALL_KW(future_result),
+     "result($self, /, timeout=None)\n--\n\n"
+     "Return the result of the call that the future represents.\n\n"
+     "Args:\n"
+     "    timeout: The number of seconds to wait for the result if the future\n"
+     "        isn't done.  If None, then there is no limit on the wait time.\n\n"
+     "Returns:\n"
+     "    The result of the call that the future represents.\n\n"
+     "Raises:\n"
+     "    CancelledError: If the future was cancelled.\n"
+     "    TimeoutError: If the future didn't finish executing before the given\n"
+     "        timeout.\n"
+     "    Exception: If the call raised then that exception will be raised."},
+    {"exception", FASTCALL_KW(future_exception),
+     "exception($self, /, timeout=None)\n--\n\n"
+     "Return the exception raised by the call that the future represents.\n\n"
+     "Args:\n"
+     "    timeout: The number of seconds to wait for the exception if the\n"
+     "        future isn't done.  If None, then there is no limit on the wait\n"
+     "        time.\n\n"
+     "Returns:\n"
+     "    The exception raised by the call that the future represents or None\n"
+     "    if the call completed without raising.\n\n"
+     "Raises:\n"
+     "    CancelledError: If the future was cancelled.\n"
+     "    TimeoutError: If the future didn't finish executing before the given\n"
+     "        timeout."},
+    {"add_done_callback", FASTCALL_KW(future_add_done_callback_method),
+     "add_done_callback($self, /, fn)\n--\n\n"
+     "Attach a callable that will be called when the future finishes.\n\n"
+     "Args:\n"
+     "    fn: A callable that will be called with this future as its only\n"
+     "        argument when the future completes or is cancelled.  The callable\n"
+     "        will always be called by a thread in the same process in which it\n"
+     "        was added.  If the future has already completed or been cancelled\n"
+     "        then the callable will be called immediately.  These callables are\n"
+     "        called in the order that they were added."},
     {"set_running_or_notify_cancel", future_set_running_or_notify_cancel, METH_NOARGS,
-     "Mark the future as running or process any cancel notifications."},
-    {"set_result", future_set_result, METH_O,
-     "Set the return value of the work associated with the future."},
-    {"set_exception", future_set_exception, METH_O,
-     "Set the result of the future as being the given exception."},
+     "set_running_or_notify_cancel($self, /)\n--\n\n"
+     "Mark the future as running or process any cancel notifications.\n\n"
+     "Should only be used by Executor implementations and unit tests.\n\n"
+     "Returns False if the future was cancelled (the waiters are told so), True\n"
+     "if it is now running; RuntimeError if it was already running or done."},
+    {"set_result", FASTCALL_KW(future_set_result_method),
+     "set_result($self, /, result)\n--\n\n"
+     "Sets the return value of work associated with the future.\n\n"
+     "Should only be used by Executor implementations and unit tests."},
+    {"set_exception", FASTCALL_KW(future_set_exception_method),
+     "set_exception($self, /, exception)\n--\n\n"
+     "Sets the result of the future as being the given exception.\n\n"
+     "Should only be used by Executor implementations and unit tests."},
     {"_get_snapshot", future_get_snapshot, METH_NOARGS,
-     "Return (done, cancelled, result, exception) in one step."},
+     "_get_snapshot($self, /)\n--\n\nReturn (done, cancelled, result, exception) in one step."},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot future_slots[] = {
-    {Py_tp_doc, "Represents the result of an asynchronous computation."},
+    {Py_tp_doc, "Future()\n--\n\nRepresents the result of an asynchronous computation."},
     {Py_tp_new, future_new},
     {Py_tp_init, future_init},
     {Py_tp_dealloc, future_dealloc},

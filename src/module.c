@@ -82,6 +82,45 @@ import_into(PyObject **slot, const char *modname, const char *name)
     return *slot == NULL ? -1 : 0;
 }
 
+int
+cf_load_thread_names(cf_state *st)
+{
+    if (st->threads_queues != NULL) {
+        return 0;
+    }
+    PyObject *weak_key_dict = NULL;
+    if (import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
+        import_into(&weak_key_dict, "weakref", "WeakKeyDictionary") < 0) {
+        Py_CLEAR(st->BrokenThreadPool);
+        return -1;
+    }
+    st->threads_queues = PyObject_CallNoArgs(weak_key_dict);
+    Py_DECREF(weak_key_dict);
+    return st->threads_queues == NULL ? -1 : 0;
+}
+
+int
+cf_load_process_names(cf_state *st)
+{
+    if (st->pickle_dumps != NULL) {
+        return 0;
+    }
+    const char *process = "concurrent.futures.process";
+    PyObject *forking_pickler = NULL;
+    if (cf_load_thread_names(st) < 0 ||
+        import_into(&st->BrokenProcessPool, process, "BrokenProcessPool") < 0 ||
+        import_into(&st->ExceptionWithTraceback, process, "_ExceptionWithTraceback") < 0 ||
+        import_into(&st->RemoteTraceback, process, "_RemoteTraceback") < 0 ||
+        import_into(&st->format_exception, "traceback", "format_exception") < 0 ||
+        import_into(&st->pickle_loads, "pickle", "loads") < 0 ||
+        import_into(&forking_pickler, "multiprocessing.reduction", "ForkingPickler") < 0) {
+        return -1;
+    }
+    st->pickle_dumps = PyObject_GetAttrString(forking_pickler, "dumps");
+    Py_DECREF(forking_pickler);
+    return st->pickle_dumps == NULL ? -1 : 0;
+}
+
 static int
 module_exec(PyObject *module)
 {
@@ -101,13 +140,6 @@ module_exec(PyObject *module)
         import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
         import_into(&st->stdlib_wait, base, "wait") < 0 ||
         import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
-        import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
-        import_into(&st->BrokenProcessPool, "concurrent.futures.process", "BrokenProcessPool") < 0 ||
-        import_into(&st->ExceptionWithTraceback, "concurrent.futures.process",
-                    "_ExceptionWithTraceback") < 0 ||
-        import_into(&st->RemoteTraceback, "concurrent.futures.process", "_RemoteTraceback") < 0 ||
-        import_into(&st->format_exception, "traceback", "format_exception") < 0 ||
-        import_into(&st->pickle_loads, "pickle", "loads") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL ||
         (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL) {
         return -1;
@@ -125,22 +157,7 @@ module_exec(PyObject *module)
     }
     st->map_cancels_popped = PyObject_HasAttrString(base_module, "_result_or_cancel");
     Py_DECREF(base_module);
-    PyObject *weak_key_dict = NULL;
-    if (import_into(&weak_key_dict, "weakref", "WeakKeyDictionary") < 0) {
-        return -1;
-    }
-    st->threads_queues = PyObject_CallNoArgs(weak_key_dict);
-    Py_DECREF(weak_key_dict);
-    if (st->threads_queues == NULL) {
-        return -1;
-    }
-    PyObject *forking_pickler = NULL;
-    if (import_into(&forking_pickler, "multiprocessing.reduction", "ForkingPickler") < 0) {
-        return -1;
-    }
-    st->pickle_dumps = PyObject_GetAttrString(forking_pickler, "dumps");
-    Py_DECREF(forking_pickler);
-    if (st->pickle_dumps == NULL || (st->empty_dict = PyDict_New()) == NULL) {
+    if ((st->empty_dict = PyDict_New()) == NULL) {
         return -1;
     }
     if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0 ||
@@ -282,12 +299,43 @@ module_free(void *module)
 
 static PyMethodDef module_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))waiters_wait, METH_VARARGS | METH_KEYWORDS,
-     "wait(fs, timeout=None, return_when=ALL_COMPLETED)\n--\n\n"
-     "Wait for the futures in the given sequence to complete."},
+     "wait(fs, timeout=None, return_when='ALL_COMPLETED')\n--\n\n"
+     "Wait for the futures in the given sequence to complete.\n\n"
+     "Args:\n"
+     "    fs: The sequence of Futures (possibly created by different Executors)\n"
+     "        to wait upon.\n"
+     "    timeout: The maximum number of seconds to wait.  If None, then there\n"
+     "        is no limit on the wait time.\n"
+     "    return_when: Indicates when this function should return.  The options\n"
+     "        are:\n\n"
+     "        FIRST_COMPLETED - Return when any future finishes or is\n"
+     "                          cancelled.\n"
+     "        FIRST_EXCEPTION - Return when any future finishes by raising an\n"
+     "                          exception.  If no future raises an exception\n"
+     "                          then it is equivalent to ALL_COMPLETED.\n"
+     "        ALL_COMPLETED -   Return when all futures finish or are cancelled.\n\n"
+     "Returns:\n"
+     "    A named 2-tuple of sets.  The first set, named 'done', contains the\n"
+     "    futures that completed (is finished or cancelled) before the wait\n"
+     "    completed.  The second set, named 'not_done', contains uncompleted\n"
+     "    futures.  Duplicate futures given to *fs* are removed and will be\n"
+     "    returned only once."},
     {"as_completed", (PyCFunction)(void (*)(void))waiters_as_completed,
      METH_VARARGS | METH_KEYWORDS,
      "as_completed(fs, timeout=None)\n--\n\n"
-     "An iterator over the given futures that yields each as it completes."},
+     "An iterator over the given futures that yields each as it completes.\n\n"
+     "Args:\n"
+     "    fs: The sequence of Futures (possibly created by different Executors)\n"
+     "        to iterate over.\n"
+     "    timeout: The maximum number of seconds to wait.  If None, then there\n"
+     "        is no limit on the wait time.\n\n"
+     "Returns:\n"
+     "    An iterator that yields the given Futures as they complete (finished\n"
+     "    or cancelled).  If any given Futures are duplicated, they will be\n"
+     "    returned once.\n\n"
+     "Raises:\n"
+     "    TimeoutError: If the entire result iterator could not be generated\n"
+     "        before the given timeout."},
     {"_after_fork_child", module_after_fork_child, METH_NOARGS, NULL},
     {"_adopt_future_class", module_adopt_future_class, METH_O,
      "Register the package's public Future class (called once by cfutures)."},

@@ -188,7 +188,8 @@ process_pool_setup(PyObject *op, PyObject *args)
     Py_ssize_t max_workers, max_tasks;
     PyObject *context, *initializer, *initargs, *spawn;
     if (st == NULL || !PyArg_ParseTuple(args, "nOOOnO:_setup", &max_workers, &context,
-                                        &initializer, &initargs, &max_tasks, &spawn)) {
+                                        &initializer, &initargs, &max_tasks, &spawn) ||
+        cf_load_process_names(st) < 0) {
         return NULL;
     }
     if (self->core != NULL || max_workers < 1) {
@@ -565,11 +566,25 @@ static PyGetSetDef process_pool_getset[] = {
 static PyMethodDef process_pool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))process_pool_submit, METH_VARARGS | METH_KEYWORDS,
      "submit($self, fn, /, *args, **kwargs)\n--\n\n"
-     "Schedule fn(*args, **kwargs) in a worker process; return its Future."},
+     "Submits a callable to be executed with the given arguments.\n\n"
+     "Schedules the callable to be executed as fn(*args, **kwargs) in a worker\n"
+     "process and returns a Future instance representing the execution of the\n"
+     "callable.\n\n"
+     "Returns:\n"
+     "    A Future representing the given call."},
     {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown,
      METH_VARARGS | METH_KEYWORDS,
      "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
-     "Stop accepting work; optionally cancel what is queued and wait for the workers."},
+     "Clean-up the resources associated with the Executor.\n\n"
+     "It is safe to call this method several times.  Otherwise, no other\n"
+     "methods can be called after this one.\n\n"
+     "Args:\n"
+     "    wait: If True then shutdown will not return until all running\n"
+     "        futures have finished executing and the resources used by the\n"
+     "        executor have been reclaimed.\n"
+     "    cancel_futures: If True then shutdown will cancel all pending\n"
+     "        futures.  Futures that are completed or running will not be\n"
+     "        cancelled."},
     {"_setup", process_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
     {NULL, NULL, 0, NULL},
 };

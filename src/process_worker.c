@@ -174,7 +174,8 @@ process_worker(PyObject *module, PyObject *args)
     PyObject *task_conn, *result_conn, *initializer, *initargs;
     Py_ssize_t max_tasks;
     if (!PyArg_ParseTuple(args, "OOOOn:_process_worker", &task_conn, &result_conn, &initializer,
-                          &initargs, &max_tasks)) {
+                          &initargs, &max_tasks) ||
+        cf_load_process_names(st) < 0) {
         return NULL;
     }
     int task_fd = PyObject_AsFileDescriptor(task_conn);

@@ -524,7 +524,8 @@ thread_pool_init(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *max_workers = Py_None, *prefix = NULL, *initializer = Py_None, *initargs = NULL;
     if (st == NULL || !PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOO:ThreadPoolExecutor",
                                                    kwlist, &max_workers, &prefix, &initializer,
-                                                   &initargs)) {
+                                                   &initargs) ||
+        cf_load_thread_names(st) < 0) {
         return -1;
     }
     if (self->queue != NULL) {
@@ -883,15 +884,29 @@ static PyMemberDef thread_pool_members[] = {
 static PyMethodDef thread_pool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))thread_pool_submit, METH_FASTCALL | METH_KEYWORDS,
      "submit($self, fn, /, *args, **kwargs)\n--\n\n"
-     "Schedule fn(*args, **kwargs) on a worker thread; return its Future."},
+     "Submits a callable to be executed with the given arguments.\n\n"
+     "Schedules the callable to be executed as fn(*args, **kwargs) and returns\n"
+     "a Future instance representing the execution of the callable.\n\n"
+     "Returns:\n"
+     "    A Future representing the given call."},
     {"shutdown", (PyCFunction)(void (*)(void))thread_pool_shutdown, METH_VARARGS | METH_KEYWORDS,
      "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
-     "Stop accepting work; optionally cancel what is queued and wait for the workers."},
+     "Clean-up the resources associated with the Executor.\n\n"
+     "It is safe to call this method several times.  Otherwise, no other\n"
+     "methods can be called after this one.\n\n"
+     "Args:\n"
+     "    wait: If True then shutdown will not return until all running\n"
+     "        futures have finished executing and the resources used by the\n"
+     "        executor have been reclaimed.\n"
+     "    cancel_futures: If True then shutdown will cancel all pending\n"
+     "        futures.  Futures that are completed or running will not be\n"
+     "        cancelled."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot thread_pool_slots[] = {
-    {Py_tp_doc, "The native part of cfutures.ThreadPoolExecutor."},
+    {Py_tp_doc, "ThreadPoolExecutor(max_workers=None, thread_name_prefix='', initializer=None, "
+                "initargs=())\n--\n\nThe native part of cfutures.ThreadPoolExecutor."},
     {Py_tp_new, thread_pool_new},
     {Py_tp_init, thread_pool_init},
     {Py_tp_dealloc, thread_pool_dealloc},
@@ -925,7 +940,7 @@ thread_pool_python_exit(PyObject *module, PyObject *unused)
         queue_wake_all(q);
     }
     pools_python_exit(st);
-    if (join_threads(st->threads_queues) < 0) {
+    if (st->threads_queues != NULL && join_threads(st->threads_queues) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
