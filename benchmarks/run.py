@@ -167,6 +167,41 @@ def _noop(_future):
 
 # --------------------------------------------------------------- workloads
 
+# ------------------------------------------------------------------ start-up
+
+def _import_seconds(statement, n):
+    """Median seconds `statement` takes in a fresh interpreter, timed inside
+    it (interpreter start-up is the same for all and not counted)."""
+    import subprocess
+    code = ("import time; t = time.perf_counter(); %s; "
+            "print(time.perf_counter() - t)" % statement)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    # Bytecode caches, as an installed package has (the stdlib's are there):
+    # a first, untimed interpreter writes them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    times = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                  capture_output=True, text=True).stdout)
+             for _ in range(n + 1)]
+    return statistics.median(times[1:])
+
+
+@workload("import_module", warmup=False)
+def import_module(mod, scale):
+    # `import concurrent.futures` / `import cfutures`: neither imports its
+    # executors until they are used.
+    n = count(5, scale)
+    return {"value": _import_seconds("import %s" % mod.__name__, n), "interpreters": n}
+
+
+@workload("import_thread_pool", warmup=False)
+def import_thread_pool(mod, scale):
+    n = count(5, scale)
+    return {"value": _import_seconds("from %s import ThreadPoolExecutor" % mod.__name__, n),
+            "interpreters": n}
+
+
+# ------------------------------------------------------------------ futures
+
 @workload("future_roundtrip")
 def future_roundtrip(mod, scale):
     n = count(200_000, scale)

@@ -1,49 +1,55 @@
 """Execute computations asynchronously using threads or processes.
 
 cfutures is concurrent.futures with a native core: change one import
-(`import cfutures as futures`) and everything behaves as before.  As in the
-stdlib, the executors are imported when first used, so `import cfutures`
-costs no more than `import concurrent.futures`.
+(`import cfutures as futures`) and everything behaves as before.
+
+Every name is imported when it is first used -- the stdlib imports its
+executors that way; cfutures does it for all of them -- so `import cfutures`
+itself costs next to nothing.
 """
 __version__ = "0.2.0"
 
-from ._base import (
-    ALL_COMPLETED,
-    FIRST_COMPLETED,
-    FIRST_EXCEPTION,
-    BrokenExecutor,
-    CancelledError,
-    Executor,
-    Future,
-    InvalidStateError,
-    TimeoutError,
-    _fallback_to,
-    as_completed,
-    wait,
-)
+# Where each public name lives.  The stdlib's own list (__all__) differs
+# between versions (3.13 added InvalidStateError); it is read from the
+# running stdlib when first asked for.
+_HOMES = {
+    "FIRST_COMPLETED": "._base", "FIRST_EXCEPTION": "._base", "ALL_COMPLETED": "._base",
+    "CancelledError": "._base", "TimeoutError": "._base", "InvalidStateError": "._base",
+    "BrokenExecutor": "._base", "Future": "._base", "Executor": "._base",
+    "wait": "._base", "as_completed": "._base",
+    "ThreadPoolExecutor": ".thread", "ProcessPoolExecutor": ".process",
+}
 
-import concurrent.futures as _stdlib
 
-# The running stdlib's list, which differs between versions (3.13 added
-# InvalidStateError).
-__all__ = tuple(name for name in _stdlib.__all__
-                if name in globals() or name.endswith("PoolExecutor"))
+def _all():
+    import concurrent.futures
+    return tuple(name for name in concurrent.futures.__all__ if name in _HOMES)
 
-_EXECUTORS = {"ThreadPoolExecutor": ".thread", "ProcessPoolExecutor": ".process"}
-_stdlib_getattr = _fallback_to(_stdlib, __name__)
-del _fallback_to
+
+_SUBMODULES = ("_base", "_cfutures", "thread", "process", "__main__")
 
 
 def __getattr__(name):
-    """The executors, imported on first use; any other stdlib name."""
-    submodule = _EXECUTORS.get(name)
-    if submodule is None:
-        return _stdlib_getattr(name)
     import importlib
-    value = getattr(importlib.import_module(submodule, __name__), name)
+    home = _HOMES.get(name)
+    if home is not None:
+        value = getattr(importlib.import_module(home, __name__), name)
+    elif name == "__all__":
+        value = _all()
+    elif name in _SUBMODULES or name.startswith("__"):
+        # Not imported yet: `from . import thread` goes on to import it.
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    else:
+        # Anything else the stdlib's module has (its private helpers).
+        import concurrent.futures
+        try:
+            value = getattr(concurrent.futures, name)
+        except AttributeError:
+            raise AttributeError("module %r has no attribute %r"
+                                 % (__name__, name)) from None
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return __all__ + ("__doc__", "__version__")
+    return __getattr__("__all__") + ("__doc__", "__version__")
