@@ -42,7 +42,7 @@ demo:
 	@./scripts/venv.sh "$(PYTHON)" .venv-demo
 	@CFUTURES_STRICT=1 .venv-demo/bin/python scripts/build.py
 	@.venv-demo/bin/python examples/run_all.py
-	@.venv-demo/bin/python benchmarks/run.py --quick
+	@.venv-demo/bin/python benchmarks/run.py --quick --json build/results-quick.json
 
 bench:
 	@./scripts/venv.sh "$(PYTHON)" .venv-demo
