@@ -610,20 +610,31 @@ def run(workloads, impls, repeat, scale):
     return samples, params
 
 
+def oriented(stdlib, cfutures, better):
+    """stdlib / cfutures, or its inverse where higher is better: above 1
+    always means cfutures is better."""
+    ratio = stdlib / cfutures
+    return 1 / ratio if better == "higher" else ratio
+
+
 def summarize(workloads, impls, samples, params):
     results = {}
     for wl in workloads:
         medians = {label: statistics.median(s)
                    for label, s in samples[wl.name].items() if s}
-        ratio = None
+        ratio = spread = None
         if medians.get("stdlib") and medians.get("cfutures"):
-            ratio = medians["stdlib"] / medians["cfutures"]
-            if wl.better == "higher":
-                ratio = 1 / ratio
+            ratio = oriented(medians["stdlib"], medians["cfutures"], wl.better)
+            # The spread: the ratio of each repetition's pair of samples
+            # (measured back to back), lowest and highest.
+            pairs = [oriented(a, b, wl.better)
+                     for a, b in zip(samples[wl.name]["stdlib"], samples[wl.name]["cfutures"])
+                     if a and b]
+            spread = [min(pairs), max(pairs)] if pairs else None
         results[wl.name] = {"unit": wl.unit, "better": wl.better,
                             "params": params.get(wl.name, {}),
                             "samples": samples[wl.name], "median": medians,
-                            "ratio": ratio}
+                            "ratio": ratio, "ratio_spread": spread}
     return results
 
 
@@ -642,13 +653,15 @@ def fmt_value(value, unit):
 
 def table_rows(results, labels):
     header = (["workload", "measure"] + ["%s median" % l for l in labels]
-              + ["ratio stdlib/cfutures"])
+              + ["ratio stdlib/cfutures", "ratio min–max"])
     rows = []
     for name, r in results.items():
         unit = "time/op" if r["unit"] == "s" else r["unit"]
         cells = [fmt_value(r["median"].get(l), r["unit"]) for l in labels]
         ratio = "-" if r["ratio"] is None else "%.2f×" % r["ratio"]
-        rows.append([name, unit] + cells + [ratio])
+        spread = r.get("ratio_spread")
+        spread = "-" if spread is None else "%.3g–%.3g" % tuple(spread)
+        rows.append([name, unit] + cells + [ratio, spread])
     return header, rows
 
 
