@@ -13,60 +13,6 @@
  */
 #include "cfutures.h"
 
-/* ---- a FIFO of futures (strong references) ------------------------------ */
-
-typedef struct {
-    PyObject **items;
-    Py_ssize_t capacity, head, count;
-} fifo;
-
-static int
-fifo_push(fifo *q, PyObject *item)          /* steals `item` */
-{
-    if (q->count == q->capacity) {
-        Py_ssize_t capacity = q->capacity ? 2 * q->capacity : 16;
-        PyObject **items = PyMem_Malloc((size_t)capacity * sizeof(PyObject *));
-        if (items == NULL) {
-            Py_DECREF(item);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < q->count; i++) {
-            items[i] = q->items[(q->head + i) % q->capacity];
-        }
-        PyMem_Free(q->items);
-        q->items = items;
-        q->capacity = capacity;
-        q->head = 0;
-    }
-    q->items[(q->head + q->count) % q->capacity] = item;
-    q->count++;
-    return 0;
-}
-
-/* The newest item (new reference), or NULL if empty. */
-static PyObject *
-fifo_pop_newest(fifo *q)
-{
-    if (q->count == 0) {
-        return NULL;
-    }
-    q->count--;
-    return q->items[(q->head + q->count) % q->capacity];
-}
-
-static PyObject *
-fifo_pop(fifo *q)                           /* new reference, or NULL if empty */
-{
-    if (q->count == 0) {
-        return NULL;
-    }
-    PyObject *item = q->items[q->head];
-    q->head = (q->head + 1) % q->capacity;
-    q->count--;
-    return item;
-}
-
 /* ---- submitting --------------------------------------------------------- */
 
 typedef struct {
@@ -148,7 +94,7 @@ typedef struct {
     PyObject *fn;
     PyObject *iterators;        /* tuple; NULL once exhausted or not refilling */
     PyObject *executor_ref;     /* weakref, only to refill (buffersize) */
-    fifo futures;               /* submitted, not yet handed out */
+    cf_ring futures;            /* submitted, not yet handed out */
     int has_timeout;
     double end_time;            /* timeout + time.monotonic() at map() */
     /* The stdlib's iterator is a generator: closed or dropped before its
@@ -166,7 +112,7 @@ map_iterator_finish(MapIterator *self)
     Py_CLEAR(self->iterators);
     Py_CLEAR(self->executor_ref);
     /* Newest first, as the stdlib's `for future in fs: future.cancel()`. */
-    while ((future = fifo_pop_newest(&self->futures)) != NULL) {
+    while ((future = cf_ring_pop_newest(&self->futures)) != NULL) {
         PyObject *r = self->started ? PyObject_CallMethod(future, "cancel", NULL) : Py_None;
         if (r == NULL) {
             PyErr_WriteUnraisable(future);
@@ -241,7 +187,7 @@ map_iterator_refill(cf_state *st, MapIterator *self)
         Py_CLEAR(self->iterators);      /* exhausted */
         return 0;
     }
-    return fifo_push(&self->futures, future);
+    return cf_ring_push(&self->futures, future);
 }
 
 /* One step of the generator: the next result, NULL at the end (no
@@ -264,7 +210,7 @@ map_iterator_step(cf_state *st, MapIterator *self)
             goto error;
         }
     }
-    PyObject *future = fifo_pop(&self->futures);
+    PyObject *future = cf_ring_pop_oldest(&self->futures);
     PyObject *result = result_or_cancel(st, future, timeout);
     Py_DECREF(future);
     if (timeout != Py_None) {
@@ -333,7 +279,7 @@ map_iterator_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->iterators);
     Py_VISIT(self->executor_ref);
     for (Py_ssize_t i = 0; i < self->futures.count; i++) {
-        Py_VISIT(self->futures.items[(self->futures.head + i) % self->futures.capacity]);
+        Py_VISIT(cf_ring_at(&self->futures, i));
     }
     return 0;
 }
@@ -342,13 +288,10 @@ static int
 map_iterator_clear(PyObject *op)
 {
     MapIterator *self = (MapIterator *)op;
-    PyObject *future;
     Py_CLEAR(self->fn);
     Py_CLEAR(self->iterators);
     Py_CLEAR(self->executor_ref);
-    while ((future = fifo_pop(&self->futures)) != NULL) {
-        Py_DECREF(future);
-    }
+    cf_ring_clear(&self->futures);
     return 0;
 }
 
@@ -361,7 +304,6 @@ map_iterator_dealloc(PyObject *op)
     }
     PyObject_GC_UnTrack(op);
     map_iterator_clear(op);
-    PyMem_Free(((MapIterator *)op)->futures.items);
     PyObject_GC_Del(op);
     Py_DECREF(type);
 }
@@ -441,7 +383,7 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     it->fn = Py_NewRef(fn);
     it->iterators = NULL;
     it->executor_ref = NULL;
-    it->futures = (fifo){NULL, 0, 0, 0};
+    it->futures = (cf_ring){NULL, 0, 0, 0};
     it->has_timeout = timeout != Py_None;
     it->end_time = end_time;
     it->started = it->running = 0;
@@ -468,7 +410,7 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     PyObject *future;
     while ((buffersize == 0 || it->futures.count < buffersize) &&
            (future = submit_next(st, &s, fn, iterators)) != NULL) {
-        if (fifo_push(&it->futures, future) < 0) {
+        if (cf_ring_push(&it->futures, future) < 0) {
             break;
         }
     }

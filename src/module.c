@@ -5,49 +5,9 @@
  * into the module state, so the rest never imports at run time.
  */
 #include "cfutures.h"
+#include "waiter.h"
 #include "pool.h"
 
-#if !CF_PY311_PLUS
-/* PyType_GetModuleByDef arrived in 3.11: walk the MRO for a heap type that
- * was created from our module. */
-PyObject *
-cf_type_get_module_by_def(PyTypeObject *type, PyModuleDef *def)
-{
-    PyObject *mro = type->tp_mro;
-    for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!PyType_HasFeature(base, Py_TPFLAGS_HEAPTYPE)) {
-            continue;
-        }
-        PyObject *module = ((PyHeapTypeObject *)base)->ht_module;
-        if (module != NULL && PyModule_GetDef(module) == def) {
-            return module;
-        }
-    }
-    PyErr_Format(PyExc_TypeError, "PyType_GetModuleByDef: No superclass of '%s' has the given module",
-                 type->tp_name);
-    return NULL;
-}
-#endif
-
-void
-cf_log_critical(cf_state *st, const char *message, PyObject *exc)
-{
-    PyObject *args = Py_BuildValue("(s)", message);
-    PyObject *kwargs = args ? Py_BuildValue("{sO}", "exc_info", exc ? exc : Py_True) : NULL;
-    PyObject *method = kwargs ? PyObject_GetAttrString(st->logger, "critical") : NULL;
-    PyObject *r = method ? PyObject_Call(method, args, kwargs) : NULL;
-    if (r == NULL) {
-        PyErr_WriteUnraisable(NULL);
-    }
-    Py_XDECREF(r);
-    Py_XDECREF(method);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(args);
-}
-
-PyObject *waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs);
-PyObject *waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwargs);
 
 static PyObject *
 module_after_fork_child(PyObject *module, PyObject *unused)
@@ -68,59 +28,6 @@ module_adopt_future_class(PyObject *module, PyObject *cls)
     Py_RETURN_NONE;
 }
 
-/* Borrowed attribute `name` of the imported module `modname`, stored as a
- * new reference in *slot. */
-static int
-import_into(PyObject **slot, const char *modname, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(modname);
-    if (mod == NULL) {
-        return -1;
-    }
-    *slot = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return *slot == NULL ? -1 : 0;
-}
-
-int
-cf_load_thread_names(cf_state *st)
-{
-    if (st->threads_queues != NULL) {
-        return 0;
-    }
-    PyObject *weak_key_dict = NULL;
-    if (import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
-        import_into(&weak_key_dict, "weakref", "WeakKeyDictionary") < 0) {
-        Py_CLEAR(st->BrokenThreadPool);
-        return -1;
-    }
-    st->threads_queues = PyObject_CallNoArgs(weak_key_dict);
-    Py_DECREF(weak_key_dict);
-    return st->threads_queues == NULL ? -1 : 0;
-}
-
-int
-cf_load_process_names(cf_state *st)
-{
-    if (st->pickle_dumps != NULL) {
-        return 0;
-    }
-    const char *process = "concurrent.futures.process";
-    PyObject *forking_pickler = NULL;
-    if (cf_load_thread_names(st) < 0 ||
-        import_into(&st->BrokenProcessPool, process, "BrokenProcessPool") < 0 ||
-        import_into(&st->ExceptionWithTraceback, process, "_ExceptionWithTraceback") < 0 ||
-        import_into(&st->RemoteTraceback, process, "_RemoteTraceback") < 0 ||
-        import_into(&st->format_exception, "traceback", "format_exception") < 0 ||
-        import_into(&st->pickle_loads, "pickle", "loads") < 0 ||
-        import_into(&forking_pickler, "multiprocessing.reduction", "ForkingPickler") < 0) {
-        return -1;
-    }
-    st->pickle_dumps = PyObject_GetAttrString(forking_pickler, "dumps");
-    Py_DECREF(forking_pickler);
-    return st->pickle_dumps == NULL ? -1 : 0;
-}
-
 static int
 module_exec(PyObject *module)
 {
@@ -129,23 +36,23 @@ module_exec(PyObject *module)
         "PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED",
     };
     const char *base = "concurrent.futures._base";
-    if (import_into(&st->stdlib_future_class, base, "Future") < 0 ||
-        import_into(&st->CancelledError, base, "CancelledError") < 0 ||
-        import_into(&st->TimeoutError, base, "TimeoutError") < 0 ||
-        import_into(&st->InvalidStateError, base, "InvalidStateError") < 0 ||
-        import_into(&st->DoneAndNotDoneFutures, base, "DoneAndNotDoneFutures") < 0 ||
-        import_into(&st->logger, base, "LOGGER") < 0 ||
-        import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
-        import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
-        import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
-        import_into(&st->stdlib_wait, base, "wait") < 0 ||
-        import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
+    if (cf_import_into(&st->stdlib_future_class, base, "Future") < 0 ||
+        cf_import_into(&st->CancelledError, base, "CancelledError") < 0 ||
+        cf_import_into(&st->TimeoutError, base, "TimeoutError") < 0 ||
+        cf_import_into(&st->InvalidStateError, base, "InvalidStateError") < 0 ||
+        cf_import_into(&st->DoneAndNotDoneFutures, base, "DoneAndNotDoneFutures") < 0 ||
+        cf_import_into(&st->logger, base, "LOGGER") < 0 ||
+        cf_import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
+        cf_import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
+        cf_import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
+        cf_import_into(&st->stdlib_wait, base, "wait") < 0 ||
+        cf_import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL ||
         (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL) {
         return -1;
     }
     for (int i = 0; i < CF_NSTATES; i++) {
-        if (import_into(&st->state_names[i], base, state_names[i]) < 0) {
+        if (cf_import_into(&st->state_names[i], base, state_names[i]) < 0) {
             return -1;
         }
     }
@@ -160,7 +67,8 @@ module_exec(PyObject *module)
     if ((st->empty_dict = PyDict_New()) == NULL) {
         return -1;
     }
-    if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0 ||
+    if (future_module_init(module, st) < 0 || waiter_type_init(module, st) < 0 ||
+        as_completed_type_init(module, st) < 0 ||
         executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
         ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
         return -1;
@@ -298,7 +206,7 @@ module_free(void *module)
 }
 
 static PyMethodDef module_methods[] = {
-    {"wait", (PyCFunction)(void (*)(void))waiters_wait, METH_VARARGS | METH_KEYWORDS,
+    {"wait", (PyCFunction)(void (*)(void))futures_wait, METH_VARARGS | METH_KEYWORDS,
      "wait(fs, timeout=None, return_when='ALL_COMPLETED')\n--\n\n"
      "Wait for the futures in the given sequence to complete.\n\n"
      "Args:\n"
@@ -320,7 +228,7 @@ static PyMethodDef module_methods[] = {
      "    completed.  The second set, named 'not_done', contains uncompleted\n"
      "    futures.  Duplicate futures given to *fs* are removed and will be\n"
      "    returned only once."},
-    {"as_completed", (PyCFunction)(void (*)(void))waiters_as_completed,
+    {"as_completed", (PyCFunction)(void (*)(void))futures_as_completed,
      METH_VARARGS | METH_KEYWORDS,
      "as_completed(fs, timeout=None)\n--\n\n"
      "An iterator over the given futures that yields each as it completes.\n\n"
