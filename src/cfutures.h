@@ -29,7 +29,6 @@ struct cf_state {
     PyTypeObject *MapIteratorType;
     PyTypeObject *WorkQueueType;
     PyTypeObject *ThreadPoolType;       /* the C base of cfutures.ThreadPoolExecutor */
-    PyObject *thread_pool_submit_descr; /* ThreadPoolType.submit, to spot overrides */
     PyObject *thread_worker;            /* _cfutures._thread_worker */
     PyObject *threads_queues;           /* WeakKeyDictionary {pool thread: ...}, joined at exit */
     int interpreter_exiting;            /* set by the threading atexit hook */
@@ -165,8 +164,6 @@ int tpool_is_native_submit(cf_state *st, PyObject *executor, PyObject *bound);
  * positional then the keyword values, kwnames the keywords (or NULL). */
 PyObject *tpool_submit_call(cf_state *st, PyObject *executor, PyObject *fn,
                             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-/* Child side of os.fork(): forget the parent's workers. */
-void tpool_after_fork_child(void);
 
 int ppool_module_init(PyObject *module, cf_state *st);
 int process_worker_module_init(PyObject *module, cf_state *st);

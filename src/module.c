@@ -1,21 +1,43 @@
-/* module.c — the `cfutures._cfutures` module: definition, state, start-up.
+/* module.c — the `cfutures._cfutures` module: definition, state, start-up,
+ * and the hooks that concern every pool: interpreter exit and fork.
  *
- * Everything the C code needs from Python — the stdlib's exception classes,
- * its state names, its logger, threading.Condition — is imported once here
- * into the module state, so the rest never imports at run time.
+ * What the C code needs from Python at every import — the stdlib's
+ * exception classes, its state names, its logger, threading — is imported
+ * here into the module state; the thread and process modules' names wait
+ * for their first use (runtime.h).  The module keeps its state per module
+ * object, but the extension declares it does not support several
+ * interpreters (a few process-wide statics, listed in runtime.h).
  */
 #include "cfutures.h"
-#include "waiter.h"
 #include "pool.h"
+#include "waiter.h"
 
+/* ---- hooks -------------------------------------------------------------- */
 
+/* In the child of os.fork(): the forking thread is the main thread now, and
+ * each pool forgets the parent's workers (pool.h). */
 static PyObject *
 module_after_fork_child(PyObject *module, PyObject *unused)
 {
     (void)unused;
     cf_set_main_thread(PyThread_get_thread_ident());
-    tpool_after_fork_child();
     pools_after_fork_child(cf_state_of_module(module));
+    Py_RETURN_NONE;
+}
+
+/* Registered with threading._register_atexit, as the stdlib's two
+ * _python_exit: no new work; every pool finishes what it accepted; their
+ * threads are joined before the interpreter joins its other threads. */
+static PyObject *
+module_python_exit(PyObject *module, PyObject *unused)
+{
+    (void)unused;
+    cf_state *st = cf_state_of_module(module);
+    st->interpreter_exiting = 1;
+    pools_python_exit(st);
+    if (st->threads_queues != NULL && cf_join_threads(st->threads_queues) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -28,10 +50,11 @@ module_adopt_future_class(PyObject *module, PyObject *cls)
     Py_RETURN_NONE;
 }
 
+/* ---- start-up ----------------------------------------------------------- */
+
 static int
-module_exec(PyObject *module)
+module_import_names(cf_state *st)
 {
-    cf_state *st = cf_state_of_module(module);
     static const char *const state_names[CF_NSTATES] = {
         "PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED",
     };
@@ -48,7 +71,8 @@ module_exec(PyObject *module)
         cf_import_into(&st->stdlib_wait, base, "wait") < 0 ||
         cf_import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL ||
-        (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL) {
+        (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL ||
+        (st->empty_dict = PyDict_New()) == NULL) {
         return -1;
     }
     for (int i = 0; i < CF_NSTATES; i++) {
@@ -64,19 +88,35 @@ module_exec(PyObject *module)
     }
     st->map_cancels_popped = PyObject_HasAttrString(base_module, "_result_or_cancel");
     Py_DECREF(base_module);
-    if ((st->empty_dict = PyDict_New()) == NULL) {
-        return -1;
-    }
-    if (future_module_init(module, st) < 0 || waiter_type_init(module, st) < 0 ||
-        as_completed_type_init(module, st) < 0 ||
-        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
-        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
-        return -1;
-    }
+    return 0;
+}
 
-    /* The main thread runs signal handlers, so its waits wake up to let them
-     * run.  It need not be the thread importing us.  After os.fork() the
-     * forking thread is the child's main thread. */
+/* `module.<function>` handed to `registrar` (a callable) with kwargs. */
+static int
+register_hook(PyObject *module, const char *function, PyObject *registrar, PyObject *kwargs_of)
+{
+    PyObject *hook = PyObject_GetAttrString(module, function);
+    PyObject *r = NULL;
+    if (hook != NULL && kwargs_of == NULL) {
+        r = PyObject_CallOneArg(registrar, hook);
+    }
+    else if (hook != NULL) {
+        PyObject *kwargs = Py_BuildValue("{sO}", PyUnicode_AsUTF8(kwargs_of), hook);
+        PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
+        r = noargs ? PyObject_Call(registrar, noargs, kwargs) : NULL;
+        Py_XDECREF(kwargs);
+        Py_XDECREF(noargs);
+    }
+    Py_XDECREF(hook);
+    return cf_consume(r);
+}
+
+/* The main thread (it runs signal handlers, so its waits wake up to let
+ * them run; it need not be the thread importing us), the fork hook, the
+ * interpreter-exit hook. */
+static int
+module_register_hooks(PyObject *module, cf_state *st)
+{
     PyObject *main_thread = PyObject_CallMethod(st->threading, "main_thread", NULL);
     PyObject *ident = main_thread ? PyObject_GetAttrString(main_thread, "ident") : NULL;
     Py_XDECREF(main_thread);
@@ -85,28 +125,36 @@ module_exec(PyObject *module)
     }
     cf_set_main_thread(PyLong_AsUnsignedLong(ident));
     Py_DECREF(ident);
-    if (PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *os = PyImport_ImportModule("os");
-    PyObject *hook = os ? PyObject_GetAttrString(module, "_after_fork_child") : NULL;
-    PyObject *registered = NULL;
-    if (hook != NULL) {
-        PyObject *register_at_fork = PyObject_GetAttrString(os, "register_at_fork");
-        PyObject *kwargs = register_at_fork ? Py_BuildValue("{sO}", "after_in_child", hook) : NULL;
-        PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
-        registered = noargs ? PyObject_Call(register_at_fork, noargs, kwargs) : NULL;
-        Py_XDECREF(register_at_fork);
-        Py_XDECREF(kwargs);
-        Py_XDECREF(noargs);
-    }
+    PyObject *os = PyErr_Occurred() ? NULL : PyImport_ImportModule("os");
+    PyObject *register_at_fork = os ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
+    PyObject *after_in_child = register_at_fork ? PyUnicode_FromString("after_in_child") : NULL;
+    PyObject *register_atexit = after_in_child
+                                    ? PyObject_GetAttrString(st->threading, "_register_atexit")
+                                    : NULL;
+    int rc = register_atexit == NULL ||
+                     register_hook(module, "_after_fork_child", register_at_fork,
+                                   after_in_child) < 0 ||
+                     register_hook(module, "_python_exit", register_atexit, NULL) < 0
+                 ? -1
+                 : 0;
     Py_XDECREF(os);
-    Py_XDECREF(hook);
-    if (registered == NULL) {
+    Py_XDECREF(register_at_fork);
+    Py_XDECREF(after_in_child);
+    Py_XDECREF(register_atexit);
+    return rc;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    cf_state *st = cf_state_of_module(module);
+    if (module_import_names(st) < 0 || future_module_init(module, st) < 0 ||
+        waiter_type_init(module, st) < 0 || as_completed_type_init(module, st) < 0 ||
+        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
+        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
         return -1;
     }
-    Py_DECREF(registered);
-    return 0;
+    return module_register_hooks(module, st);
 }
 
 static int
@@ -130,7 +178,6 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->MapIteratorType);
     Py_VISIT(st->WorkQueueType);
     Py_VISIT(st->ThreadPoolType);
-    Py_VISIT(st->thread_pool_submit_descr);
     Py_VISIT(st->thread_worker);
     Py_VISIT(st->threads_queues);
     Py_VISIT(st->BrokenThreadPool);
@@ -158,6 +205,7 @@ static int
 module_clear(PyObject *module)
 {
     cf_state *st = cf_state_of_module(module);
+    pools_detach(st);
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->WaiterType);
     Py_CLEAR(st->AsCompletedType);
@@ -175,7 +223,6 @@ module_clear(PyObject *module)
     Py_CLEAR(st->MapIteratorType);
     Py_CLEAR(st->WorkQueueType);
     Py_CLEAR(st->ThreadPoolType);
-    Py_CLEAR(st->thread_pool_submit_descr);
     Py_CLEAR(st->thread_worker);
     Py_CLEAR(st->threads_queues);
     Py_CLEAR(st->BrokenThreadPool);
@@ -245,6 +292,8 @@ static PyMethodDef module_methods[] = {
      "    TimeoutError: If the entire result iterator could not be generated\n"
      "        before the given timeout."},
     {"_after_fork_child", module_after_fork_child, METH_NOARGS, NULL},
+    {"_python_exit", module_python_exit, METH_NOARGS,
+     "Internal: every pool winds down at interpreter exit; their threads are joined."},
     {"_adopt_future_class", module_adopt_future_class, METH_O,
      "Register the package's public Future class (called once by cfutures)."},
     {NULL, NULL, 0, NULL},
@@ -252,6 +301,10 @@ static PyMethodDef module_methods[] = {
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
+#if CF_PY312_PLUS
+    /* Process-wide statics (runtime.h): one interpreter only. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
     {0, NULL},
 };
 

@@ -1,5 +1,6 @@
-/* pool.h — the core both pools embed at their head: the pool's phase, the
- * registry of live pools, and the errors of a pool that takes no more work.
+/* pool.h — the core both pools share: the task list, and, embedded at the
+ * head of each pool's object, the pool's phase, the
+ * registry of live pools and the errors of a pool that takes no more work.
  *
  * Phases and their transitions (pool.c, one function each):
  *
@@ -17,6 +18,28 @@
 #define CF_POOL_H
 
 #include "cfutures.h"
+
+/* ---- the task list ------------------------------------------------------ */
+
+/* The head of every pool's task struct: a FIFO of tasks is a singly linked
+ * list through it.  Touched with the GIL held. */
+typedef struct cf_task {
+    struct cf_task *next;
+} cf_task;
+
+typedef struct {
+    cf_task *head, *tail;
+    Py_ssize_t count;
+} cf_tasklist;
+
+void cf_tasklist_push(cf_tasklist *list, cf_task *task);
+void cf_tasklist_push_front(cf_tasklist *list, cf_task *task);
+/* The oldest task, or NULL. */
+cf_task *cf_tasklist_pop(cf_tasklist *list);
+/* Take `task` out if it is there; 1 if it was. */
+int cf_tasklist_remove(cf_tasklist *list, cf_task *task);
+
+/* ---- the pool's phase -------------------------------------------------- */
 
 typedef enum {
     POOL_NEW,               /* made; no worker started yet */
@@ -44,13 +67,19 @@ struct cf_pool {
     pool_phase phase;
     PyObject *broken;               /* BROKEN: the message of later errors */
     const cf_pool_ops *ops;
-    cf_pool *prev_live, *next_live; /* the module's registry */
+    /* The module state's registry (NULL once the module let go of it, at
+     * its teardown: a pool may outlive the module's state then, and must
+     * not touch it). */
+    cf_pool **registry;
+    cf_pool *prev_live, *next_live;
 };
 
 /* Set up the head of a freshly allocated pool and register it. */
 void pool_init(cf_state *st, cf_pool *pool, const cf_pool_ops *ops);
 /* Unregister (from tp_dealloc) and drop the message. */
-void pool_fini(cf_state *st, cf_pool *pool);
+void pool_fini(cf_pool *pool);
+/* The module's teardown: every pool forgets the registry. */
+void pools_detach(cf_state *st);
 
 void pool_start(cf_pool *pool);
 void pool_unstart(cf_pool *pool);

@@ -86,8 +86,7 @@ core_dealloc(PyObject *op)
     PoolCoreObject *core = (PoolCoreObject *)op;
     PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
-    pool_fini(cf_state_of_type(type), &core->base);
-    PyErr_Clear();
+    pool_fini(&core->base);
     pp_task *t;
     while ((t = pending_pop(core)) != NULL) {
         task_free(t);
@@ -325,15 +324,29 @@ task_new(PyObject *future, PyObject *call)
     return task;
 }
 
-/* The call as the worker will unpickle it: (fn, args, kwargs). */
+/* The call as the worker will unpickle it: (fn, args, kwargs), from a
+ * vectorcall's fn, positional and keyword arguments. */
 static PyObject *
-make_call(cf_state *st, PyObject *args, PyObject *kwargs)
+make_call(cf_state *st, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *call_args = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
-    PyObject *call = call_args ? PyTuple_Pack(3, PyTuple_GET_ITEM(args, 0), call_args,
-                                              kwargs ? kwargs : st->empty_dict)
-                               : NULL;
+    PyObject *call_args = PyTuple_New(nargs - 1);
+    PyObject *kwargs = kwnames == NULL ? Py_NewRef(st->empty_dict) : PyDict_New();
+    PyObject *call = NULL;
+    if (call_args == NULL || kwargs == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(call_args, i - 1, Py_NewRef(args[i]));
+    }
+    for (Py_ssize_t k = 0; kwnames != NULL && k < PyTuple_GET_SIZE(kwnames); k++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, k), args[nargs + k]) < 0) {
+            goto done;
+        }
+    }
+    call = PyTuple_Pack(3, args[0], call_args, kwargs);
+done:
     Py_XDECREF(call_args);
+    Py_XDECREF(kwargs);
     return call;
 }
 
@@ -371,14 +384,14 @@ core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
 
 /* submit(fn, /, *args, **kwargs) */
 static PyObject *
-process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
+process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     ProcessPoolObject *self = (ProcessPoolObject *)op;
     cf_state *st = cf_state_of_type(Py_TYPE(op));
     if (st == NULL) {
         return NULL;
     }
-    if (PyTuple_GET_SIZE(args) < 1) {
+    if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError, CF_QUALNAME("ProcessPoolExecutor.", "submit")
                         "() missing 1 required positional argument: 'fn'");
         return NULL;
@@ -392,7 +405,7 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
         return pool_raise_closed(st, &core->base, st->BrokenProcessPool);
     }
     PyObject *future = future_new_public(st);
-    PyObject *call = future ? make_call(st, args, kwargs) : NULL;
+    PyObject *call = future ? make_call(st, args, nargs, kwnames) : NULL;
     pp_task *task = call ? task_new(future, call) : NULL;
     Py_XDECREF(call);
     if (task == NULL) {
@@ -564,7 +577,7 @@ static PyGetSetDef process_pool_getset[] = {
 };
 
 static PyMethodDef process_pool_methods[] = {
-    {"submit", (PyCFunction)(void (*)(void))process_pool_submit, METH_VARARGS | METH_KEYWORDS,
+    {"submit", (PyCFunction)(void (*)(void))process_pool_submit, METH_FASTCALL | METH_KEYWORDS,
      "submit($self, fn, /, *args, **kwargs)\n--\n\n"
      "Submits a callable to be executed with the given arguments.\n\n"
      "Schedules the callable to be executed as fn(*args, **kwargs) in a worker\n"

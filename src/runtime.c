@@ -216,6 +216,23 @@ cf_threading_attr(cf_state *st, const char *name)
     return PyObject_GetAttrString(st->threading, name);
 }
 
+/* ---- threads ----------------------------------------------------------- */
+
+int
+cf_join_threads(PyObject *threads)
+{
+    PyObject *snapshot = PySequence_List(threads);
+    if (snapshot == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(snapshot); i++) {
+        rc = cf_consume(PyObject_CallMethod(PyList_GET_ITEM(snapshot, i), "join", NULL));
+    }
+    Py_DECREF(snapshot);
+    return rc;
+}
+
 /* ---- the stdlib's names, imported at first use -------------------------- */
 
 int

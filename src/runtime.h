@@ -233,6 +233,12 @@ int cf_green_sleep(double seconds);
  * classes up when it uses them.  New reference. */
 PyObject *cf_threading_attr(cf_state *st, const char *name);
 
+/* ---- threads ----------------------------------------------------------- */
+
+/* t.join() for every thread of `threads` (any iterable: a snapshot is
+ * taken, as joining lets other code run).  0, or -1 with the first error. */
+int cf_join_threads(PyObject *threads);
+
 /* ---- the stdlib's names, imported at first use -------------------------- */
 
 /* The stdlib's thread and process modules' names, imported at first use,
