@@ -359,7 +359,7 @@ parse_buffersize(PyObject *value, Py_ssize_t *buffersize)
     return 0;
 }
 
-PyObject *
+static PyObject *
 executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *timeout,
                   PyObject *buffersize_arg)
 {

@@ -76,67 +76,36 @@ set_members(PyObject *fs)
     return items;
 }
 
-PyObject *
-futures_wait(PyObject *module, PyObject *args, PyObject *kwargs)
+/* Put the finished futures in `done` and first in items[]: items[0,
+ * *ndone) are finished, the rest pending.  -1 with an error. */
+static int
+wait_partition(cf_state *st, PyObject **items, Py_ssize_t n, PyObject *done, Py_ssize_t *ndone)
 {
-    static char *kwlist[] = {"fs", "timeout", "return_when", NULL};
-    cf_state *st = cf_state_of_module(module);
-    if (cf_threads_are_green(st)) {
-        /* Its waits go through the patched threading primitives. */
-        return PyObject_Call(st->stdlib_wait, args, kwargs);
-    }
-    PyObject *fs_arg, *timeout = Py_None, *return_when = st->ALL_COMPLETED;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:wait", kwlist, &fs_arg, &timeout,
-                                     &return_when)) {
-        return NULL;
-    }
-    PyObject *result = NULL, *future = NULL, **items = NULL;
-    WaiterObject *w = NULL;
-    PyObject *fs = PySet_New(fs_arg);
-    PyObject *done = PySet_New(NULL);
-    if (fs == NULL || done == NULL || (items = set_members(fs)) == NULL) {
-        goto done;
-    }
-    /* Partition: items[0, ndone) are finished, the rest pending. */
-    Py_ssize_t n = PySet_GET_SIZE(fs), ndone = 0;
+    *ndone = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int finished = future_like_finished(st, items[i]);
         if (finished < 0 || (finished && PySet_Add(done, items[i]) < 0)) {
-            goto done;
+            return -1;
         }
         if (finished) {
-            PyObject *swap = items[ndone];
-            items[ndone++] = items[i];
+            PyObject *swap = items[*ndone];
+            items[(*ndone)++] = items[i];
             items[i] = swap;
         }
     }
+    return 0;
+}
 
-    /* The stdlib's early returns, in its order. */
-    wait_mode mode = MODE_ALL_COMPLETED;
-    int known = parse_return_when(st, return_when, &mode);
-    if (known < 0) {
-        goto done;
-    }
-    if (known && ndone > 0 && mode != MODE_ALL_COMPLETED) {
-        int raised = mode == MODE_FIRST_EXCEPTION ? any_raised(st, done) : 1;
-        if (raised < 0) {
-            goto done;
-        }
-        if (raised) {
-            result = make_result(st, done, fs);
-            goto done;
-        }
-    }
-    if (ndone == n) {
-        result = make_result(st, done, fs);
-        goto done;
-    }
-    if (!known) {
-        PyErr_Format(PyExc_ValueError, "Invalid return condition: %R", return_when);
-        goto done;
-    }
-
+/* Block until `mode` is satisfied among the pending items[ndone, n), then
+ * add what finished to `done`.  -1 with an error. */
+static int
+wait_for_pending(cf_state *st, wait_mode mode, PyObject *timeout, PyObject **items,
+                 Py_ssize_t ndone, Py_ssize_t n, PyObject *done)
+{
     int64_t deadline;
+    WaiterObject *w = NULL;
+    PyObject *future = NULL;
+    int rc = -1;
     if (cf_deadline_from_timeout(timeout, &deadline) < 0 ||
         (w = waiter_new(st, mode, n - ndone)) == NULL) {
         goto done;
@@ -156,14 +125,68 @@ futures_wait(PyObject *module, PyObject *args, PyObject *kwargs)
         }
         Py_CLEAR(future);
     }
-    result = make_result(st, done, fs);
-
+    rc = 0;
 done:
     if (w != NULL && waiter_close(w) < 0) {
-        Py_CLEAR(result);
+        rc = -1;
     }
     Py_XDECREF(w);
     Py_XDECREF(future);
+    return rc;
+}
+
+/* The stdlib's early returns, in its order: 1 if the result is ready (the
+ * futures already done satisfy `return_when`), 0 to wait, -1 on error. */
+static int
+wait_returns_early(cf_state *st, PyObject *return_when, int known, wait_mode mode,
+                   PyObject *done, Py_ssize_t ndone, Py_ssize_t n)
+{
+    if (known && ndone > 0 && mode != MODE_ALL_COMPLETED) {
+        int raised = mode == MODE_FIRST_EXCEPTION ? any_raised(st, done) : 1;
+        if (raised != 0) {
+            return raised;
+        }
+    }
+    if (ndone == n) {
+        return 1;
+    }
+    if (!known) {
+        PyErr_Format(PyExc_ValueError, "Invalid return condition: %R", return_when);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+futures_wait(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"fs", "timeout", "return_when", NULL};
+    cf_state *st = cf_state_of_module(module);
+    if (cf_threads_are_green(st)) {
+        /* Its waits go through the patched threading primitives. */
+        return PyObject_Call(st->stdlib_wait, args, kwargs);
+    }
+    PyObject *fs_arg, *timeout = Py_None, *return_when = st->ALL_COMPLETED;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:wait", kwlist, &fs_arg, &timeout,
+                                     &return_when)) {
+        return NULL;
+    }
+    PyObject *result = NULL, **items = NULL;
+    PyObject *fs = PySet_New(fs_arg);
+    PyObject *done = PySet_New(NULL);
+    Py_ssize_t n = fs == NULL ? 0 : PySet_GET_SIZE(fs), ndone;
+    wait_mode mode = MODE_ALL_COMPLETED;
+    int known, early;
+    if (fs == NULL || done == NULL || (items = set_members(fs)) == NULL ||
+        wait_partition(st, items, n, done, &ndone) < 0 ||
+        (known = parse_return_when(st, return_when, &mode)) < 0 ||
+        (early = wait_returns_early(st, return_when, known, mode, done, ndone, n)) < 0) {
+        goto done;
+    }
+    if (early || wait_for_pending(st, mode, timeout, items, ndone, n, done) == 0) {
+        result = make_result(st, done, fs);
+    }
+done:
     PyMem_Free(items);
     Py_XDECREF(fs);
     Py_XDECREF(done);

@@ -320,6 +320,8 @@ PyModuleDef cf_module_def = {
     .m_free = module_free,
 };
 
+PyMODINIT_FUNC PyInit__cfutures(void);      /* the one symbol the module exports */
+
 PyMODINIT_FUNC
 PyInit__cfutures(void)
 {

@@ -100,7 +100,7 @@ batch_prepare(PoolCoreObject *core, pp_batch *b)
         if (w->state != WORKER_IDLE && w->state != WORKER_BUSY && w->state != WORKER_LEAVING) {
             continue;
         }
-        b->busy |= w->ntasks > 0;
+        b->busy |= w->tasks.count > 0;
         b->fds[b->nfds].fd = w->result_fd;
         b->fds[b->nfds].events = POLLIN;
         b->owner[b->nfds++] = i;

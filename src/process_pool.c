@@ -88,13 +88,12 @@ core_dealloc(PyObject *op)
     PyObject_GC_UnTrack(op);
     pool_fini(&core->base);
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         task_free(t);
     }
     for (Py_ssize_t i = 0; core->workers != NULL && i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        while ((t = w->head) != NULL) {
-            w->head = t->next;
+        while ((t = pp_pop(&w->tasks)) != NULL) {
             task_free(t);
         }
         Py_CLEAR(w->process);
@@ -142,13 +141,12 @@ core_after_fork_child(cf_pool *pool)
     core_close_fds(core);
     /* The parent's tasks are the parent's to complete: drop our copies. */
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         task_free(t);
     }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        while ((t = w->head) != NULL) {
-            w->head = t->next;
+        while ((t = pp_pop(&w->tasks)) != NULL) {
             task_free(t);
         }
         Py_CLEAR(w->process);
@@ -214,8 +212,8 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->start_on_demand = !forks;
     core->nslots = max_workers;
     core->workers = PyMem_Calloc((size_t)max_workers, sizeof(pp_worker));
-    core->pending_head = core->pending_tail = NULL;
-    core->npending = core->npickling = 0;
+    core->pending = (cf_tasklist){NULL, NULL, 0};
+    core->npickling = 0;
     core->processes = PyDict_New();
     core->io_thread = NULL;
     core->wake_fd = -1;
@@ -358,10 +356,10 @@ done:
 static void
 core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
 {
-    if (pending_remove(core, task)) {
+    if (cf_tasklist_remove(&core->pending, &task->link)) {
         task_free(task);
     }
-    if (core->base.phase != POOL_NEW || core->pending_head == NULL ||
+    if (core->base.phase != POOL_NEW || core->pending.head == NULL ||
         core_count(core, WORKER_STARTING) > 0) {
         return;
     }
@@ -369,7 +367,7 @@ core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
     PyObject *error = PyObject_CallFunction(st->BrokenProcessPool, "s",
                                             "A worker process could not be started.");
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         if (error != NULL) {
             PyException_SetCause(error, Py_XNewRef(exc));
             PyObject *r = future_set_exception(t->future, error);
@@ -420,7 +418,7 @@ process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObj
         Py_DECREF(future);
         return pool_raise_closed(st, &core->base, st->BrokenProcessPool);
     }
-    pending_push(core, task);
+    cf_tasklist_push(&core->pending, &task->link);
     Py_INCREF(core);
     int rc = 0;
     if (core->base.phase == POOL_NEW) {
@@ -459,7 +457,7 @@ static void
 core_cancel_pending(PoolCoreObject *core)
 {
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         PyObject *r = future_cancel(t->future, NULL);
         PyObject *n = r ? future_set_running_or_notify_cancel(t->future, NULL) : NULL;
         if (n == NULL) {

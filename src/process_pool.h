@@ -44,8 +44,8 @@
 /* How long a stopped worker may take to end before it is killed. */
 #define PP_TERMINATE_GRACE_S 2.0
 
-typedef struct pp_task {
-    struct pp_task *next;
+typedef struct {
+    cf_task link;
     PyObject *future;
     PyObject *call;                 /* (fn, args, kwargs) until pickled */
     Py_buffer payload;              /* the pickled call, once dispatched */
@@ -68,8 +68,7 @@ typedef struct {
     unsigned generation;            /* bumped at each start: a slot reused */
     PyObject *process;              /* multiprocessing.Process, from IDLE on */
     int task_fd, result_fd;         /* our ends; -1 when closed */
-    pp_task *head, *tail;           /* written or to write, in that order */
-    Py_ssize_t ntasks;              /* in head..tail */
+    cf_tasklist tasks;              /* written or to write, in that order */
     Py_ssize_t nreserved;           /* being pickled for it by some thread */
     Py_ssize_t assigned;            /* tasks ever given (max_tasks_per_child) */
     int64_t last_result_at;         /* monotonic ns of its latest result */
@@ -87,8 +86,7 @@ typedef struct {
     int start_on_demand;            /* not fork: a worker starts when needed */
     pp_worker *workers;
     Py_ssize_t nslots;              /* max_workers */
-    pp_task *pending_head, *pending_tail;
-    Py_ssize_t npending;
+    cf_tasklist pending;            /* accepted, no worker has them yet */
     Py_ssize_t npickling;           /* tasks some thread is pickling */
     PyObject *processes;            /* {pid: Process}, the stdlib's `_processes` */
     PyObject *io_thread;
@@ -105,10 +103,25 @@ extern const char PP_BROKEN_FUTURE[];
 
 /* Free a task no list holds any more. */
 void task_free(pp_task *task);
-void pending_push(PoolCoreObject *core, pp_task *task);
-pp_task *pending_pop(PoolCoreObject *core);
-/* Take `task` out of the pending list if it is still there; 1 if it was. */
-int pending_remove(PoolCoreObject *core, pp_task *task);
+
+/* The task lists hold pp_tasks (cf_task is their head). */
+static inline pp_task *
+pp_first(cf_tasklist *list)
+{
+    return (pp_task *)list->head;
+}
+
+static inline pp_task *
+pp_next(pp_task *task)
+{
+    return (pp_task *)task->link.next;
+}
+
+static inline pp_task *
+pp_pop(cf_tasklist *list)
+{
+    return (pp_task *)cf_tasklist_pop(list);
+}
 
 void core_wake(PoolCoreObject *core);
 Py_ssize_t core_count(PoolCoreObject *core, worker_state state);

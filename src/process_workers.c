@@ -62,71 +62,6 @@ fail_future(PyObject *future, PyObject *error)
     Py_XDECREF(r);
 }
 
-void
-pending_push(PoolCoreObject *core, pp_task *task)
-{
-    task->next = NULL;
-    if (core->pending_tail == NULL) {
-        core->pending_head = core->pending_tail = task;
-    }
-    else {
-        core->pending_tail->next = task;
-        core->pending_tail = task;
-    }
-    core->npending++;
-}
-
-/* Back to the front: it was first in line. */
-static void
-pending_push_front(PoolCoreObject *core, pp_task *task)
-{
-    task->next = core->pending_head;
-    core->pending_head = task;
-    if (core->pending_tail == NULL) {
-        core->pending_tail = task;
-    }
-    core->npending++;
-}
-
-pp_task *
-pending_pop(PoolCoreObject *core)
-{
-    pp_task *task = core->pending_head;
-    if (task != NULL) {
-        core->pending_head = task->next;
-        if (core->pending_head == NULL) {
-            core->pending_tail = NULL;
-        }
-        core->npending--;
-        task->next = NULL;
-    }
-    return task;
-}
-
-int
-pending_remove(PoolCoreObject *core, pp_task *task)
-{
-    pp_task *prev = NULL;
-    for (pp_task *t = core->pending_head; t != NULL; prev = t, t = t->next) {
-        if (t != task) {
-            continue;
-        }
-        if (prev == NULL) {
-            core->pending_head = t->next;
-        }
-        else {
-            prev->next = t->next;
-        }
-        if (core->pending_tail == t) {
-            core->pending_tail = prev;
-        }
-        core->npending--;
-        t->next = NULL;
-        return 1;
-    }
-    return 0;
-}
-
 /* ---- the pool ----------------------------------------------------------- */
 
 void
@@ -152,12 +87,12 @@ core_count(PoolCoreObject *core, worker_state state)
 int
 core_drained(PoolCoreObject *core)
 {
-    if (core->pending_head != NULL || core->npickling > 0) {
+    if (core->pending.head != NULL || core->npickling > 0) {
         return 0;
     }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        if (w->state == WORKER_STARTING || w->ntasks > 0) {
+        if (w->state == WORKER_STARTING || w->tasks.count > 0) {
             return 0;
         }
     }
@@ -295,7 +230,7 @@ core_start_if_needed(cf_state *st, PoolCoreObject *core)
     /* As the stdlib's _adjust_process_count: a new process only when no
      * idle one (or one starting) will take the pending work. */
     Py_ssize_t ready = core_count(core, WORKER_IDLE) + core_count(core, WORKER_STARTING);
-    if (core->npending <= ready) {
+    if (core->pending.count <= ready) {
         return 0;
     }
     Py_ssize_t i = core_empty_slot(core);
@@ -336,7 +271,7 @@ void
 worker_ended(pp_worker *w)
 {
     assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
-    int announced = w->state == WORKER_LEAVING && w->ntasks == 0 && w->nreserved == 0;
+    int announced = w->state == WORKER_LEAVING && w->tasks.count == 0 && w->nreserved == 0;
     w->state = announced ? WORKER_EXITED : WORKER_DEAD;
 }
 
@@ -417,7 +352,7 @@ core_depth(PoolCoreObject *core)
 static int
 worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
 {
-    Py_ssize_t held = w->ntasks + w->nreserved;
+    Py_ssize_t held = w->tasks.count + w->nreserved;
     if ((w->state != WORKER_IDLE && w->state != WORKER_BUSY) || w->task_fd < 0 ||
         held >= core_depth(core) ||
         (core->max_tasks_per_child != 0 && w->assigned + w->nreserved >= core->max_tasks_per_child)) {
@@ -429,12 +364,13 @@ worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
     /* Queue behind a running task only with a backlog: a task bound to this
      * worker's pipe cannot be taken by another worker that falls free first
      * (the stdlib's shared queue allows that, and code may depend on it). */
-    if (core->npending <= core->nslots || w->head == NULL) {
+    if (core->pending.count <= core->nslots || w->tasks.head == NULL) {
         return 0;
     }
     /* Never queue behind a task that already ran past the queueing budget:
      * it may run long, and another worker may fall free first. */
-    int64_t began = w->head->dispatched_at > w->last_result_at ? w->head->dispatched_at
+    pp_task *running = pp_first(&w->tasks);
+    int64_t began = running->dispatched_at > w->last_result_at ? running->dispatched_at
                                                                 : w->last_result_at;
     return now - began < PP_QUEUED_NS;
 }
@@ -448,8 +384,8 @@ core_pick_worker(PoolCoreObject *core, int64_t now)
         Py_ssize_t i = (core->next_worker + k) % core->nslots;
         pp_worker *w = &core->workers[i];
         if (worker_has_room(core, w, now) &&
-            (best < 0 || w->ntasks + w->nreserved <
-                             core->workers[best].ntasks + core->workers[best].nreserved)) {
+            (best < 0 || w->tasks.count + w->nreserved <
+                             core->workers[best].tasks.count + core->workers[best].nreserved)) {
             best = i;
         }
     }
@@ -469,7 +405,7 @@ worker_take(pp_worker *w)
 static void
 worker_maybe_idle(pp_worker *w)
 {
-    if (w->state == WORKER_BUSY && w->ntasks == 0 && w->nreserved == 0) {
+    if (w->state == WORKER_BUSY && w->tasks.count == 0 && w->nreserved == 0) {
         w->state = WORKER_IDLE;
     }
 }
@@ -478,21 +414,13 @@ worker_maybe_idle(pp_worker *w)
 static void
 worker_append(pp_worker *w, pp_task *task, int64_t now)
 {
-    task->next = NULL;
     task->dispatched_at = now;
     wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK, 0);
-    if (w->tail == NULL) {
-        w->head = w->tail = task;
-    }
-    else {
-        w->tail->next = task;
-        w->tail = task;
-    }
+    cf_tasklist_push(&w->tasks, &task->link);
     if (w->unsent == NULL) {
         w->unsent = task;
         w->unsent_offset = 0;
     }
-    w->ntasks++;
     w->assigned++;
 }
 
@@ -521,10 +449,16 @@ attach_remote_traceback(cf_state *st, PyObject *exc)
     Py_XDECREF(message);
 }
 
-/* Pickle `task`'s call into its payload.  0; 1 if pickling failed, the
- * error now on the future; -1 for a BaseException that is not an Exception
- * (Ctrl-C) when `may_raise`, left raised for the caller of submit(). */
-static int
+/* How pickling a call went. */
+typedef enum {
+    PICKLED,                /* the payload is ready */
+    PICKLE_FAILED,          /* the error is on the task's future */
+    PICKLE_INTERRUPTED,     /* Ctrl-C (a BaseException), raised for the caller */
+} pickle_outcome;
+
+/* Pickle `task`'s call into its payload.  A BaseException that is not an
+ * Exception is left raised when `may_raise` (submit()'s thread). */
+static pickle_outcome
 task_pickle(cf_state *st, pp_task *task, int may_raise)
 {
     PyObject *pickled = PyObject_CallFunction(st->pickle_dumps, "Oi", task->call, 5);
@@ -533,18 +467,18 @@ task_pickle(cf_state *st, pp_task *task, int may_raise)
         Py_DECREF(pickled);         /* the buffer view keeps it */
         if (rc == 0) {
             Py_CLEAR(task->call);
-            return 0;
+            return PICKLED;
         }
     }
     if (may_raise && !PyErr_ExceptionMatches(PyExc_Exception)) {
-        return -1;
+        return PICKLE_INTERRUPTED;
     }
     /* As the stdlib: the error lands on this future, the pool goes on. */
     PyObject *exc = cf_err_take();
     attach_remote_traceback(st, exc);
     fail_future(task->future, exc);
     Py_DECREF(exc);
-    return 1;
+    return PICKLE_FAILED;
 }
 
 /* Fail a task of a pool that broke while it was being pickled. */
@@ -595,7 +529,7 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     worker_take(w);
     core->npickling++;
     Py_INCREF(core);
-    int pickled = task_pickle(st, task, may_raise);
+    pickle_outcome pickled = task_pickle(st, task, may_raise);
     core->npickling--;
     int same_worker = w->generation == generation &&
                       (w->state == WORKER_IDLE || w->state == WORKER_BUSY);
@@ -603,17 +537,17 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
         w->nreserved--;
         worker_maybe_idle(w);
     }
-    if (pickled > 0) {
+    if (pickled == PICKLE_FAILED) {
         task_free(task);            /* its error is on its future */
     }
     else if (core->base.phase == POOL_BROKEN) {
         task_fail_broken(st, task);
     }
-    else if (pickled < 0) {
+    else if (pickled == PICKLE_INTERRUPTED) {
         task_cancel_interrupted(task);
     }
     else if (!same_worker) {
-        pending_push_front(core, task);     /* its worker went away: first in line again */
+        cf_tasklist_push_front(&core->pending, &task->link);     /* its worker went away: first in line again */
     }
     else {
         PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
@@ -632,20 +566,20 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     }
     core_wake(core);                /* a pickler finishing may let it stop */
     Py_DECREF(core);
-    return pickled < 0 ? -1 : 0;
+    return pickled == PICKLE_INTERRUPTED ? -1 : 0;
 }
 
 int
 core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise)
 {
     int rc = 0;
-    while (rc == 0 && core->pending_head != NULL &&
+    while (rc == 0 && core->pending.head != NULL &&
            (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN)) {
         Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns());
         if (i < 0) {
             break;
         }
-        pp_task *task = pending_pop(core);
+        pp_task *task = pp_pop(&core->pending);
         if (task->call == NULL) {   /* cancelled by shutdown(cancel_futures) */
             task_free(task);
             continue;
@@ -668,7 +602,7 @@ worker_unsent_iov(pp_worker *w, struct iovec *iov)
 {
     int n = 0;
     size_t skip = w->unsent_offset;
-    for (pp_task *t = w->unsent; t != NULL && n < PP_MAX_IOV - 1; t = t->next) {
+    for (pp_task *t = w->unsent; t != NULL && n < PP_MAX_IOV - 1; t = pp_next(t)) {
         if (skip < WIRE_HEADER_SIZE) {
             iov[n].iov_base = t->header + skip;
             iov[n++].iov_len = WIRE_HEADER_SIZE - skip;
@@ -694,7 +628,7 @@ worker_advance(pp_worker *w, size_t written)
             return;
         }
         written -= left;
-        w->unsent = w->unsent->next;
+        w->unsent = pp_next(w->unsent);
         w->unsent_offset = 0;
     }
 }
@@ -775,16 +709,12 @@ void
 worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
                 size_t length, uint32_t kind, uint32_t flags)
 {
-    pp_task *t = w->head;
+    pp_task *t = pp_first(&w->tasks);
     if (t == NULL || w->unsent == t) {
         free(payload);
         return;                     /* nothing was asked: ignore it */
     }
-    w->head = t->next;
-    if (w->head == NULL) {
-        w->tail = NULL;
-    }
-    w->ntasks--;
+    cf_tasklist_pop(&w->tasks);
     core_time_task(core, w, t);
     if (flags & WIRE_FLAG_LEAVING) {
         w->state = WORKER_LEAVING;
@@ -818,14 +748,12 @@ static void
 worker_fail_tasks(pp_worker *w, PyObject *error)
 {
     pp_task *t;
-    while ((t = w->head) != NULL) {
-        w->head = t->next;
+    while ((t = pp_pop(&w->tasks)) != NULL) {
         fail_future(t->future, error);
         task_free(t);
     }
-    w->tail = w->unsent = NULL;
+    w->unsent = NULL;
     w->unsent_offset = 0;
-    w->ntasks = 0;
 }
 
 void
@@ -840,7 +768,7 @@ core_break(cf_state *st, PoolCoreObject *core, PyObject *cause)
         return;
     }
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         fail_future(t->future, error);
         task_free(t);
     }

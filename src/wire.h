@@ -21,6 +21,9 @@
 #include <sys/uio.h>
 
 #define WIRE_HEADER_SIZE 16
+#define WIRE_LENGTH_AT 0        /* where each field starts in the header */
+#define WIRE_KIND_AT 8
+#define WIRE_FLAGS_AT 12
 
 typedef enum {
     WIRE_TASK = 1,          /* parent -> worker: pickled (fn, args, kwargs) */
