@@ -219,3 +219,13 @@ pools_after_fork_child(cf_state *st)
         pool = next;
     }
 }
+
+cf_pool *
+pool_of_thread_arg(PyObject *arg, PyTypeObject *type, const char *function)
+{
+    if (!PyObject_TypeCheck(arg, type)) {
+        PyErr_Format(PyExc_TypeError, "%s() expects a %s", function, type->tp_name);
+        return NULL;
+    }
+    return (cf_pool *)Py_NewRef(arg);
+}

@@ -97,6 +97,32 @@ int pool_accepting(cf_state *st, cf_pool *pool);
  * [interpreter] shutdown".  Always returns NULL. */
 PyObject *pool_raise_closed(cf_state *st, cf_pool *pool, PyObject *broken_class);
 
+/* The docstrings both executors' submit() and shutdown() share. */
+#define POOL_SUBMIT_DOC(where)                                                 \
+    "submit($self, fn, /, *args, **kwargs)\n--\n\n"                            \
+    "Submits a callable to be executed with the given arguments.\n\n"         \
+    "Schedules the callable to be executed as fn(*args, **kwargs) " where "\n" \
+    "and returns a Future instance representing the execution of the\n"       \
+    "callable.\n\n"                                                            \
+    "Returns:\n"                                                               \
+    "    A Future representing the given call."
+#define POOL_SHUTDOWN_DOC                                                      \
+    "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"          \
+    "Clean-up the resources associated with the Executor.\n\n"                \
+    "It is safe to call this method several times.  Otherwise, no other\n"    \
+    "methods can be called after this one.\n\n"                               \
+    "Args:\n"                                                                  \
+    "    wait: If True then shutdown will not return until all running\n"     \
+    "        futures have finished executing and the resources used by the\n" \
+    "        executor have been reclaimed.\n"                                  \
+    "    cancel_futures: If True then shutdown will cancel all pending\n"     \
+    "        futures.  Futures that are completed or running will not be\n"   \
+    "        cancelled."
+
+/* The body of a pool's thread gets its pool as `arg`: check it is one of
+ * `type` and take a reference.  NULL with a TypeError otherwise. */
+cf_pool *pool_of_thread_arg(PyObject *arg, PyTypeObject *type, const char *function);
+
 /* The module's hooks: every live pool in turn. */
 void pools_python_exit(cf_state *st);
 void pools_after_fork_child(cf_state *st);

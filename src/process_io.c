@@ -312,11 +312,11 @@ PyObject *
 process_pool_io(PyObject *module, PyObject *arg)
 {
     cf_state *st = cf_state_of_module(module);
-    if (!PyObject_TypeCheck(arg, st->PoolCoreType)) {
-        PyErr_SetString(PyExc_TypeError, "_process_pool_io() expects a pool core");
+    PoolCoreObject *core =
+        (PoolCoreObject *)pool_of_thread_arg(arg, st->PoolCoreType, "_process_pool_io");
+    if (core == NULL) {
         return NULL;
     }
-    PoolCoreObject *core = (PoolCoreObject *)Py_NewRef(arg);
     pp_batch batch;
     int rc = batch_init(&batch, core->nslots) < 0 ? -1 : 0;
     while (rc == 0) {

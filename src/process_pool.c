@@ -272,8 +272,8 @@ core_unstart(PoolCoreObject *core)
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
         if (w->state == WORKER_IDLE) {
-            w->state = WORKER_DEAD;
-            worker_reap(core, w, 0);
+            worker_stop(w);
+            worker_reap(core, w, PP_TERMINATE_GRACE_S);
         }
     }
     PyErr_Clear();
@@ -576,26 +576,9 @@ static PyGetSetDef process_pool_getset[] = {
 
 static PyMethodDef process_pool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))process_pool_submit, METH_FASTCALL | METH_KEYWORDS,
-     "submit($self, fn, /, *args, **kwargs)\n--\n\n"
-     "Submits a callable to be executed with the given arguments.\n\n"
-     "Schedules the callable to be executed as fn(*args, **kwargs) in a worker\n"
-     "process and returns a Future instance representing the execution of the\n"
-     "callable.\n\n"
-     "Returns:\n"
-     "    A Future representing the given call."},
-    {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown,
-     METH_VARARGS | METH_KEYWORDS,
-     "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
-     "Clean-up the resources associated with the Executor.\n\n"
-     "It is safe to call this method several times.  Otherwise, no other\n"
-     "methods can be called after this one.\n\n"
-     "Args:\n"
-     "    wait: If True then shutdown will not return until all running\n"
-     "        futures have finished executing and the resources used by the\n"
-     "        executor have been reclaimed.\n"
-     "    cancel_futures: If True then shutdown will cancel all pending\n"
-     "        futures.  Futures that are completed or running will not be\n"
-     "        cancelled."},
+     POOL_SUBMIT_DOC("in a worker process")},
+    {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown, METH_VARARGS | METH_KEYWORDS,
+     POOL_SHUTDOWN_DOC},
     {"_setup", process_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
     {NULL, NULL, 0, NULL},
 };

@@ -14,11 +14,12 @@
  *
  *   EMPTY ──worker_begin_start──▶ STARTING ──worker_started──▶ IDLE
  *     ▲                              └──worker_start_failed──▶ EMPTY
- *     │    IDLE ──worker_take──▶ BUSY ──worker_answered──▶ IDLE
- *     │                           └──(its last task, max_tasks_per_child)──▶ LEAVING
+ *     │    IDLE ──worker_take, worker_append──▶ BUSY ──worker_maybe_idle──▶ IDLE
+ *     │    BUSY ──worker_leaving (its last answer: max_tasks_per_child)──▶ LEAVING
  *     │    IDLE ──worker_dismiss (shutdown: EXIT frame)──▶ LEAVING
  *     │    IDLE, BUSY, LEAVING ──worker_ended (end of file on its result pipe)──▶
  *     │          EXITED if it was LEAVING with nothing in hand, else DEAD (a crash)
+ *     │    IDLE, BUSY, LEAVING ──worker_stop (the pool breaks: SIGTERM)──▶ DEAD
  *     └──worker_reap── EXITED, DEAD
  *
  * Only IDLE and BUSY workers take tasks.  A worker is BUSY while it holds a
@@ -151,6 +152,8 @@ void worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned 
                      size_t length, uint32_t kind, uint32_t flags);
 /* Its result pipe reached end of file (after every frame was applied). */
 void worker_ended(pp_worker *w);
+/* The pool breaks (or a start is undone): SIGTERM, DEAD; worker_reap next. */
+void worker_stop(pp_worker *w);
 /* Shutdown: tell an IDLE worker to exit and close its task pipe. */
 void worker_dismiss(pp_worker *w);
 /* Join an EXITED or DEAD worker's process, close its fds: EMPTY again.

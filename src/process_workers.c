@@ -206,8 +206,8 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     worker_started(w, process);
     if (core->base.phase == POOL_BROKEN) {
         /* It broke while this one started: it goes with the others. */
-        w->state = WORKER_DEAD;
-        worker_reap(core, w, 0);
+        worker_stop(w);
+        worker_reap(core, w, PP_TERMINATE_GRACE_S);
     }
     return 0;
 }
@@ -267,6 +267,34 @@ worker_dismiss(pp_worker *w)
     w->state = WORKER_LEAVING;
 }
 
+static void
+process_call(PyObject *process, const char *method)
+{
+    PyObject *r = PyObject_CallMethod(process, method, NULL);
+    if (r == NULL) {
+        PyErr_Clear();              /* it just ended */
+    }
+    Py_XDECREF(r);
+}
+
+/* BUSY -> LEAVING: its answer said it exits now (max_tasks_per_child). */
+static void
+worker_leaving(pp_worker *w)
+{
+    assert(w->state == WORKER_BUSY);
+    w->state = WORKER_LEAVING;
+}
+
+void
+worker_stop(pp_worker *w)
+{
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
+    if (w->process != NULL) {
+        process_call(w->process, "terminate");
+    }
+    w->state = WORKER_DEAD;
+}
+
 void
 worker_ended(pp_worker *w)
 {
@@ -294,15 +322,6 @@ process_join(PyObject *process, double timeout)
     return running;
 }
 
-static void
-process_call(PyObject *process, const char *method)
-{
-    PyObject *r = PyObject_CallMethod(process, method, NULL);
-    if (r == NULL) {
-        PyErr_Clear();              /* it just ended */
-    }
-    Py_XDECREF(r);
-}
 
 void
 worker_reap(PoolCoreObject *core, pp_worker *w, double grace)
@@ -410,10 +429,12 @@ worker_maybe_idle(pp_worker *w)
     }
 }
 
-/* The pickled call is in `task->payload`: append it to the worker's list. */
+/* IDLE -> BUSY (or stays BUSY): the pickled call, in `task->payload`, joins
+ * the worker's list. */
 static void
 worker_append(pp_worker *w, pp_task *task, int64_t now)
 {
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY);
     task->dispatched_at = now;
     wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK, 0);
     cf_tasklist_push(&w->tasks, &task->link);
@@ -422,6 +443,7 @@ worker_append(pp_worker *w, pp_task *task, int64_t now)
         w->unsent_offset = 0;
     }
     w->assigned++;
+    w->state = WORKER_BUSY;
 }
 
 /* The pickling error of a call, as the stdlib's feeder thread reports it:
@@ -553,7 +575,6 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
         PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
         if (go == Py_True) {
             worker_append(w, task, cf_monotonic_ns());
-            w->state = WORKER_BUSY;
         }
         else {
             /* Cancelled meanwhile: dropped, as the stdlib drops it. */
@@ -717,7 +738,7 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
     cf_tasklist_pop(&w->tasks);
     core_time_task(core, w, t);
     if (flags & WIRE_FLAG_LEAVING) {
-        w->state = WORKER_LEAVING;
+        worker_leaving(w);
     }
     worker_maybe_idle(w);
     int is_error;
@@ -776,10 +797,7 @@ core_break(cf_state *st, PoolCoreObject *core, PyObject *cause)
         pp_worker *w = &core->workers[i];
         worker_fail_tasks(w, error);
         if (w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING) {
-            if (w->process != NULL) {
-                process_call(w->process, "terminate");
-            }
-            w->state = WORKER_DEAD;
+            worker_stop(w);
         }
     }
     Py_DECREF(error);

@@ -327,25 +327,10 @@ static PyMemberDef thread_pool_members[] = {
 
 static PyMethodDef thread_pool_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))thread_pool_submit, METH_FASTCALL | METH_KEYWORDS,
-     "submit($self, fn, /, *args, **kwargs)\n--\n\n"
-     "Submits a callable to be executed with the given arguments.\n\n"
-     "Schedules the callable to be executed as fn(*args, **kwargs) and returns\n"
-     "a Future instance representing the execution of the callable.\n\n"
-     "Returns:\n"
-     "    A Future representing the given call."},
-    {"_setup", thread_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
+     POOL_SUBMIT_DOC("on a worker thread")},
     {"shutdown", (PyCFunction)(void (*)(void))thread_pool_shutdown, METH_VARARGS | METH_KEYWORDS,
-     "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
-     "Clean-up the resources associated with the Executor.\n\n"
-     "It is safe to call this method several times.  Otherwise, no other\n"
-     "methods can be called after this one.\n\n"
-     "Args:\n"
-     "    wait: If True then shutdown will not return until all running\n"
-     "        futures have finished executing and the resources used by the\n"
-     "        executor have been reclaimed.\n"
-     "    cancel_futures: If True then shutdown will cancel all pending\n"
-     "        futures.  Futures that are completed or running will not be\n"
-     "        cancelled."},
+     POOL_SHUTDOWN_DOC},
+    {"_setup", thread_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
     {NULL, NULL, 0, NULL},
 };
 

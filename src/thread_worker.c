@@ -429,11 +429,11 @@ PyObject *
 thread_worker(PyObject *module, PyObject *arg)
 {
     cf_state *st = cf_state_of_module(module);
-    if (!PyObject_TypeCheck(arg, st->WorkQueueType)) {
-        PyErr_SetString(PyExc_TypeError, "_thread_worker() expects a _WorkQueue");
+    WorkQueueObject *q =
+        (WorkQueueObject *)pool_of_thread_arg(arg, st->WorkQueueType, "_thread_worker");
+    if (q == NULL) {
         return NULL;
     }
-    WorkQueueObject *q = (WorkQueueObject *)Py_NewRef(arg);
     tpool_worker *self = NULL;
     if (worker_initialize(st, q) == 0 && (self = worker_new(st, q)) != NULL) {
         worker_serve(st, q, self);
