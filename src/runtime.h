@@ -10,10 +10,9 @@
  *   sync.c        main_thread_ident      the thread that runs signal handlers
  *                 spin_blocked_until     contention seen by any thread backs
  *                 spin_allowed           off every spinner (one CPU: never)
- *   future.c      callback nesting and   per thread (_Thread_local): how deep
- *                 the hand-off queue     done-callbacks nest on this thread
- *   thread_pool.c thread_pool_counter    names ThreadPoolExecutor-<k>, as the
- *                                        stdlib's class-level counter does
+ *   future_callbacks.c  nesting, c_nesting, deferred_head/tail:
+ *                 per thread (_Thread_local): how deep done-callbacks nest on
+ *                 this thread, and the callbacks handed to its outermost level
  * Everything else lives in the module state (cfutures.h).
  */
 #ifndef CF_RUNTIME_H
