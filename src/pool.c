@@ -1,6 +1,6 @@
 /* pool.c — the pool core: the task list, phase transitions, the registry
- * of live pools, and the errors of a pool that takes no more work.  See pool.h for the
- * phase diagram.  Everything here runs with the GIL held.
+ * of live pools, and the errors of a pool that takes no more work.  See
+ * pool.h for the phase diagram.  Everything here runs with the GIL held.
  */
 #include "pool.h"
 

@@ -1,6 +1,6 @@
 /* pool.h — the core both pools share: the task list, and, embedded at the
- * head of each pool's object, the pool's phase, the
- * registry of live pools and the errors of a pool that takes no more work.
+ * head of each pool's object, the pool's phase, its place in the module's
+ * registry of live pools, and the errors of a pool that takes no more work.
  *
  * Phases and their transitions (pool.c, one function each):
  *

@@ -1,11 +1,11 @@
 /* process_worker.c — the loop of a worker process.
  *
  * `_cfutures._process_worker(task_conn, result_conn, initializer, initargs,
- * max_tasks)` is the target of the multiprocessing.Process
- * the parent starts.  It reads one task frame, runs it, writes one result
- * frame, in order, until the parent says exit (or its pipe ends: the parent
- * is gone) or max_tasks are done.  Reads and writes happen with the GIL released;
- * a signal (Ctrl-C reaches the whole process group) interrupts the wait and
+ * max_tasks)` is the target of the multiprocessing.Process the parent
+ * starts.  It reads one task frame, runs it, writes one result frame, in
+ * order, until the parent says exit (or its pipe ends: the parent is gone)
+ * or max_tasks are done.  Reads and writes happen with the GIL released; a
+ * signal (Ctrl-C reaches the whole process group) interrupts the wait and
  * its handler runs, as in the stdlib's worker.
  *
  * Errors travel as the stdlib's do: an exception raised by the call (any
