@@ -220,12 +220,57 @@ pools_after_fork_child(cf_state *st)
     }
 }
 
-cf_pool *
-pool_of_thread_arg(PyObject *arg, PyTypeObject *type, const char *function)
+/* ---- the threads a pool starts ----------------------------------------- */
+
+enum { TICKET_OPEN, TICKET_CLAIMED, TICKET_ABANDONED };
+
+PyObject *
+pool_ticket_new(void)
 {
-    if (!PyObject_TypeCheck(arg, type)) {
-        PyErr_Format(PyExc_TypeError, "%s() expects a %s", function, type->tp_name);
+    return Py_BuildValue("[i]", TICKET_OPEN);
+}
+
+/* Move the ticket from TICKET_OPEN to `to`: 1 if it was open. */
+static int
+ticket_settle(PyObject *ticket, long to)
+{
+    if (PyLong_AsLong(PyList_GET_ITEM(ticket, 0)) != TICKET_OPEN) {
+        return 0;
+    }
+    PyObject *value = PyLong_FromLong(to);
+    if (value == NULL) {
+        PyErr_Clear();
+        value = Py_NewRef(Py_None);     /* settled all the same: not open */
+    }
+    PyList_SetItem(ticket, 0, value);
+    return 1;
+}
+
+int
+pool_ticket_claim(PyObject *ticket)
+{
+    return ticket_settle(ticket, TICKET_CLAIMED);
+}
+
+int
+pool_ticket_abandon(PyObject *ticket)
+{
+    PyObject *exc = cf_err_take();              /* start()'s error stays */
+    int abandoned = ticket_settle(ticket, TICKET_ABANDONED);
+    cf_err_restore(exc);
+    return abandoned;
+}
+
+cf_pool *
+pool_of_thread_args(PyObject *args, PyTypeObject *type, const char *function)
+{
+    PyObject *pool, *ticket;
+    if (!PyArg_ParseTuple(args, "O!O!", type, &pool, &PyList_Type, &ticket) ||
+        PyList_GET_SIZE(ticket) != 1) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError, "%s() expects a pool and a ticket", function);
+        }
         return NULL;
     }
-    return (cf_pool *)Py_NewRef(arg);
+    return pool_ticket_claim(ticket) ? (cf_pool *)Py_NewRef(pool) : NULL;
 }

@@ -119,9 +119,26 @@ PyObject *pool_raise_closed(cf_state *st, cf_pool *pool, PyObject *broken_class)
     "        futures.  Futures that are completed or running will not be\n"   \
     "        cancelled."
 
-/* The body of a pool's thread gets its pool as `arg`: check it is one of
- * `type` and take a reference.  NULL with a TypeError otherwise. */
-cf_pool *pool_of_thread_arg(PyObject *arg, PyTypeObject *type, const char *function);
+/* ---- the threads a pool starts ----------------------------------------- */
+
+/* threading.Thread.start() may raise (Ctrl-C in its wait) after the thread
+ * was created.  A ticket, made by the starter and handed to the thread,
+ * settles who owns the start: the thread claims it when it begins; a
+ * starter whose start() raised abandons it — unless the thread claimed it
+ * already, in which case the thread runs and the starter keeps it.  A
+ * thread that finds its ticket abandoned ends at once, touching nothing. */
+PyObject *pool_ticket_new(void);
+/* The thread: 1 if it now owns its start, 0 if the starter gave up. */
+int pool_ticket_claim(PyObject *ticket);
+/* The starter, after start() raised: 1 if the thread never claimed it (it
+ * will not run), 0 if it did (it runs). */
+int pool_ticket_abandon(PyObject *ticket);
+
+/* The body of a pool's thread gets `(pool, ticket)` as its arguments: check
+ * the pool is one of `type`, claim the ticket.  A new reference to the
+ * pool; NULL with a TypeError, or NULL and no error when the ticket was
+ * abandoned (the thread ends at once). */
+cf_pool *pool_of_thread_args(PyObject *args, PyTypeObject *type, const char *function);
 
 /* The module's hooks: every live pool in turn. */
 void pools_python_exit(cf_state *st);

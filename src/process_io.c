@@ -309,13 +309,13 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
 }
 
 PyObject *
-process_pool_io(PyObject *module, PyObject *arg)
+process_pool_io(PyObject *module, PyObject *args)
 {
     cf_state *st = cf_state_of_module(module);
     PoolCoreObject *core =
-        (PoolCoreObject *)pool_of_thread_arg(arg, st->PoolCoreType, "_process_pool_io");
+        (PoolCoreObject *)pool_of_thread_args(args, st->PoolCoreType, "_process_pool_io");
     if (core == NULL) {
-        return NULL;
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);    /* its start was given up */
     }
     pp_batch batch;
     int rc = batch_init(&batch, core->nslots) < 0 ? -1 : 0;

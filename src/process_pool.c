@@ -233,7 +233,9 @@ process_pool_setup(PyObject *op, PyObject *args)
 }
 
 /* The I/O thread, started once the first workers run (after them, so that
- * the fork start method forks before this pool has any thread). */
+ * the fork start method forks before this pool has any thread).  0 started;
+ * -1 with an error, not started; 1 with an error (Ctrl-C in start()), yet
+ * started: the thread runs, the pool is up. */
 static int
 core_start_io_thread(cf_state *st, PoolCoreObject *core)
 {
@@ -242,25 +244,34 @@ core_start_io_thread(cf_state *st, PoolCoreObject *core)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    PyObject *kwargs = Py_BuildValue("{sOs(O)sOss}", "target", st->process_pool_io, "args",
-                                     (PyObject *)core, "daemon", Py_False, "name",
-                                     "cfutures-process-pool-io");
+    PyObject *ticket = pool_ticket_new();
+    PyObject *kwargs = ticket ? Py_BuildValue("{sOs(OO)sOss}", "target", st->process_pool_io,
+                                              "args", (PyObject *)core, ticket, "daemon",
+                                              Py_False, "name", "cfutures-process-pool-io")
+                              : NULL;
     PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
     PyObject *thread_class = noargs ? cf_threading_attr(st, "Thread") : NULL;
     PyObject *thread = thread_class ? PyObject_Call(thread_class, noargs, kwargs) : NULL;
-    PyObject *started = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
+    int rc = thread == NULL ? -1 : cf_consume(PyObject_CallMethod(thread, "start", NULL));
+    if (rc < 0 && thread != NULL && !pool_ticket_abandon(ticket)) {
+        rc = 1;                     /* start() raised, but the thread runs */
+    }
+    if (rc >= 0) {
+        core->io_thread = Py_NewRef(thread);
+        /* Joined at interpreter exit.  Only the key matters: the core as
+         * value would keep its own thread, the weak key, alive forever. */
+        PyObject *exc = cf_err_take();
+        if (PyObject_SetItem(st->threads_queues, core->io_thread, Py_None) < 0) {
+            PyErr_WriteUnraisable(core->io_thread);
+        }
+        cf_err_restore(exc);
+    }
+    Py_XDECREF(ticket);
     Py_XDECREF(thread_class);
+    Py_XDECREF(thread);
     Py_XDECREF(kwargs);
     Py_XDECREF(noargs);
-    if (started == NULL) {
-        Py_XDECREF(thread);
-        return -1;
-    }
-    Py_DECREF(started);
-    core->io_thread = thread;
-    /* Joined at interpreter exit.  Only the key matters: the core as value
-     * would keep its own thread, the weak key, alive forever. */
-    return PyObject_SetItem(st->threads_queues, core->io_thread, Py_None);
+    return rc;
 }
 
 /* Stop the workers of a start that failed half-way: the pool is NEW again
@@ -299,12 +310,12 @@ core_start(cf_state *st, PoolCoreObject *core)
     /* RUNNING before the I/O thread runs: it may find a worker dead at once
      * and break the pool, which must stay broken. */
     pool_start(&core->base);
-    if (core_start_io_thread(st, core) < 0) {
+    int started = core_start_io_thread(st, core);
+    if (started < 0) {
         pool_unstart(&core->base);
         core_unstart(core);
-        return -1;
     }
-    return 0;
+    return started == 0 ? 0 : -1;
 }
 
 /* ---- submit ------------------------------------------------------------- */
@@ -602,7 +613,8 @@ static PyType_Spec process_pool_spec = {
 };
 
 static PyMethodDef module_functions[] = {
-    {"_process_pool_io", process_pool_io, METH_O, "Internal: the I/O thread of a process pool."},
+    {"_process_pool_io", process_pool_io, METH_VARARGS,
+     "Internal: the I/O thread of a process pool."},
     {NULL, NULL, 0, NULL},
 };
 

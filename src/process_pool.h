@@ -173,7 +173,8 @@ int core_drained(PoolCoreObject *core);
 
 /* ---- process_io.c ------------------------------------------------------- */
 
-/* `_cfutures._process_pool_io(core)`: the body of the pool's I/O thread. */
-PyObject *process_pool_io(PyObject *module, PyObject *arg);
+/* `_cfutures._process_pool_io(core, ticket)`: the body of the pool's I/O
+ * thread (pool.h: the ticket). */
+PyObject *process_pool_io(PyObject *module, PyObject *args);
 
 #endif /* CF_PROCESS_POOL_H */

@@ -447,7 +447,11 @@ worker_append(pp_worker *w, pp_task *task, int64_t now)
 }
 
 /* The pickling error of a call, as the stdlib's feeder thread reports it:
- * on the future, with the formatted traceback as its __cause__. */
+ * on the future, with the formatted traceback as its __cause__.  The
+ * traceback objects themselves are dropped (their text is in the cause):
+ * their frames lead back to submit()'s caller, whose locals (the executor,
+ * say) the future would otherwise keep alive; the stdlib's, from its
+ * feeder thread, hold nothing of the caller either. */
 static void
 attach_remote_traceback(cf_state *st, PyObject *exc)
 {
@@ -469,6 +473,12 @@ attach_remote_traceback(cf_state *st, PyObject *exc)
     Py_XDECREF(empty);
     Py_XDECREF(text);
     Py_XDECREF(message);
+    for (PyObject *e = Py_NewRef(exc); e != NULL;) {
+        PyException_SetTraceback(e, Py_None);
+        PyObject *context = PyException_GetContext(e);      /* new reference */
+        Py_DECREF(e);
+        e = context;
+    }
 }
 
 /* How pickling a call went. */

@@ -88,32 +88,33 @@ static int
 thread_pool_start_worker(cf_state *st, ThreadPoolObject *self)
 {
     WorkQueueObject *q = (WorkQueueObject *)Py_NewRef(self->queue);
-    int rc = -1;
     PyObject *name = PyUnicode_FromFormat("%S_%zd", self->thread_name_prefix,
                                           self->threads_named++);
-    PyObject *args = name ? PyTuple_Pack(1, (PyObject *)q) : NULL;
-    PyObject *kwargs = args ? Py_BuildValue("{sOsOsO}", "name", name, "target",
-                                            st->thread_worker, "args", args)
-                            : NULL;
+    PyObject *ticket = name ? pool_ticket_new() : NULL;
+    PyObject *kwargs = ticket ? Py_BuildValue("{sOsOs(OO)}", "name", name, "target",
+                                              st->thread_worker, "args", (PyObject *)q, ticket)
+                              : NULL;
     PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
     PyObject *thread_class = noargs ? cf_threading_attr(st, "Thread") : NULL;
     PyObject *thread = thread_class ? PyObject_Call(thread_class, noargs, kwargs) : NULL;
-    PyObject *started = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
-    if (started == NULL) {
+    int rc = thread == NULL ? -1 : cf_consume(PyObject_CallMethod(thread, "start", NULL));
+    /* start() may raise (Ctrl-C) with the thread running: it is ours then. */
+    if (thread == NULL || (rc < 0 && pool_ticket_abandon(ticket))) {
         queue_worker_not_started(q);
     }
     else {
-        rc = PySet_Add(self->threads, thread) == 0 &&
-                     PyObject_SetItem(st->threads_queues, thread, (PyObject *)q) == 0
-                 ? 0
-                 : -1;
+        PyObject *exc = cf_err_take();
+        if (PySet_Add(self->threads, thread) < 0 ||
+            PyObject_SetItem(st->threads_queues, thread, (PyObject *)q) < 0) {
+            PyErr_WriteUnraisable(thread);
+        }
+        cf_err_restore(exc);
         queue_worker_registered(q);
     }
     Py_XDECREF(thread_class);
-    Py_XDECREF(started);
     Py_XDECREF(thread);
     Py_XDECREF(name);
-    Py_XDECREF(args);
+    Py_XDECREF(ticket);
     Py_XDECREF(kwargs);
     Py_XDECREF(noargs);
     Py_DECREF(q);

@@ -82,8 +82,9 @@ void queue_worker_registered(WorkQueueObject *q);
 /* shutdown(wait=True): wait until no reserved worker is still starting. */
 int queue_wait_none_starting(cf_state *st, WorkQueueObject *q);
 
-/* `_cfutures._thread_worker(queue)`: the body of every worker thread. */
-PyObject *thread_worker(PyObject *module, PyObject *arg);
+/* `_cfutures._thread_worker(queue, ticket)`: the body of every worker
+ * thread (pool.h: the ticket). */
+PyObject *thread_worker(PyObject *module, PyObject *args);
 
 int tpool_worker_module_init(PyObject *module, cf_state *st);
 

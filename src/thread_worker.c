@@ -426,13 +426,13 @@ worker_leave(cf_state *st, WorkQueueObject *q, tpool_worker *self)
 }
 
 PyObject *
-thread_worker(PyObject *module, PyObject *arg)
+thread_worker(PyObject *module, PyObject *args)
 {
     cf_state *st = cf_state_of_module(module);
     WorkQueueObject *q =
-        (WorkQueueObject *)pool_of_thread_arg(arg, st->WorkQueueType, "_thread_worker");
+        (WorkQueueObject *)pool_of_thread_args(args, st->WorkQueueType, "_thread_worker");
     if (q == NULL) {
-        return NULL;
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);    /* its start was given up */
     }
     tpool_worker *self = NULL;
     if (worker_initialize(st, q) == 0 && (self = worker_new(st, q)) != NULL) {
@@ -449,7 +449,7 @@ thread_worker(PyObject *module, PyObject *arg)
 }
 
 static PyMethodDef worker_functions[] = {
-    {"_thread_worker", thread_worker, METH_O, "Internal: the loop of a worker thread."},
+    {"_thread_worker", thread_worker, METH_VARARGS, "Internal: the loop of a worker thread."},
     {NULL, NULL, 0, NULL},
 };
 
