@@ -14,61 +14,78 @@
       pending.  The shape is compared (a prefix done, the record), not the
       depth.
     These run in a child process: today's build crashes (C stack overflow)
-    or drops the RecursionError silently.
+    or drops the RecursionError silently.  All the chains of one module run
+    in one child, each reported on its own; one that crashes or hangs is
+    reported as such, and the rest run in a fresh child (child_batch.py).
 (b) The stdlib keeps the done-callbacks after running them: f._done_callbacks
     still lists them, and a callback stays alive as long as its future.
 """
 
-import ast
 import concurrent.futures
 import gc
 import logging
 import os
 import re
-import subprocess
 import sys
 import threading
 import weakref
 
 import pytest
 
+import child_batch
 from futures_helpers import agreed
 
 REF = concurrent.futures
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 THIS = os.path.splitext(os.path.basename(__file__))[0]
-MARK = "@@outcome@@"
 
 pytestmark = pytest.mark.timeout(300)
 
 
-# ---- running a scenario in a child ------------------------------------------
+# ---- running the chains in a child ------------------------------------------
 
 class ChildDied(Exception):
     pass
 
 
-def child_outcome(which, *args, timeout=120):
-    """Run ``chain(m, *args)`` in a fresh interpreter (m: the module `which`
-    names) and return its outcome; ChildDied if it crashed or hung."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [ROOT, env.get("PYTHONPATH")] if p)
-    code = ("import sys; sys.path.insert(0, %r); import %s as T; "
-            "T.child_main(%r, %r)" % (HERE, THIS, which, args))
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], env=env,
-                              cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, encoding="utf-8",
-                              errors="replace", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ChildDied("%s hung (killed after %s s)" % (which, timeout))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-    if proc.returncode != 0 or not lines:
-        raise ChildDied("%s child died, rc=%s\nstderr:\n%s"
-                        % (which, proc.returncode, proc.stderr[-3000:]))
-    return ast.literal_eval(lines[-1][len(MARK):])
+HANG = 120.0        # the watchdog of each chain in the child
+_OUTCOMES = {}      # which -> {key: outcome or child_batch.Failure}
+
+
+def key_of(n, limit, where, link):
+    return "%d-%s-%s-%s" % (n, limit, where, link)
+
+
+def args_of(key):
+    n, limit, where, link = key.split("-")
+    return int(n), (None if limit == "None" else int(limit)), where, link
+
+
+def all_args():
+    """The arguments of chain() for every test of (a) below."""
+    return ([(40000, 10 ** 6, w, k) for w in WHERE for k in LINKS]
+            + [(5000, None, w, k) for w in WHERE for k in LINKS])
+
+
+def child_outcome(which, *args):
+    """The outcome of ``chain(m, *args)`` in a child interpreter (m: the
+    module `which` names); ChildDied if it crashed or hung.  Every chain
+    of one module runs in one child (computed once per test session)."""
+    if which not in _OUTCOMES:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in [ROOT, env.get("PYTHONPATH")] if p)
+        code = ("import sys; sys.path.insert(0, %r); import %s as T; "
+                "T.child_main(%r, sys.argv[1:])" % (HERE, THIS, which))
+        _OUTCOMES[which] = child_batch.run_batch(
+            lambda keys: [sys.executable, "-c", code] + list(keys),
+            [key_of(*a) for a in all_args()], HANG, env=env, cwd=ROOT,
+            describe="%s child" % which)
+    got = _OUTCOMES[which][key_of(*args)]
+    if isinstance(got, child_batch.Failure):
+        raise ChildDied("%s: %s" % (which, got.message))
+    return got
 
 
 def cf_outcome(*args):
@@ -80,14 +97,20 @@ def cf_outcome(*args):
     pytest.fail(failure)
 
 
-def child_main(which, args):
+def child_main(which, keys):
     if which == "stdlib":
         m = REF
     else:
         import cfutures as m
-    result = chain(m, *args)
-    sys.stdout.write(MARK + repr(result) + "\n")
-    sys.stdout.flush()
+    default_limit = sys.getrecursionlimit()
+
+    def run(key):
+        try:
+            return chain(m, *args_of(key))
+        finally:
+            sys.setrecursionlimit(default_limit)
+
+    child_batch.serve(keys, run, HANG)
 
 
 class Records(logging.Handler):
