@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from futures_helpers import agreed
+from futures_helpers import agreed_once
 from process_tasks import Sync, proc_state, wait_gone
 
 REF = concurrent.futures
@@ -165,10 +165,10 @@ class Child(object):
 
 
 def compare(scenario, m, stdlib_ok, expected):
-    """agreed() where the stdlib behaves; else cfutures alone against what
+    """agreed_once() where the stdlib behaves; else cfutures alone against what
     the stdlib does where it does not hang."""
     if stdlib_ok:
-        return agreed(scenario, m)
+        return agreed_once(scenario, m)
     if m is REF:
         pytest.skip("this stdlib hangs here (fixed in 3.13)")
     got = scenario(m)
