@@ -18,8 +18,10 @@ PYENV_ROOT  ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist, in the test extra), one test file at a
 # time each: module-level state (cached child runs, fixtures) stays in one
-# process.  `make test XDIST=` runs the suite in one process.
-XDIST       ?= -n 2 --dist loadfile
+# process.  Files are handed out in collection order, which puts the longest
+# first (tests/conftest.py), not by number of tests.  `make test XDIST=`
+# runs the suite in one process.
+XDIST       ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: test test-one demo bench sanitize clean
 
