@@ -9,6 +9,7 @@ equal; tests then assert the outcome is the value the stdlib is known to give.
 
 import concurrent.futures
 import logging
+import os
 import re
 import threading
 import time
@@ -24,6 +25,52 @@ _HEX_ADDR = re.compile(r"0x[0-9a-fA-F]+")
 def agreed(scenario, mod):
     """Outcome of ``scenario(mod)``, asserted equal to ``scenario(stdlib)``."""
     reference = scenario(REF)
+    if mod is REF:
+        return reference
+    got = scenario(mod)
+    assert got == reference, (
+        "cfutures disagrees with concurrent.futures:\n  cfutures: %r\n"
+        "  stdlib:   %r" % (got, reference))
+    return got
+
+
+# agreed_once(): test key -> the stdlib's outcomes, in the order asked.
+_ORACLE = {}
+_ORACLE_CALLS = {}
+
+
+def _oracle_key():
+    """The running test's id with its module parameter ("stdlib" or
+    "cfutures") taken out, so that both halves of one test get the same
+    key; None outside a parametrized test."""
+    nodeid = os.environ.get("PYTEST_CURRENT_TEST", "").rpartition(" (")[0]
+    name, bracket, params = nodeid.partition("[")
+    if not bracket:
+        return None
+    ids = params.rstrip("]").split("-")
+    if "stdlib" not in ids and "cfutures" not in ids:
+        return None
+    return name + "[" + "-".join(
+        "MOD" if i in ("stdlib", "cfutures") else i for i in ids) + "]"
+
+
+def agreed_once(scenario, mod):
+    """agreed(), with the stdlib's outcome computed once per test: the
+    [stdlib] half runs the scenario on the stdlib (its check) and keeps the
+    outcome; the [cfutures] half of the same test (same other parameters)
+    compares with that instead of running the stdlib again (it does when it
+    runs alone, e.g. under -k cfutures).  For scenarios that are expensive
+    on the stdlib (processes) and whose outcome does not depend on the test
+    instance; the n-th call in one half pairs with the n-th in the other."""
+    key = _oracle_key()
+    if key is None:
+        return agreed(scenario, mod)
+    calls = _ORACLE_CALLS[os.environ["PYTEST_CURRENT_TEST"]] = \
+        _ORACLE_CALLS.get(os.environ["PYTEST_CURRENT_TEST"], 0) + 1
+    kept = _ORACLE.setdefault(key, {})
+    if mod is REF or calls not in kept:
+        kept[calls] = scenario(REF)
+    reference = kept[calls]
     if mod is REF:
         return reference
     got = scenario(mod)

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -48,16 +49,29 @@ def example_runs():
     return runs
 
 
-def run(script, impl, start_method):
+def start(script, impl, start_method):
     cmd = [sys.executable, os.path.join(EXAMPLES, script), "--impl", impl]
     if start_method is not None:
         cmd += ["--start-method", start_method]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    return cmd, out, err, subprocess.Popen(cmd, cwd=ROOT, stdout=out,
+                                           stderr=err, text=True)
+
+
+def finish(script, run):
+    """The stdout of a run start() began (the caller closes its files)."""
+    cmd, out, err, proc = run
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"{' '.join([script] + cmd[2:])} still ran after 120 s")
+    out.seek(0)
+    err.seek(0)
     assert proc.returncode == 0, (
         f"{' '.join([script] + cmd[2:])} exited {proc.returncode}:\n"
-        f"{proc.stderr}")
-    return proc.stdout
+        f"{err.read()}")
+    return out.read()
 
 
 def test_examples_found():
@@ -89,7 +103,19 @@ def test_example_same_output(script, start_method):
     missing = needs_missing_package(script)
     if missing:
         pytest.skip("%s needs %s, which is not installed" % (script, missing))
-    reference = run(script, "stdlib", start_method)
-    output = run(script, "cfutures", start_method)
+    # Both runs at once: the examples mostly sleep (their timings print as
+    # coarse booleans with wide margins).
+    runs = [start(script, impl, start_method)
+            for impl in ("stdlib", "cfutures")]
+    try:
+        reference = finish(script, runs[0])
+        output = finish(script, runs[1])
+    finally:
+        for _, out, err, proc in runs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.close()
+            err.close()
     assert reference.strip(), f"{script} printed nothing"
     assert output == reference

@@ -20,11 +20,12 @@ The stdlib has buffersize only from 3.14: below that its half runs
 stdlib's executor (the real map where the stdlib has buffersize).
 
 Every scenario runs in a child process (today's build crashes or hangs on
-several of them); both modules' outcomes are compared and asserted equal to
-the stdlib's known outcome.
+several of them): all the scenarios of one module in one child, each
+reported on its own, a crash or hang reported for the scenario that caused
+it (see child_batch.py); both modules' outcomes are compared and asserted
+equal to the stdlib's known outcome.
 """
 
-import ast
 import collections
 import concurrent.futures
 import inspect
@@ -32,7 +33,6 @@ import itertools
 import logging
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -40,44 +40,60 @@ import weakref
 
 import pytest
 
+import child_batch
+
 REF = concurrent.futures
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 THIS = os.path.splitext(os.path.basename(__file__))[0]
 WAIT = 10.0
 RUNNING = ("raise", "ValueError", "generator already executing")
-MARK = "@@outcome@@"
 
 pytestmark = pytest.mark.timeout(240)
 
 
-# ---- running a scenario in a child ------------------------------------------
+# ---- running the scenarios in a child ---------------------------------------
+#
+# All the scenarios of one module run in one child interpreter, one after
+# the other (child_batch): each is reported on its own, and one that
+# crashes, hangs or raises ends that child, is reported as such (with its
+# stderr), and the rest run in a fresh child.
 
-def child_outcome(scenario, which, timeout=30):
-    """Run ``scenario(m)`` in a fresh interpreter, m the module `which`
-    names; return its (literal) outcome.  A crash or a hang fails."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [ROOT, env.get("PYTHONPATH")] if p)
-    code = ("import sys; sys.path.insert(0, %r); import %s as T; "
-            "T.child_main(%r, %r)" % (HERE, THIS, scenario, which))
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], env=env,
-                              cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, encoding="utf-8",
-                              errors="replace", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail("%s: %s hung (killed after %s s)"
-                    % (scenario, which, timeout))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-    if proc.returncode != 0 or not lines:
-        pytest.fail("%s: %s child died, rc=%s\nstdout:\n%s\nstderr:\n%s"
-                    % (scenario, which, proc.returncode, proc.stdout[-2000:],
-                       proc.stderr[-3000:]))
-    return ast.literal_eval(lines[-1][len(MARK):])
+HANG = 30.0         # the watchdog of each scenario in the child
+_OUTCOMES = {}      # which -> {scenario: outcome or child_batch.Failure}
 
 
-def child_main(scenario, which):
+def batch_outcomes(which):
+    """{scenario: outcome} of every scenario, run on the module `which`
+    names (computed once per test session)."""
+    if which not in _OUTCOMES:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in [ROOT, env.get("PYTHONPATH")] if p)
+        code = ("import sys; sys.path.insert(0, %r); import %s as T; "
+                "T.child_main(%r, sys.argv[1:])" % (HERE, THIS, which))
+        _OUTCOMES[which] = child_batch.run_batch(
+            lambda keys: [sys.executable, "-c", code] + list(keys),
+            scenario_names(), HANG, env=env, cwd=ROOT,
+            describe="%s child" % which)
+    return _OUTCOMES[which]
+
+
+def child_outcome(scenario, which):
+    """The (literal) outcome of ``scenario(m)`` in a child interpreter, m
+    the module `which` names.  A crash, a hang or an error fails."""
+    got = batch_outcomes(which)[scenario]
+    if isinstance(got, child_batch.Failure):
+        pytest.fail("%s: %s" % (which, got.message), pytrace=False)
+    return got
+
+
+def scenario_names():
+    return [name for name, obj in globals().items()
+            if name.startswith("sc_") and callable(obj)]
+
+
+def child_main(which, scenarios):
     if which == "stdlib":
         m = REF
     else:
@@ -86,9 +102,7 @@ def child_main(scenario, which):
     # scenario: a thread that was told "A is inside next()" or that runs a
     # done-callback keeps the GIL until it blocks.
     sys.setswitchinterval(5.0)
-    result = globals()[scenario](m)
-    sys.stdout.write(MARK + repr(result) + "\n")
-    sys.stdout.flush()
+    child_batch.serve(scenarios, lambda name: globals()[name](m), HANG)
 
 
 def agreed_child(scenario, mod):

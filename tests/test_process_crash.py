@@ -27,7 +27,7 @@ import threading
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed, outcome
+from futures_helpers import agreed_once, outcome
 from process_tasks import Sync, pool, wait_dead
 
 REF = concurrent.futures
@@ -101,7 +101,7 @@ def test_worker_dies_while_running_a_task(mod, sync, kind, method):
         return (len(workers), len(set(running.values())), views, later,
                 left, broken, code)
 
-    got = agreed(scenario, mod)
+    got = agreed_once(scenario, mod)
     code = {"exit": 3, "segfault": -signal.SIGSEGV}.get(kind, -signal.SIGKILL)
     assert got == (2, 2, [BROKEN] * 8,
                    ("raise", BrokenProcessPool, BROKEN_POOL), [], BROKEN_POOL,
@@ -125,7 +125,7 @@ def test_idle_worker_killed(mod, method):
             return (len(workers), results, [f.result(timeout=0) for f in done],
                     broke, later, left)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         2, [0, 1], [0, 1], BROKEN_POOL,
         ("raise", BrokenProcessPool, BROKEN_POOL), [])
 
@@ -159,7 +159,7 @@ def test_worker_dies_during_map(mod, kind):
             return (items == list(range(len(items))) and len(items) <= 5,
                     error, outcome(ex.submit, tasks.square, 1), left)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         True, BROKEN, ("raise", BrokenProcessPool, BROKEN_POOL), [])
 
 
@@ -196,7 +196,7 @@ def test_waiters_wake_when_a_worker_dies(mod, sync, method):
             s.release()     # lets a hung waiter's task end (cleanup)
             return hung, sorted(outcomes.items()), wait_dead(watch.processes)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         [], [("as_completed", ("return", 4)), ("result", BROKEN),
              ("wait", ("return", 4))], [])
 
@@ -227,7 +227,7 @@ def test_worker_dies_during_shutdown(mod, sync, method):
             return (returned, [future_view(f, 0) for f in fs],
                     wait_dead(watch.processes))
 
-    assert agreed(scenario, mod) == (True, [BROKEN] * 4, [])
+    assert agreed_once(scenario, mod) == (True, [BROKEN] * 4, [])
 
 
 def test_worker_killed_while_a_big_task_is_sent(mod, sync):
@@ -252,7 +252,7 @@ def test_worker_killed_while_a_big_task_is_sent(mod, sync):
 
     expected = ([BROKEN] * 3, ("raise", BrokenProcessPool, BROKEN_POOL), [])
     if sys.version_info >= (3, 11):
-        assert agreed(scenario, mod) == expected
+        assert agreed_once(scenario, mod) == expected
     elif mod is REF:
         pytest.skip("this stdlib hangs here (gh-94777, fixed in 3.11)")
     else:
@@ -292,4 +292,4 @@ def test_no_fds_or_zombies_left_after_a_crash(mod, sync, method):
         return (views, hung, zombies,
                 {fd: after[fd] for fd in set(after) - set(before)})
 
-    assert agreed(scenario, mod) == ([BROKEN] * 4, [], [], {})
+    assert agreed_once(scenario, mod) == ([BROKEN] * 4, [], [], {})

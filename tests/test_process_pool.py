@@ -4,11 +4,13 @@ terminate_workers/kill_workers (3.14 API), and the resources a pool leaves
 behind (fds, processes, zombies), under the fork, spawn and forkserver start
 methods.
 
-Behaviours the stdlib has are run on both modules and compared (``agreed``);
-where the running stdlib lacks an API (max_tasks_per_child before 3.11,
-buffersize and terminate/kill_workers before 3.14) or is known to hang or to
-differ on purpose, cfutures is checked alone against the documented
-behaviour, and the comment says why.  Workers run the functions of
+Behaviours the stdlib has are run on both modules and compared
+(``agreed_once``: the stdlib's outcome is computed once, by the stdlib half
+of a test, and the cfutures half compares with it); where the running
+stdlib lacks an API (max_tasks_per_child before 3.11, buffersize and
+terminate/kill_workers before 3.14) or is known to hang or to differ on
+purpose, cfutures is checked alone against the documented behaviour, and
+the comment says why.  Workers run the functions of
 ``process_tasks``; tests and tasks meet through files (see ``Sync``), never
 through sleeps; whether a process has ended is polled with a deadline.
 """
@@ -29,7 +31,7 @@ import warnings
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed, norm_any_addr, outcome
+from futures_helpers import agreed_once, norm_any_addr, outcome
 from process_tasks import METHODS, Sync, pool, wait_dead
 
 REF = concurrent.futures
@@ -60,9 +62,9 @@ def mtmod(request):
 
 
 def compare(scenario, m):
-    """agreed() where the stdlib has the API, else cfutures alone."""
+    """agreed_once() where the stdlib has the API, else cfutures alone."""
     if HAS_MAX_TASKS:
-        return agreed(scenario, m)
+        return agreed_once(scenario, m)
     return scenario(m)
 
 
@@ -113,23 +115,23 @@ def test_default_max_workers(mod):
     # 3.13 counts the CPUs this process may use
     count = (os.process_cpu_count() if sys.version_info >= (3, 13)
              else os.cpu_count())
-    assert agreed(scenario, mod) == (count or 1)
+    assert agreed_once(scenario, mod) == (count or 1)
 
 
 @pytest.mark.parametrize("n", [0, -1])
 def test_max_workers_must_be_positive(mod, n):
-    got = agreed(lambda m: outcome(m.ProcessPoolExecutor, n), mod)
+    got = agreed_once(lambda m: outcome(m.ProcessPoolExecutor, n), mod)
     assert got == ("raise", ValueError, "max_workers must be greater than 0")
 
 
 def test_initializer_must_be_callable(mod):
-    got = agreed(lambda m: outcome(m.ProcessPoolExecutor, 1, initializer=3),
+    got = agreed_once(lambda m: outcome(m.ProcessPoolExecutor, 1, initializer=3),
                  mod)
     assert got == ("raise", TypeError, "initializer must be a callable")
 
 
 def test_max_workers_checked_before_initializer(mod):
-    got = agreed(lambda m: outcome(m.ProcessPoolExecutor, 0, initializer=3),
+    got = agreed_once(lambda m: outcome(m.ProcessPoolExecutor, 0, initializer=3),
                  mod)
     assert got == ("raise", ValueError, "max_workers must be greater than 0")
 
@@ -198,7 +200,7 @@ def test_submit_results_and_remote_errors(mod, method):
                     "ValueError: bad input 42" in text,
                     failing.done(), failing.cancelled())
 
-    got = agreed(scenario, mod)
+    got = agreed_once(scenario, mod)
     assert got == (
         (((1, "two", [3]), [("key", 4), ("other", None)]),
          [i * i for i in range(8)], 42),
@@ -216,7 +218,7 @@ def test_remote_error_is_raised_by_result(mod):
                 return exc_view(exc), "tenfold_positive" in remote_text(exc)
             return "no error"
 
-    assert agreed(scenario, mod) == ((ValueError, "negative: -7",
+    assert agreed_once(scenario, mod) == ((ValueError, "negative: -7",
                                       RemoteTraceback), True)
 
 
@@ -241,7 +243,7 @@ def test_idle_worker_takes_the_next_task(mod, sync):
             sync_m.release()
             return got, long.result(timeout=30)
 
-    assert agreed(scenario, mod) == ([True] * 4, "long")
+    assert agreed_once(scenario, mod) == ([True] * 4, "long")
 
 
 def test_base_exceptions_from_the_task(mod):
@@ -254,7 +256,7 @@ def test_base_exceptions_from_the_task(mod):
             return ((type(e1), e1.args), exc_view(e2),
                     ex.submit(tasks.square, 2).result(timeout=30))
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         (SystemExit, (3,)), (ValueError, "after exit", RemoteTraceback), 4)
 
 
@@ -269,7 +271,7 @@ def test_big_arguments_and_results(mod):
                     back.result(timeout=30)[0][0] == data,
                     small.result(timeout=30))
 
-    assert agreed(scenario, mod) == (12 << 20, True, 49)
+    assert agreed_once(scenario, mod) == (12 << 20, True, 49)
 
 
 def test_concurrent_submitters(mod):
@@ -290,7 +292,7 @@ def test_concurrent_submitters(mod):
             return [out.get(k) == [k + i for i in range(100)]
                     for k in range(4)]
 
-    assert agreed(scenario, mod) == [True] * 4
+    assert agreed_once(scenario, mod) == [True] * 4
 
 
 def test_cancelled_future_never_runs(mod, sync):
@@ -316,7 +318,7 @@ def test_cancelled_future_never_runs(mod, sync):
                 first.result(timeout=0), started == expected,
                 ran == expected[1:])
 
-    assert agreed(scenario, mod) == ([True] * 3, True, "first", True, True)
+    assert agreed_once(scenario, mod) == ([True] * 3, True, "first", True, True)
 
 
 def test_executor_dropped_without_shutdown(mod):
@@ -335,7 +337,7 @@ def test_executor_dropped_without_shutdown(mod):
             tasks.kill_all(workers)
         return results, left, hung, [p.exitcode for p in workers]
 
-    assert agreed(scenario, mod) == (list(range(6)), [], [], [0, 0])
+    assert agreed_once(scenario, mod) == (list(range(6)), [], [], [0, 0])
 
 
 def test_task_never_queued_behind_a_long_task(mod, sync):
@@ -357,7 +359,7 @@ def test_task_never_queued_behind_a_long_task(mod, sync):
             return (k.result(timeout=30), waiter.result(timeout=30),
                     maker.result(timeout=30))
 
-    assert agreed(scenario, mod) == ("K", True, "X")
+    assert agreed_once(scenario, mod) == ("K", True, "X")
 
 
 # ---- map --------------------------------------------------------------------
@@ -387,7 +389,7 @@ def test_map(mod, method):
             empty = list(ex.map(tasks.square, [], chunksize=4))
             return plain, chunked, errors, bad, empty
 
-    plain, chunked, errors, bad, empty = agreed(scenario, mod)
+    plain, chunked, errors, bad, empty = agreed_once(scenario, mod)
     assert plain == [i * i for i in range(12)]
     assert chunked == [100 + 2 * i for i in range(11)]
     failure = (ValueError, "negative: -4", RemoteTraceback)
@@ -414,7 +416,7 @@ def test_map_timeout(mod, sync, chunksize):
             after = ex.submit(tasks.square, 5).result(timeout=30)
             return got, 0.25 <= waited < 10, after
 
-    assert agreed(scenario, mod) == (("raise", REF.TimeoutError, ""), True,
+    assert agreed_once(scenario, mod) == (("raise", REF.TimeoutError, ""), True,
                                      25)
 
 
@@ -471,7 +473,7 @@ def test_pickling_errors_land_on_the_future(mod, method):
                 got.append(ex.submit(tasks.square, n).result(timeout=30))
             return got
 
-    got = agreed(scenario, mod)
+    got = agreed_once(scenario, mod)
     lock = (TypeError, "cannot pickle '_thread.lock' object", RemoteTraceback)
     assert got[1:] == [0, (lock, True), 1, (lock, True), 4, (lock, True), 9]
     assert got[0][0][2] is RemoteTraceback
@@ -517,7 +519,7 @@ def test_shutdown_wait_waits_for_queued_work(mod):
             return ([f.done() for f in fs], [f.result(timeout=0) for f in fs],
                     [p.exitcode for p in workers])
 
-    done, results, exitcodes = agreed(scenario, mod)
+    done, results, exitcodes = agreed_once(scenario, mod)
     assert done == [True] * 10
     assert results == list(range(10))
     assert exitcodes == [0, 0]
@@ -542,7 +544,7 @@ def test_shutdown_nowait_returns_at_once(mod, sync):
         # (the pool's thread, joined on the way out, reaped them)
         return quick, state, results, left, [p.exitcode for p in workers]
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         True, (False, ("raise", RuntimeError, SHUTDOWN)), ("t", 36), [],
         [0, 0])
 
@@ -581,7 +583,7 @@ def test_shutdown_cancel_futures(mod, sync, method):
             return (waited, not t.is_alive(), running.result(timeout=0),
                     ok, ran <= 3, all(f.done() for f in queued))
 
-    assert agreed(scenario, mod) == (True, True, "run", True, True, True)
+    assert agreed_once(scenario, mod) == (True, True, "run", True, True, True)
 
 
 @pytest.mark.parametrize("wait", [True, False])
@@ -595,7 +597,7 @@ def test_submit_after_shutdown(mod, wait, used):
             again = outcome(ex.shutdown)
             return outcome(ex.submit, tasks.square, 3), again
 
-    assert agreed(scenario, mod) == (("raise", RuntimeError, SHUTDOWN),
+    assert agreed_once(scenario, mod) == (("raise", RuntimeError, SHUTDOWN),
                                      ("return", None))
 
 
@@ -609,7 +611,7 @@ def test_context_manager(mod):
                 outcome(ex.submit, tasks.square, 1),
                 [p.exitcode for p in workers])
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         [True] * 6, list(range(6)), ("raise", RuntimeError, SHUTDOWN),
         [0, 0])
 
@@ -625,7 +627,7 @@ def test_context_manager_exit_on_error(mod):
         except KeyError as exc:
             return str(exc), [f.result(timeout=0) for f in fs]
 
-    assert agreed(scenario, mod) == ("'in the with block'", [5])
+    assert agreed_once(scenario, mod) == ("'in the with block'", [5])
 
 
 # ---- initializer ------------------------------------------------------------
@@ -640,7 +642,7 @@ def test_initializer_runs_in_each_worker(mod, method):
             ex.shutdown(wait=True)
             return got, [p.exitcode for p in workers]
 
-    got, exitcodes = agreed(scenario, mod)
+    got, exitcodes = agreed_once(scenario, mod)
     assert got == ["ready"] * 6
     assert exitcodes and set(exitcodes) == {0}
 
@@ -671,7 +673,7 @@ def test_failing_initializer_breaks_the_pool(mod, method):
             left = wait_dead(watch.processes)
             return error, more, later, left
 
-    error, more, later, left = agreed(scenario, mod)
+    error, more, later, left = agreed_once(scenario, mod)
     assert error == (REF.process.BrokenProcessPool, BROKEN_FUTURE, type(None))
     assert more <= {("future", error),
                     ("submit raised", REF.process.BrokenProcessPool,
@@ -809,7 +811,7 @@ def test_no_fds_or_zombies_left(mod, method):
                 {fd: after[fd] for fd in set(after) - set(before)},
                 {fd: before[fd] for fd in set(before) - set(after)})
 
-    assert agreed(scenario, mod) == (2, [], True, [0, 0], {}, {})
+    assert agreed_once(scenario, mod) == (2, [], True, [0, 0], {}, {})
 
 
 # ---- interpreter exit without shutdown --------------------------------------
@@ -883,7 +885,7 @@ def test_interpreter_exit_without_shutdown(mod, method, mode):
         return (lines[:1], sorted(lines[1:]), lines[-1], err, rc, took < 20,
                 len(pids) > 0, left)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         ["first 49"],
         ["late", "main done"] + ["task %d" % i for i in range(4)], "late",
         "", 0, True, True, [])
@@ -923,7 +925,7 @@ def test_shutdown_not_held_by_a_later_forked_child(mod, sync):
                     t.join(30)
             return finished, took < 5.0, wait_dead(watch.processes)
 
-    assert agreed(scenario, mod) == (True, True, [])
+    assert agreed_once(scenario, mod) == (True, True, [])
 
 
 # ---- workers that cannot be started -----------------------------------------
@@ -945,5 +947,5 @@ def test_worker_start_error_raised_by_submit(mod, method, what):
             return (norm_any_addr(str(first)), second[:2], shut,
                     wait_dead(watch.processes))
 
-    got = agreed(scenario, mod)
+    got = agreed_once(scenario, mod)
     assert "SystemError" not in got[0]

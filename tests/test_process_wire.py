@@ -35,7 +35,7 @@ import time
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed, outcome
+from futures_helpers import agreed_once, outcome
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
@@ -92,7 +92,7 @@ def test_fork_worker_leaves_reused_fd_numbers_alone(mod, tmp_path):
         return {p.name: p.read_bytes() for p in directory.iterdir()
                 if p.read_bytes() != USER_TEXT}
 
-    assert agreed(scenario, mod) == {}
+    assert agreed_once(scenario, mod) == {}
 
 
 def test_nested_pool_in_a_fork_worker(mod, tmp_path):
@@ -111,7 +111,7 @@ def test_nested_pool_in_a_fork_worker(mod, tmp_path):
         lines = sorted(log.read_bytes().splitlines()) if log.exists() else []
         return got, after, lines
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         ("return", ([0, 1, 2, 3], True)), 9,
         [b"line 0", b"line 1", b"line 2", b"line 3"])
 
@@ -217,7 +217,7 @@ def test_forked_child_leaves_pool_fds_alone(mod, action):
         return (rc, err, got.get("first"), got.get("status"),
                 got.get("results"), "closed" in got)
 
-    assert agreed(scenario, mod) == (0, "", 9, 0, [i * i for i in range(6)],
+    assert agreed_once(scenario, mod) == (0, "", 9, 0, [i * i for i in range(6)],
                                      True)
     if mod is not REF:
         got, err, rc = run_fork_child(mod, action)
@@ -460,7 +460,7 @@ def test_unpickling_failure_raises_broken_process_pool(mod, case):
                 return issubclass(type(exc), BrokenProcessPool), f.done()
             return "no error", f.done()
 
-    assert agreed(scenario, mod) == (True, True)
+    assert agreed_once(scenario, mod) == (True, True)
 
 
 def cause_chain(exc):
