@@ -5,8 +5,8 @@ from collections.abc import Callable
 from concurrent.futures import process as _std
 from concurrent.futures.process import BrokenProcessPool as BrokenProcessPool
 from multiprocessing.context import BaseContext
-from typing import Any, ParamSpec, TypeVar, overload
-from typing_extensions import TypeVarTuple, Unpack
+from typing import Any, TypeVar, overload
+from typing_extensions import ParamSpec, TypeVarTuple, Unpack
 
 from ._base import Executor, Future
 

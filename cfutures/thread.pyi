@@ -3,8 +3,8 @@
 from collections.abc import Callable
 from concurrent.futures import thread as _std
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
-from typing import Any, ParamSpec, TypeVar, overload
-from typing_extensions import TypeVarTuple, Unpack
+from typing import Any, TypeVar, overload
+from typing_extensions import ParamSpec, TypeVarTuple, Unpack
 
 from ._base import Executor, Future
 

@@ -6,6 +6,7 @@ import concurrent.futures
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import thread as std_thread
+from typing import Optional
 
 from typing_extensions import assert_type
 
@@ -49,7 +50,7 @@ def futures_of_threads() -> None:
         f = ex.submit(square, 3)
         assert_type(f, Future[int])
         assert_type(f.result(timeout=1.0), int)
-        assert_type(f.exception(), BaseException | None)
+        assert_type(f.exception(), Optional[BaseException])
         assert_type(f.done() or f.running() or f.cancelled() or f.cancel(), bool)
         g = ex.submit(describe, 2, label="n")
         assert_type(g, Future[str])
