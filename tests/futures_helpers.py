@@ -11,6 +11,7 @@ import concurrent.futures
 import logging
 import os
 import re
+import sys
 import threading
 import time
 
@@ -78,6 +79,21 @@ def agreed_once(scenario, mod):
         "cfutures disagrees with concurrent.futures:\n  cfutures: %r\n"
         "  stdlib:   %r" % (got, reference))
     return got
+
+
+# Tests whose subject does not change with the interpreter (the 4 GiB
+# frames, the sdist) and that cost tens of seconds run on one version of
+# the five `make test` covers, each on its own so none carries two.
+ONCE_ON = {"payload_4gib_call": (3, 12), "payload_4gib_result": (3, 13),
+           "packaging": (3, 9)}
+
+
+def run_once(what):
+    """Skip the calling test unless this is the interpreter ONCE_ON names."""
+    import pytest   # not at the top: child processes import this module too
+    version = ONCE_ON[what]
+    if sys.version_info[:2] != version:
+        pytest.skip("%s runs once, on %d.%d" % ((what,) + version))
 
 
 def outcome(fn, /, *args, **kwargs):

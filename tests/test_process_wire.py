@@ -35,7 +35,7 @@ import time
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed_once, outcome
+from futures_helpers import agreed_once, outcome, run_once
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
@@ -246,7 +246,6 @@ BIG = 4 * GIB + 16          # bytes(BIG): more than a 32-bit length can say
 RSS_BUDGET = 14 * GIB
 MEM_NEEDED = RSS_BUDGET + 2 * GIB
 BIG_TIMEOUT = 400           # the whole child; the stdlib took ~55 s here
-BIG_PAYLOAD_PYTHON = (3, 13)
 SIZE_WORDS = re.compile(r"large|big|size|length|limit|GiB|GB|bytes|2\*\*32"
                         r"|4294967", re.IGNORECASE)
 
@@ -389,14 +388,14 @@ def test_payload_of_4_gib(mod, direction, tmp_path):
     # reads 4 GiB of zeros as 8-byte frames, futures get garbage and its
     # memory grows until the budget stops it).
     #
-    # Each case moves 4 GiB twice and takes 40 - 60 s, so the suite runs them
-    # once, on the newest Python, and for cfutures only: the stdlib carries
-    # 4 GiB in both directions on 3.9 - 3.13 (checked by hand: 8 GiB peak,
-    # ~55 s a direction), and the frames are the same on every version.
+    # Each case moves 4 GiB twice and takes 30 - 60 s, so the suite runs
+    # each once, on one Python (futures_helpers.ONCE_ON), and for cfutures
+    # only: the stdlib carries 4 GiB in both directions on 3.9 - 3.13
+    # (checked by hand: 8 GiB peak, ~55 s a direction), and the frames are
+    # the same on every version.
     if mod is REF:
         pytest.skip("the stdlib carries 4 GiB payloads (checked by hand)")
-    if sys.version_info[:2] != BIG_PAYLOAD_PYTHON:
-        pytest.skip("4 GiB payloads run once, on %d.%d" % BIG_PAYLOAD_PYTHON)
+    run_once("payload_4gib_" + direction)
     available = mem_available()
     if available < MEM_NEEDED:
         reason = ("needs %d GiB of MemAvailable (a %d GiB budget for a "
