@@ -11,11 +11,26 @@ import concurrent.futures
 import logging
 import os
 import re
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 REF = concurrent.futures  # the oracle
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)     # the tree under test (cfutures/ is here)
+
+# The bound of every wait that must never take long: an event a task sets
+# at once, the future of a trivial task, a helper thread's or a child
+# interpreter's end.  Reaching it means the test failed (a hang), so it
+# costs nothing on a passing run; it is generous because CI runs the five
+# interpreters' suites two pytest workers at a time on two cores, where a
+# spawn or forkserver worker has been seen to take seconds to start.
+# Timeouts that a test is about (result(timeout=0.05) expecting
+# TimeoutError, "has not returned within 0.2 s") are written out instead.
+TIMEOUT = 30.0
 LOGGER_NAME = "concurrent.futures"
 STATES = ("PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED",
           "FINISHED")
@@ -150,7 +165,7 @@ class Worker(object):
         except BaseException as exc:  # noqa: B902 - reported by join()
             self.error = exc
 
-    def join(self, timeout=10.0):
+    def join(self, timeout=TIMEOUT):
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "helper thread did not finish"
         if self.error is not None:
@@ -163,7 +178,7 @@ def start(fn, *args, **kwargs):
     return Worker(fn, *args, **kwargs)
 
 
-def wait_until(predicate, timeout=10.0, what="condition"):
+def wait_until(predicate, timeout=TIMEOUT, what="condition"):
     """Poll *predicate* until true; for internal states no event can signal
     (e.g. 'a stdlib waiter has been installed in f._waiters')."""
     deadline = time.monotonic() + timeout
@@ -173,7 +188,7 @@ def wait_until(predicate, timeout=10.0, what="condition"):
         time.sleep(0.0005)
 
 
-def must_wait(event, timeout=10.0):
+def must_wait(event, timeout=TIMEOUT):
     assert event.wait(timeout), "event not set within %s s" % timeout
 
 
@@ -329,3 +344,109 @@ def make_futures(m, spec):
             assert ch == "p"
         out.append(f)
     return out
+
+
+# ---- child interpreters -----------------------------------------------------
+
+def which(m):
+    """The id of module *m* ("stdlib" or "cfutures"), as children take it
+    (child.futures() turns it back into the module)."""
+    return "stdlib" if m is REF else "cfutures"
+
+
+def child_env(env=None):
+    """*env* (default: this process's environment) with the tree under test
+    and the tests directory first on PYTHONPATH: a child imports the
+    cfutures being tested, and the helpers (child, process_tasks)."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (ROOT, TESTS, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class Child(object):
+    """A child Python that start_child() started, in a session of its own.
+    Its stderr (and stdout, unless piped) go to files, not pipes: a process
+    the child leaves behind (a worker, a fork server) must not hold us."""
+
+    def __init__(self, args, cwd=None, env=None, stdin=None,
+                 pipe_stdout=False, launcher=False):
+        self.files = [tempfile.TemporaryFile("w+")]
+        if not pipe_stdout:
+            self.files.append(tempfile.TemporaryFile("w+"))
+        feed = subprocess.DEVNULL
+        if stdin is not None:
+            feed = tempfile.TemporaryFile("w+")
+            feed.write(stdin)
+            feed.seek(0)
+            self.files.append(feed)
+        argv = [sys.executable] + (["-m", "cfutures"] if launcher else [])
+        self.proc = subprocess.Popen(
+            argv + list(args), cwd=cwd, env=child_env(env), stdin=feed,
+            stdout=subprocess.PIPE if pipe_stdout else self.files[1],
+            stderr=self.files[0], encoding="utf-8", errors="replace",
+            start_new_session=True)
+
+    def wait(self, timeout=TIMEOUT, reap_group=True):
+        """The child's return code, or None if it still ran after *timeout*
+        seconds (it is killed then, with its whole process group).  With
+        *reap_group*, whatever it left in its session is killed too (a test
+        that checks itself that nothing is left passes False)."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        if rc is None or reap_group:
+            self.kill()
+        return rc
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+
+    def output(self):
+        """(stdout, stderr) so far (stdout: what a pipe still holds)."""
+        if self.proc.stdout is not None:
+            out = self.proc.stdout.read()
+        else:
+            self.files[1].seek(0)
+            out = self.files[1].read()
+        self.files[0].seek(0)
+        return out, self.files[0].read()
+
+    def close(self):
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        for f in self.files:
+            f.close()
+
+    def finish(self, timeout=TIMEOUT, reap_group=True):
+        """(returncode, stdout, stderr); a child still running after
+        *timeout* seconds fails the test (with what it wrote)."""
+        try:
+            rc = self.wait(timeout, reap_group)
+            out, err = self.output()
+        finally:
+            self.close()
+        if rc is None:
+            raise AssertionError(
+                "%s still ran after %s s (killed); stdout ends:\n%s\n"
+                "stderr ends:\n%s" % (" ".join(self.proc.args[:3]), timeout,
+                                      out[-3000:], err[-3000:]))
+        return rc, out, err
+
+
+def start_child(args, **kwargs):
+    """Start ``python *args`` (``python -m cfutures *args`` with
+    launcher=True); see Child.  For a child the test talks to while it
+    runs; run_child() for one it only waits for."""
+    return Child(args, **kwargs)
+
+
+def run_child(args, timeout=TIMEOUT, reap_group=True, **kwargs):
+    """(returncode, stdout, stderr) of ``python *args``, run with the tree
+    under test on PYTHONPATH (see Child and Child.finish)."""
+    return start_child(args, **kwargs).finish(timeout, reap_group)
