@@ -65,6 +65,12 @@ def own_sync(sync, m):
     return s
 
 
+def started_tags(sync):
+    """The tags of the block() calls that started, sorted."""
+    return sorted(n.partition(".")[0] for n in os.listdir(sync.dir)
+                  if ".started." in n)
+
+
 def submit_view(ex, fn, *args):
     """What became of one submit: its future's outcome, or what it raised
     (a pool may already know that it is broken)."""
@@ -269,8 +275,7 @@ class ExecutorContract(object):
                 ran = [f.result(timeout=TIMEOUT) for f in queued
                        if not f.cancelled()]
                 ex.shutdown(wait=True)
-            started = sorted(n.partition(".")[0] for n in os.listdir(s.dir)
-                             if ".started." in n)
+            started = started_tags(s)
             expected = ["first"] + ["q%d" % i
                                     for i, c in enumerate(cancelled) if not c]
             taken = cancelled.count(False)
@@ -321,7 +326,7 @@ class ExecutorContract(object):
                 watch.update()
                 queued = [ex.submit(tasks.square, i) for i in range(3)]
                 shut, returned = self.shutdown_meanwhile(ex, wait)
-                during = (running.done(), [f.done() for f in queued],
+                during = (running.running(), [f.done() for f in queued],
                           outcome(ex.submit, tasks.square, 1))
                 s.release()
                 shut.join()
@@ -334,7 +339,7 @@ class ExecutorContract(object):
             return returned, during, results, left, ends
 
         assert agreed_once(scenario, mod) == (
-            not wait, (False, [False] * 3, ("raise", RuntimeError, SHUTDOWN)),
+            not wait, (True, [False] * 3, ("raise", RuntimeError, SHUTDOWN)),
             ("run", [0, 1, 4]), [], [0])
 
     @pytest.mark.parametrize("wait", [True, False])
@@ -344,7 +349,8 @@ class ExecutorContract(object):
             with self.pool(m, sync=s, max_workers=1) as (ex, _):
                 running = ex.submit(tasks.block, s.dir, "run")
                 s.started("run")
-                queued = [ex.submit(tasks.square, i) for i in range(8)]
+                tags = ["q%d" % i for i in range(8)]
+                queued = [ex.submit(tasks.block, s.dir, tag) for tag in tags]
                 shut, returned = self.shutdown_meanwhile(
                     ex, wait, cancel_futures=True)
                 during = [f.cancelled() for f in queued]
@@ -356,11 +362,13 @@ class ExecutorContract(object):
                            what="every queued future done")
                 final = [f.cancelled() for f in queued]
                 taken = final.count(False)
+                started = [t for t in started_tags(s) if t != "run"]
                 return (returned, running.result(timeout=TIMEOUT),
                         final == [False] * taken + [True] * (8 - taken),
                         taken <= self.AHEAD,
+                        # the calls not cancelled ran, the others never did
                         [f.result(timeout=0) for f in queued[:taken]]
-                        == [i * i for i in range(taken)],
+                        == tags[:taken] == started,
                         {self.cancelled_state(f) for f in queued[taken:]},
                         during == final if self.CANCELS_AT_ONCE else None)
 
