@@ -70,6 +70,16 @@ def mod(request):
     return load_module(request.param)
 
 
+@pytest.fixture(params=MODULE_IDS)
+def mtmod(request):
+    """Like ``mod``, for ProcessPoolExecutor(max_tasks_per_child=...): the
+    stdlib half runs only where the stdlib has it (3.11+)."""
+    from futures_helpers import HAS_MAX_TASKS
+    if request.param == "stdlib" and not HAS_MAX_TASKS:
+        pytest.skip("the running stdlib has no max_tasks_per_child")
+    return load_module(request.param)
+
+
 @pytest.fixture
 def cf():
     """cfutures itself, for cfutures-only checks and explicit comparisons."""

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 
@@ -31,6 +32,10 @@ ROOT = os.path.dirname(TESTS)     # the tree under test (cfutures/ is here)
 # Timeouts that a test is about (result(timeout=0.05) expecting
 # TimeoutError, "has not returned within 0.2 s") are written out instead.
 TIMEOUT = 30.0
+
+# ProcessPoolExecutor(max_tasks_per_child=...) is new in 3.11 (the
+# ``mtmod`` fixture, conftest.py).
+HAS_MAX_TASKS = sys.version_info >= (3, 11)
 LOGGER_NAME = "concurrent.futures"
 STATES = ("PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED",
           "FINISHED")
@@ -441,8 +446,11 @@ class Child(object):
 
 def start_child(args, **kwargs):
     """Start ``python *args`` (``python -m cfutures *args`` with
-    launcher=True); see Child.  For a child the test talks to while it
-    runs; run_child() for one it only waits for."""
+    launcher=True; *args* a str: ``python -c <that code, dedented>``); see
+    Child.  For a child the test talks to while it runs; run_child() for
+    one it only waits for."""
+    if isinstance(args, str):
+        args = ["-c", textwrap.dedent(args)]
     return Child(args, **kwargs)
 
 

@@ -31,24 +31,21 @@ import concurrent.futures.process
 import gc
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import outcome, wait_until
+from futures_helpers import (TIMEOUT, outcome, run_child, start_child,
+                             wait_until, which)
 from process_tasks import Sync, pool, wait_dead, wait_gone
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
 BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
                  " the future was running or pending.")
-TESTS = os.path.dirname(os.path.abspath(__file__))
-HAS_MAX_TASKS = sys.version_info >= (3, 11)
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -56,67 +53,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(params=["stdlib", "cfutures"])
-def mtmod(request):
-    """Like ``mod`` for max_tasks_per_child: the stdlib half runs only where
-    the stdlib has it (3.11+)."""
-    if request.param == "stdlib":
-        if not HAS_MAX_TASKS:
-            pytest.skip("the running stdlib has no max_tasks_per_child")
-        return REF
-    import cfutures
-    return cfutures
-
-
-def which(m):
-    return "stdlib" if m is REF else "cfutures"
-
-
-def start_child(code, args):
-    """Start `code` in a child interpreter, in a session of its own; give
-    the handle to finish_child()."""
-    env = dict(os.environ)
-    root = os.path.dirname(TESTS)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [root, env.get("PYTHONPATH")] if p)
-    # Files, not pipes: a worker the child left must not hold us up.
-    out = tempfile.TemporaryFile("w+")
-    err = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([sys.executable, "-c", code] + list(args),
-                            stdout=out, stderr=err, env=env,
-                            start_new_session=True)
-    return proc, out, err
-
-
-def finish_child(child, timeout):
-    """(stdout lines, stderr, return code or "timeout") of a child that
-    start_child() started.  Whatever the child left (workers, fork server)
-    is killed with its process group."""
-    proc, out, err = child
-    with out, err:
-        try:
-            rc = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        out.seek(0)
-        err.seek(0)
-        return out.read().splitlines(), err.read(), rc
-
-
-def run_child(code, args, timeout):
-    """Run `code` in a child interpreter, in a session of its own; return
-    (stdout lines, stderr, return code or "timeout").  Whatever the child
-    left (workers, fork server) is killed with its process group."""
-    return finish_child(start_child(code, args), timeout)
-
-
-def future_view(f, timeout=30):
+def future_view(f, timeout=TIMEOUT):
     """How a future ended; "still pending" if it did not within timeout.
     Never raises what the future holds (a KeyboardInterrupt would end the
     test session)."""
@@ -134,12 +71,11 @@ def future_view(f, timeout=30):
 # ---- 1. max_tasks_per_child never deadlocks ---------------------------------
 
 MAX_TASKS_CHILD = r"""
-import importlib, multiprocessing, sys
-which, method, tests, mode = sys.argv[1:5]
-sys.path.insert(0, tests)
+import multiprocessing, sys
 import process_tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+from child import futures
+which, method, mode = sys.argv[1:4]
+m = futures(which)
 
 if __name__ == "__main__":
     ctx = multiprocessing.get_context(method)
@@ -171,9 +107,8 @@ TASK_LINES = ["task %d" % i for i in range(6)]
 
 
 def run_max_tasks_child(m, method, mode):
-    lines, err, rc = run_child(MAX_TASKS_CHILD,
-                               [which(m), method, TESTS, mode], 15)
-    return sorted(lines), err, rc
+    rc, out, err = run_child(["-c", MAX_TASKS_CHILD, which(m), method, mode])
+    return sorted(out.splitlines()), err, rc
 
 
 @pytest.mark.parametrize("method, mode", [
@@ -255,7 +190,7 @@ class BreakWhilePickled(object):
         return (int, (5,))
 
 
-def bounded_shutdown(ex, timeout=30):
+def bounded_shutdown(ex, timeout=TIMEOUT):
     """Whether ex.shutdown(wait=True) returned within timeout."""
     t = threading.Thread(target=ex.shutdown, daemon=True)
     t.start()
@@ -268,11 +203,11 @@ def test_shutdown_while_submit_pickles(mod, method):
     # The shutdown is made by another thread, and completes (in a wrong
     # build) before submit() has queued the call: the future is lost.
     with pool(mod, method) as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=30) == 4  # warm
+        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
         arg = ShutdownWhilePickled(ex)
         f = ex.submit(tasks.square, arg)
         view = future_view(f, 10)
-        arg.helper.join(30)
+        arg.helper.join(TIMEOUT)
         helper_returned = not arg.helper.is_alive()
         returned = bounded_shutdown(ex)
         left = wait_dead(watch.processes)
@@ -286,7 +221,7 @@ def test_shutdown_while_submit_pickles(mod, method):
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_pool_breaks_while_submit_pickles(mod, method):
     with pool(mod, method) as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=30) == 4  # warm
+        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
         arg = BreakWhilePickled(ex)
         # the stdlib pickles later, in its feeder thread: the break comes
         # after submit() returned
@@ -339,7 +274,7 @@ class ThreadExceptions(object):
 @pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
 def test_ctrl_c_while_submit_pickles(mod, kind):
     with ThreadExceptions() as threads, pool(mod, "fork") as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=30) == 4  # warm
+        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
         got = outcome(ex.submit, tasks.square, InterruptWhilePickled(kind))
         if mod is REF:
             # The stdlib pickles in its queue feeder thread: the exception
@@ -366,7 +301,7 @@ def test_ctrl_c_while_submit_pickles(mod, kind):
                         % (future_view(got[1], 5),))
         assert got == ("raise", kind, "while pickled")
         assert threads.seen == []
-        assert ex.submit(tasks.square, 3).result(timeout=30) == 9
+        assert ex.submit(tasks.square, 3).result(timeout=TIMEOUT) == 9
         assert bounded_shutdown(ex)
         assert wait_dead(watch.processes) == []
 
@@ -374,16 +309,11 @@ def test_ctrl_c_while_submit_pickles(mod, kind):
 # ---- 4. a worker that survives SIGTERM --------------------------------------
 
 SIGTERM_CHILD = r"""
-import importlib, multiprocessing, os, signal, sys, threading, time
-which, method, tests, directory = sys.argv[1:5]
-sys.path.insert(0, tests)
+import multiprocessing, os, signal, sys, threading
 import process_tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
-
-def say(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+from child import futures, say
+which, method, directory = sys.argv[1:4]
+m = futures(which)
 
 if __name__ == "__main__":
     sync = process_tasks.Sync(directory)
@@ -422,14 +352,14 @@ def sigterm_children(tmp_path_factory):
             s = Sync(tmp_path_factory.mktemp("sigterm-" + method))
             syncs.append(s)
             children[method] = start_child(
-                SIGTERM_CHILD, ["cfutures", method, TESTS, s.dir])
+                ["-c", SIGTERM_CHILD, "cfutures", method, s.dir])
         yield children
     finally:
         for s in syncs:
             s.release()
         for child in children.values():
-            if child[0].returncode is None:
-                finish_child(child, 0)
+            child.kill()
+            child.close()
 
 
 @pytest.mark.parametrize("method", SIGTERM_METHODS)
@@ -440,14 +370,17 @@ def test_broken_pool_shutdown_with_worker_ignoring_sigterm(cf,
     # pool path terminates (SIGTERM) the remaining workers and then joins
     # them, so shutdown(wait=True) waits as long as the blocked task runs
     # (3.9 and 3.11 return once it is released; 3.13 not even then).
-    lines, err, rc = finish_child(sigterm_children[method], 40)
+    # (longer than TIMEOUT: the child's own bounds, 10 s and 5 s, come
+    # after the grace the pool gives a worker between SIGTERM and SIGKILL)
+    rc, out, err = sigterm_children[method].finish(40)
+    lines = out.splitlines()
     pids = [int(p) for line in lines if line.startswith("pids ")
             for p in line.split()[1:]]
     lines = [line for line in lines if not line.startswith("pids ")]
     assert (lines, err, rc) == (
         ["shutdown returned", "left []",
          "futures ['BrokenProcessPool', 'BrokenProcessPool']"], "", 0)
-    assert len(pids) == 2 and wait_gone(pids, 5) == []
+    assert len(pids) == 2 and wait_gone(pids) == []
 
 
 # ---- 5. workers start on demand ---------------------------------------------
@@ -469,7 +402,7 @@ def sequential_counts(ex, n):
     for i in range(n):
         if i:
             wait_idle_token(ex)
-        pids.add(ex.submit(tasks.pid).result(timeout=30))
+        pids.add(ex.submit(tasks.pid).result(timeout=TIMEOUT))
         counts.append(len(ex._processes))
     return counts, len(pids)
 
@@ -485,14 +418,14 @@ def test_workers_start_on_demand(mod, sync, method):
         running = sync.started_some(tags, 4)
         burst = len(ex._processes)
         sync.release()
-        assert [f.result(timeout=30) for f in fs] == tags
+        assert [f.result(timeout=TIMEOUT) for f in fs] == tags
     assert (counts, used, burst, len(set(running.values()))) == (
         [1] * 5, 1, 4, 4)
 
 
 def test_one_task_starts_one_worker_of_many(mod):
     with pool(mod, "spawn", max_workers=64) as (ex, watch):
-        assert ex.submit(tasks.square, 3).result(timeout=30) == 9
+        assert ex.submit(tasks.square, 3).result(timeout=TIMEOUT) == 9
         assert len(ex._processes) == 1
 
 
@@ -544,8 +477,8 @@ def peak_while_queued(m, sync):
         fs = [ex.submit(tasks.length, data) for _ in range(50)]
         after_submit = status_bytes("VmRSS")
         s.release()
-        assert [f.result(timeout=60) for f in fs] == [len(data)] * 50
-        assert first.result(timeout=30) == "first"
+        assert [f.result(timeout=2 * TIMEOUT) for f in fs] == [len(data)] * 50
+        assert first.result(timeout=TIMEOUT) == "first"
         if peak_known:
             peak = status_bytes("VmHWM")
         else:
