@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from futures_helpers import TIMEOUT
+
 _GLOBAL = None
 
 # How long a blocking task waits for its release before giving up: long
@@ -120,7 +122,7 @@ def nested_pool_log(module_name, path, count):
             "fork"))
         try:
             fs = [ex.submit(write_line_to_fd, fd, i) for i in range(count)]
-            got = [f.result(timeout=30) for f in fs]
+            got = [f.result(timeout=TIMEOUT) for f in fs]
         finally:
             ex.shutdown(wait=True)
         try:
@@ -352,7 +354,6 @@ def print_pid(text):
 # =============================================================================
 
 METHODS = ("fork", "spawn", "forkserver")
-WAIT = 30.0             # bound of every wait a test makes for a worker
 
 
 class Sync(object):
@@ -361,7 +362,7 @@ class Sync(object):
     def __init__(self, directory):
         self.dir = str(directory)
 
-    def started(self, tag, timeout=WAIT):
+    def started(self, tag, timeout=TIMEOUT):
         """The pid of the worker that announced `tag` (waits for it)."""
         prefix = tag + ".started."
         deadline = time.monotonic() + timeout
@@ -374,7 +375,7 @@ class Sync(object):
                                      % (tag, timeout))
             time.sleep(0.002)
 
-    def started_some(self, tags, count, timeout=WAIT):
+    def started_some(self, tags, count, timeout=TIMEOUT):
         """{tag: pid} of the first `count` of `tags` that started."""
         deadline = time.monotonic() + timeout
         while True:
@@ -422,7 +423,7 @@ def is_gone(pid):
     return proc_state(pid) in (None, "Z", "X")
 
 
-def wait_gone(pids, timeout=10.0):
+def wait_gone(pids, timeout=TIMEOUT):
     """Poll until every pid is gone; return those still running."""
     deadline = time.monotonic() + timeout
     while True:
@@ -432,7 +433,7 @@ def wait_gone(pids, timeout=10.0):
         time.sleep(0.01)
 
 
-def wait_dead(processes, timeout=10.0):
+def wait_dead(processes, timeout=TIMEOUT):
     """Poll until the multiprocessing Processes have ended; return the pids
     of those still running.  Never joins or polls a Process: the pool's own
     thread does that, and a second joiner would race it (under forkserver
@@ -440,7 +441,7 @@ def wait_dead(processes, timeout=10.0):
     return wait_gone([p.pid for p in processes], timeout)
 
 
-def wait_reaped(pids, timeout=10.0):
+def wait_reaped(pids, timeout=TIMEOUT):
     """Poll until no /proc entry is left (not even a zombie); return the
     pids that still have one."""
     deadline = time.monotonic() + timeout
@@ -451,7 +452,7 @@ def wait_reaped(pids, timeout=10.0):
         time.sleep(0.01)
 
 
-def join_threads(before, timeout=10.0):
+def join_threads(before, timeout=TIMEOUT):
     """Join the threads started since `before` (a pool's manager or I/O
     thread, which joins its workers); return those still alive."""
     deadline = time.monotonic() + timeout
@@ -472,7 +473,7 @@ def kill_all(processes):
             pass
     for p in processes:
         try:
-            p.join(5.0)
+            p.join(TIMEOUT)
         except (OSError, ValueError, AssertionError):
             pass
 
@@ -524,9 +525,9 @@ def pool(m, method="fork", sync=None, max_workers=2, **kwargs):
         try:
             ex.shutdown(wait=False, cancel_futures=True)
         finally:
-            if wait_dead(watch.processes, 15.0):
+            if wait_dead(watch.processes):
                 kill_all(watch.processes)
-            join_threads(threads, 10.0)
+            join_threads(threads)
 
 
 def warm_up(method):

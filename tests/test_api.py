@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from futures_helpers import agreed, outcome
+from futures_helpers import TIMEOUT, agreed, outcome
 
 PY313 = sys.version_info >= (3, 13)
 
@@ -210,7 +210,7 @@ def test_exit_returns_false(mod):
 def test_map_with_timeout_on_user_executor(mod):
     def scenario(m):
         ex = make_inline_executor(m)()
-        it = ex.map(str, range(3), timeout=5)
+        it = ex.map(str, range(3), timeout=TIMEOUT)
         first = next(it)
         return first, list(it), outcome(next, it)[:2]
 

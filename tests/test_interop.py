@@ -14,8 +14,8 @@ import threading
 
 import pytest
 
-from futures_helpers import (REF, DuckFuture, LogCapture, agreed, complete,
-                             must_wait, start, wait_until)
+from futures_helpers import (REF, TIMEOUT, DuckFuture, LogCapture, agreed,
+                             complete, must_wait, start, wait_until)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -130,7 +130,7 @@ def test_oracle_as_completed_order(mod):
                 complete(fs[i], how)
                 must_wait(received[k])
 
-        it = REF.as_completed(fs, timeout=30)
+        it = REF.as_completed(fs, timeout=TIMEOUT)
         first = next(it)
         w = start(finish)
         rest = []
@@ -171,7 +171,7 @@ def test_oracle_wait_mixed_with_oracle_futures(mod):
                 complete(f, ("result", "exception", "cancel", "result")[i])
 
         w = start(finish)
-        r = REF.wait(fs, timeout=30)
+        r = REF.wait(fs, timeout=TIMEOUT)
         w.join()
         return len(r.done), r.not_done
 
@@ -195,7 +195,7 @@ def test_module_wait_over_oracle_futures(mod):
 
         w = start(finish)
         go.set()
-        r = m.wait(fs, timeout=30)
+        r = m.wait(fs, timeout=TIMEOUT)
         w.join()
         return len(r.done), r.not_done, [list(f._waiters) for f in fs]
 
@@ -213,7 +213,7 @@ def test_module_as_completed_over_oracle_futures(mod):
                 complete(fs[i], "result")
                 must_wait(received[k])
 
-        it = m.as_completed(fs, timeout=30)
+        it = m.as_completed(fs, timeout=TIMEOUT)
         first = next(it)
         w = start(finish)
         rest = []
@@ -350,7 +350,7 @@ def test_mixed_wait_already_done(cf, done_kind):
             ("ALL_COMPLETED", {0: "result", 1: "cancel", 2: "exception",
                                3: "result"}, ([0, 1, 2, 3], []))]:
         got = mixed_agree(cf, kinds, initially, [],
-                          return_when=return_when, timeout=5)
+                          return_when=return_when, timeout=TIMEOUT)
         assert got == expected
 
 
@@ -391,7 +391,7 @@ def test_mixed_as_completed_sequenced_order(cf):
     w = start(finish)
     got = []
     try:
-        for k, f in enumerate(cf.as_completed(fs, timeout=30)):
+        for k, f in enumerate(cf.as_completed(fs, timeout=TIMEOUT)):
             got.append(fs.index(f))
             received[k].set()
     finally:
@@ -420,7 +420,7 @@ def test_mixed_as_completed_duplicates(cf):
     w = start(finish)
     go.set()
     got = list(cf.as_completed([duck, oracle, duck, mine, oracle, mine],
-                               timeout=30))
+                               timeout=TIMEOUT))
     w.join()
     assert len(got) == 3 and set(got) == {duck, oracle, mine}
     assert got[0] is duck
@@ -429,7 +429,7 @@ def test_mixed_as_completed_duplicates(cf):
 def test_mixed_as_completed_closed_early_then_completed(cf):
     fs = [DuckFuture(), REF.Future(), cf.Future()]
     fs[2].set_result(2)
-    it = cf.as_completed(fs, timeout=30)
+    it = cf.as_completed(fs, timeout=TIMEOUT)
     assert next(it) is fs[2]
     it.close()
     with LogCapture() as logs:
@@ -446,7 +446,7 @@ def test_mixed_wait_from_many_threads(cf):
 
     def waiter(i):
         ready[i].set()
-        r = cf.wait(fs, timeout=30)
+        r = cf.wait(fs, timeout=TIMEOUT)
         return len(r.done), len(r.not_done)
 
     waiters = [start(waiter, i) for i in range(3)]

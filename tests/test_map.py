@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from futures_helpers import agreed, outcome
+from futures_helpers import TIMEOUT, agreed, outcome
 
 REF = concurrent.futures
 WAIT = 10.0
@@ -651,7 +651,7 @@ def test_map_on_user_executor(mod):
     def scenario(m):
         ex = inline_executor(m)
         r1 = list(ex.map(pow, [1, 2, 3], [3, 2, 1]))
-        r2 = list(ex.map(pow, [4, 5], [2, 2], timeout=5))
+        r2 = list(ex.map(pow, [4, 5], [2, 2], timeout=TIMEOUT))
         it = ex.map(lambda x: 1 // x, [1, 0, 2])
         r3 = [outcome(next, it)[:2] for _ in range(3)]
         return r1, r2, r3, ex.submitted
@@ -666,7 +666,7 @@ def test_map_on_user_executor(mod):
 def test_map_on_user_executor_with_stdlib_futures(mod):
     def scenario(m):
         ex = inline_executor(m, REF.Future)
-        return list(ex.map(divmod, [7, 9], [2, 4], timeout=5))
+        return list(ex.map(divmod, [7, 9], [2, 4], timeout=TIMEOUT))
 
     assert agreed(scenario, mod) == [(3, 1), (2, 1)]
 

@@ -27,7 +27,7 @@ import threading
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed_once, outcome
+from futures_helpers import TIMEOUT, agreed_once, outcome
 from process_tasks import Sync, pool, wait_dead
 
 REF = concurrent.futures
@@ -57,7 +57,7 @@ def exc_view(exc):
     return (type(exc), str(exc), type(exc.__cause__))
 
 
-def future_view(f, timeout=30):
+def future_view(f, timeout=TIMEOUT):
     """How a future ended; 'still pending' if it did not within timeout."""
     try:
         return exc_view(f.exception(timeout=timeout))
@@ -115,7 +115,7 @@ def test_idle_worker_killed(mod, method):
             # two tasks at once: both workers exist (the stdlib starts spawn
             # workers one per submit)
             done = [ex.submit(tasks.square, i) for i in range(2)]
-            results = [f.result(timeout=30) for f in done]
+            results = [f.result(timeout=TIMEOUT) for f in done]
             workers = watch.processes
             os.kill(sorted(p.pid for p in workers)[0], signal.SIGKILL)
             # The pool notices on its own, with no submit to trigger it.
@@ -191,7 +191,7 @@ def test_waiters_wake_when_a_worker_dies(mod, sync, method):
                 t.start()
             s.order_crash(sorted(running.values())[-1], "exit")
             for t in waiters:
-                t.join(30)
+                t.join(TIMEOUT)
             hung = [t.name for t in waiters if t.is_alive()]
             s.release()     # lets a hung waiter's task end (cleanup)
             return hung, sorted(outcomes.items()), wait_dead(watch.processes)
@@ -220,10 +220,10 @@ def test_worker_dies_during_shutdown(mod, sync, method):
             t.start()
             try:
                 s.order_crash(sorted(running.values())[0], "exit")
-                returned = finished.wait(30)
+                returned = finished.wait(TIMEOUT)
             finally:
                 s.release()
-                t.join(30)
+                t.join(TIMEOUT)
             return (returned, [future_view(f, 0) for f in fs],
                     wait_dead(watch.processes))
 

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from futures_helpers import agreed_once
+from futures_helpers import TIMEOUT, agreed_once
 from process_tasks import Sync, proc_state, wait_gone
 
 REF = concurrent.futures
@@ -88,7 +88,7 @@ def _env():
     return env
 
 
-def _wait_asleep(pid, timeout=10.0):
+def _wait_asleep(pid, timeout=TIMEOUT):
     """Until the child's main thread sleeps in the kernel (blocked)."""
     deadline = time.monotonic() + timeout
     while proc_state(pid) not in ("S", "D"):
@@ -128,7 +128,7 @@ class Child(object):
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def line(self, timeout=30.0):
+    def line(self, timeout=TIMEOUT):
         try:
             return self.lines.get(timeout=timeout)
         except queue.Empty:
@@ -146,17 +146,17 @@ class Child(object):
             if line.startswith("PIDS "):
                 pids = [int(p) for p in line.split()[1:]]
 
-    def rest(self, timeout=20.0):
+    def rest(self, timeout=TIMEOUT):
         """The remaining lines, and the exit status (None: still running
         after timeout)."""
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None, None
-        self.reader.join(10)
+        self.reader.join(TIMEOUT)
         lines = []
         while True:
-            line = self.lines.get(timeout=5)
+            line = self.lines.get(timeout=TIMEOUT)
             if line is None:
                 return lines, self.proc.returncode
             lines.append(line)
@@ -170,8 +170,8 @@ class Child(object):
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.proc.wait(10)
-        self.reader.join(10)
+        self.proc.wait(TIMEOUT)
+        self.reader.join(TIMEOUT)
         self.proc.stdout.close()
         self.err.close()
 
@@ -204,7 +204,7 @@ def test_ctrl_c_to_the_process_group(mod, tmp_path, op, method):
             _wait_all_asleep(child, pids)
             os.killpg(child.proc.pid, signal.SIGINT)
             lines, rc = child.rest()
-            left = wait_gone(pids, 10.0)
+            left = wait_gone(pids)
             return lines, rc, len(pids) > 0, left
         finally:
             Sync(directory).release()
@@ -235,7 +235,7 @@ def test_ctrl_c_to_the_main_process_only(mod, tmp_path, op):
                 waits = True
             Sync(directory).release()
             lines, rc = child.rest()
-            left = wait_gone(pids, 10.0)
+            left = wait_gone(pids)
             return first, waits, lines, rc, len(pids) > 0, left
         finally:
             Sync(directory).release()

@@ -35,7 +35,7 @@ import time
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed_once, outcome, run_once
+from futures_helpers import TIMEOUT, agreed_once, outcome, run_once
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
@@ -81,10 +81,10 @@ def test_fork_worker_leaves_reused_fd_numbers_alone(mod, tmp_path):
         gc.collect()        # fds of earlier tests' garbage are not the pool's
         before = set(tasks.open_fds())
         with pool(m, "fork", max_workers=1) as (ex, watch):
-            assert ex.submit(tasks.square, 2).result(timeout=30) == 4
+            assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
             numbers = sorted(set(tasks.open_fds()) - before)
             taken = ex.submit(tasks.take_over_free_fds, str(directory),
-                              numbers, USER_TEXT).result(timeout=30)
+                              numbers, USER_TEXT).result(timeout=TIMEOUT)
             ex.shutdown(wait=True)
             assert wait_dead(watch.processes) == []
         assert sorted(p.name for p in directory.iterdir()) == sorted(
@@ -104,10 +104,10 @@ def test_nested_pool_in_a_fork_worker(mod, tmp_path):
     def scenario(m):
         log = tmp_path / ("%s.log" % which(m))
         with pool(m, "fork", max_workers=1) as (ex, _):
-            assert ex.submit(tasks.square, 2).result(timeout=30) == 4
+            assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
             f = ex.submit(tasks.nested_pool_log, m.__name__, str(log), 4)
-            got = outcome(f.result, timeout=60)
-            after = ex.submit(tasks.square, 3).result(timeout=30)
+            got = outcome(f.result, timeout=2 * TIMEOUT)
+            after = ex.submit(tasks.square, 3).result(timeout=TIMEOUT)
         lines = sorted(log.read_bytes().splitlines()) if log.exists() else []
         return got, after, lines
 
@@ -451,10 +451,10 @@ def test_unpickling_failure_raises_broken_process_pool(mod, case):
 
     def scenario(m):
         with pool(m, "fork", max_workers=1) as (ex, _):
-            assert ex.submit(tasks.square, 2).result(timeout=30) == 4
+            assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
             f = ex.submit(*call)
             try:
-                f.result(timeout=30)
+                f.result(timeout=TIMEOUT)
             except BaseException as exc:   # noqa: B902 - SystemExit today
                 return issubclass(type(exc), BrokenProcessPool), f.done()
             return "no error", f.done()
@@ -493,7 +493,7 @@ def test_unpickling_failure_fails_only_its_future(cf, case, method):
         before = [ex.submit(tasks.square, i) for i in range(3)]
         bad = ex.submit(*call)
         after = [ex.submit(tasks.square, i) for i in range(3, 6)]
-        exc = bad.exception(timeout=30)
+        exc = bad.exception(timeout=TIMEOUT)
         assert type(exc) is BrokenProcessPool, (
             "%s raised %r, not BrokenProcessPool" % (case, exc))
         cause = exc.__cause__
@@ -503,9 +503,9 @@ def test_unpickling_failure_fails_only_its_future(cf, case, method):
         if worker_function is not None:
             assert worker_function in chain_text(exc), (
                 "no worker traceback down the chain:\n" + chain_text(exc))
-        assert [f.result(timeout=30) for f in before + after] == [
+        assert [f.result(timeout=TIMEOUT) for f in before + after] == [
             i * i for i in range(6)]
-        assert ex.submit(tasks.add, 1, 2).result(timeout=30) == 3
+        assert ex.submit(tasks.add, 1, 2).result(timeout=TIMEOUT) == 3
         assert not ex._broken
         workers = watch.processes
     assert wait_dead(workers) == []

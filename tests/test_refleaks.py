@@ -14,6 +14,8 @@ import pytest
 import cfutures
 import concurrent.futures as stdlib
 
+from futures_helpers import TIMEOUT
+
 ROUNDS = 2000
 
 
@@ -111,8 +113,8 @@ def waited_across_threads():
     f = cfutures.Future()
     t = threading.Thread(target=f.set_result, args=(3,))
     t.start()
-    f.result(timeout=10)
-    t.join(10)
+    f.result(timeout=TIMEOUT)
+    t.join(TIMEOUT)
 
 
 def abandoned_iterator():
@@ -142,8 +144,8 @@ def _fail(x):
 def test_thread_pool_tasks_do_not_grow():
     with cfutures.ThreadPoolExecutor(2) as ex:
         def scenario():
-            ex.submit(_square, 3).result(timeout=10)
-            assert ex.submit(_fail, 1).exception(timeout=10) is not None
+            ex.submit(_square, 3).result(timeout=TIMEOUT)
+            assert ex.submit(_fail, 1).exception(timeout=TIMEOUT) is not None
             list(ex.map(_square, range(3), buffersize=2))
         assert growth_per_round(scenario, rounds=500) < 8
 
@@ -155,9 +157,9 @@ def test_process_pool_tasks_do_not_grow():
     lock = threading.Lock()
     with cfutures.ProcessPoolExecutor(1) as ex:
         def scenario():
-            ex.submit(_square, 3).result(timeout=10)
-            assert ex.submit(_fail, 1).exception(timeout=10) is not None
+            ex.submit(_square, 3).result(timeout=TIMEOUT)
+            assert ex.submit(_fail, 1).exception(timeout=TIMEOUT) is not None
             # the pickling error lands on the future, in the parent
-            assert ex.submit(_square, lock).exception(timeout=10) is not None
+            assert ex.submit(_square, lock).exception(timeout=TIMEOUT) is not None
             list(ex.map(_square, range(4), chunksize=2))
         assert growth_per_round(scenario, rounds=1000) < 8

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from futures_helpers import agreed
+from futures_helpers import TIMEOUT, agreed
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -86,7 +86,7 @@ def _proc_state(pid):
     return data[data.rindex(")") + 2]
 
 
-def _wait_asleep(pid, timeout=5.0):
+def _wait_asleep(pid, timeout=TIMEOUT):
     """Until the child's main thread sleeps in the kernel (i.e. is parked in
     the wait), where /proc exists; otherwise give it a moment."""
     if _proc_state(pid) is None:

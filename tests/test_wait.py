@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from futures_helpers import (MyError, make_futures, agreed, complete, must_wait, outcome, start)
+from futures_helpers import (TIMEOUT, MyError, agreed, complete, make_futures,
+                             must_wait, outcome, start)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,7 +215,7 @@ def test_duplicates_completed_while_waiting(mod):
 
         w = start(finish)
         go.set()
-        r = m.wait([a, b, a, b, b], timeout=30)
+        r = m.wait([a, b, a, b, b], timeout=TIMEOUT)
         w.join()
         return r.done == {a, b}, r.not_done, no_waiters_left([a, b])
 
@@ -405,7 +406,7 @@ def test_running_future_finishing_while_waited(mod):
 
         w = start(finish)
         go.set()
-        r = m.wait(fs, timeout=30)
+        r = m.wait(fs, timeout=TIMEOUT)
         w.join()
         return split(fs, r), fs[0].result(), repr(fs[1].exception())
 
