@@ -28,9 +28,7 @@ import faulthandler
 import gc
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import traceback
 
 START = "@@batch-start@@ "
@@ -42,7 +40,8 @@ DONE = "@@batch-done@@ "
 def serve(keys, run, hang):
     """Run ``run(key)`` for each key, each under a watchdog of `hang`
     seconds, and report as described above.  Exits the process (status 1)
-    at the first scenario that raises."""
+    at the first scenario that raises.  (The child's side imports nothing
+    but the standard modules above: a child may monkey-patch first.)"""
     for key in keys:
         for stream in (sys.stdout, sys.stderr):
             stream.write(START + key + "\n")
@@ -80,6 +79,17 @@ class Failure(object):
         return "Failure(%r)" % (self.key,)
 
 
+def run_module_batch(module, which, keys, hang):
+    """run_batch() for a test module that serves its own scenarios: the
+    child imports `module` and calls its ``child_main(which, keys)``, in
+    the root of the tree under test."""
+    from futures_helpers import ROOT
+    code = "import sys, %s as T; T.child_main(%r, sys.argv[1:])" % (module,
+                                                                  which)
+    return run_batch(lambda keys: ["-c", code] + list(keys), keys, hang,
+                     cwd=ROOT, describe="%s child" % which)
+
+
 def _stderr_of(err, key):
     """The part of the child's stderr written while `key` ran."""
     mark = START + key + "\n"
@@ -87,37 +97,27 @@ def _stderr_of(err, key):
     return err if at < 0 else err[at + len(mark):]
 
 
-def run_batch(argv_for, keys, hang, env=None, cwd=None, grace=60.0,
-              describe="child"):
-    """{key: outcome or Failure} for every key.  ``argv_for(keys)`` is the
-    command of a child that calls serve() on those keys (in that order) with
-    the watchdog `hang`.  The child runs in a session of its own; whatever
-    it leaves running is killed with its process group.  If a child runs
-    past every watchdog (plus `grace` seconds), it is killed and the
-    scenario it was in counts as hung."""
+def run_batch(args_for, keys, hang, cwd=None, grace=60.0, describe="child"):
+    """{key: outcome or Failure} for every key.  ``python *args_for(keys)``
+    is a child that calls serve() on those keys (in that order) with the
+    watchdog `hang`; it is started by futures_helpers.start_child (the tree
+    under test and the tests directory on its path, a session of its own),
+    and whatever it leaves running is killed with its process group.  If a
+    child runs past every watchdog (plus `grace` seconds), it is killed and
+    the scenario it was in counts as hung."""
+    from futures_helpers import start_child    # not in the child: see serve
     results = {}
     remaining = list(keys)
     while remaining:
         limit = hang * len(remaining) + grace
-        with tempfile.TemporaryFile("w+") as out, \
-                tempfile.TemporaryFile("w+") as err:
-            # Files, not pipes: a process the child left must not hold us.
-            proc = subprocess.Popen(argv_for(remaining), stdout=out,
-                                    stderr=err, env=env, cwd=cwd,
-                                    start_new_session=True)
-            try:
-                rc = proc.wait(limit)
-            except subprocess.TimeoutExpired:
+        child = start_child(args_for(remaining), cwd=cwd)
+        try:
+            rc = child.wait(limit)
+            if rc is None:
                 rc = "killed after %s s" % limit
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
-            out.seek(0)
-            err.seek(0)
-            stdout, stderr = out.read(), err.read()
+            stdout, stderr = child.output()
+        finally:
+            child.close()
         started, done = [], {}
         for line in stdout.splitlines():
             if line.startswith(START):

@@ -411,6 +411,19 @@ def proc_state(pid):
     return data[data.rindex(")") + 2]
 
 
+def wait_asleep(pid, timeout=TIMEOUT):
+    """Until the main thread of process `pid` sleeps in the kernel (it is
+    blocked, e.g. parked in a wait).  Without /proc (not Linux), give it a
+    moment instead."""
+    if proc_state(pid) is None:
+        time.sleep(0.2)
+        return
+    deadline = time.monotonic() + timeout
+    while proc_state(pid) not in ("S", "D"):
+        assert time.monotonic() < deadline, "process %d never blocked" % pid
+        time.sleep(0.001)
+
+
 def is_gone(pid):
     """The process no longer runs: it does not exist, or is a zombie (an
     orphan's zombie waits for whatever reaps orphans here)."""

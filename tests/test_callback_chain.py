@@ -40,8 +40,6 @@ import child_batch
 from futures_helpers import agreed
 
 REF = concurrent.futures
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 THIS = os.path.splitext(os.path.basename(__file__))[0]
 
 pytestmark = pytest.mark.timeout(300)
@@ -83,15 +81,8 @@ def child_outcome(which, *args):
     module `which` names); ChildDied if it crashed or hung.  Every chain
     of one module runs in one child (computed once per test session)."""
     if which not in _OUTCOMES:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in [ROOT, env.get("PYTHONPATH")] if p)
-        code = ("import sys; sys.path.insert(0, %r); import %s as T; "
-                "T.child_main(%r, sys.argv[1:])" % (HERE, THIS, which))
-        _OUTCOMES[which] = child_batch.run_batch(
-            lambda keys: [sys.executable, "-c", code] + list(keys),
-            [key_of(*a) for a in all_args(which)], HANG, env=env, cwd=ROOT,
-            describe="%s child" % which)
+        _OUTCOMES[which] = child_batch.run_module_batch(
+            THIS, which, [key_of(*a) for a in all_args(which)], HANG)
     got = _OUTCOMES[which][key_of(*args)]
     if isinstance(got, child_batch.Failure):
         raise ChildDied("%s: %s" % (which, got.message))

@@ -16,13 +16,11 @@ survive.  The thread-only scripts run once, with the default.
 """
 import multiprocessing
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from futures_helpers import ROOT, TIMEOUT, start_child
+
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
@@ -50,28 +48,20 @@ def example_runs():
 
 
 def start(script, impl, start_method):
-    cmd = [sys.executable, os.path.join(EXAMPLES, script), "--impl", impl]
+    args = [os.path.join(EXAMPLES, script), "--impl", impl]
     if start_method is not None:
-        cmd += ["--start-method", start_method]
-    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    return cmd, out, err, subprocess.Popen(cmd, cwd=ROOT, stdout=out,
-                                           stderr=err, text=True)
+        args += ["--start-method", start_method]
+    return start_child(args, cwd=ROOT)
 
 
-def finish(script, run):
-    """The stdout of a run start() began (the caller closes its files)."""
-    cmd, out, err, proc = run
-    try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(
-            f"{' '.join([script] + cmd[2:])} still ran after 120 s")
-    out.seek(0)
-    err.seek(0)
-    assert proc.returncode == 0, (
-        f"{' '.join([script] + cmd[2:])} exited {proc.returncode}:\n"
-        f"{err.read()}")
-    return out.read()
+def finish(script, child):
+    """The stdout of a run start() began."""
+    # (longer than TIMEOUT: some examples sleep on purpose, and two run at
+    # once)
+    rc, out, err = child.finish(4 * TIMEOUT)
+    assert rc == 0, (
+        f"{' '.join([script] + child.proc.args[2:])} exited {rc}:\n{err}")
+    return out
 
 
 def test_examples_found():
@@ -111,11 +101,8 @@ def test_example_same_output(script, start_method):
         reference = finish(script, runs[0])
         output = finish(script, runs[1])
     finally:
-        for _, out, err, proc in runs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            out.close()
-            err.close()
+        for child in runs:
+            child.kill()
+            child.close()
     assert reference.strip(), f"{script} printed nothing"
     assert output == reference

@@ -136,12 +136,6 @@ def lib(request):
     return request.param
 
 
-def child_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 # ---- the scenarios, run in batches ------------------------------------------
 
 # name -> (import order, libraries or None for both, code).  Registered in
@@ -200,11 +194,11 @@ def batch(lib, modname, order):
 
         def argv(keys):
             codes = [[k, SCENARIOS[k][2]] for k in keys]
-            return [sys.executable, "-c", PRELUDE + BATCH, lib, modname,
-                    order, str(HANG), TESTS, json.dumps(codes)]
+            return ["-c", PRELUDE + BATCH, lib, modname, order, str(HANG),
+                    TESTS, json.dumps(codes)]
 
         _BATCHES[key] = child_batch.run_batch(
-            argv, names, HANG, env=child_env(), cwd=REPO,
+            argv, names, HANG, cwd=REPO,
             describe="%s child (%s, %s)" % (modname, lib, order))
     return _BATCHES[key]
 

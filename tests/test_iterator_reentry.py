@@ -43,8 +43,6 @@ import pytest
 import child_batch
 
 REF = concurrent.futures
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 THIS = os.path.splitext(os.path.basename(__file__))[0]
 WAIT = 10.0
 RUNNING = ("raise", "ValueError", "generator already executing")
@@ -67,15 +65,8 @@ def batch_outcomes(which):
     """{scenario: outcome} of every scenario, run on the module `which`
     names (computed once per test session)."""
     if which not in _OUTCOMES:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in [ROOT, env.get("PYTHONPATH")] if p)
-        code = ("import sys; sys.path.insert(0, %r); import %s as T; "
-                "T.child_main(%r, sys.argv[1:])" % (HERE, THIS, which))
-        _OUTCOMES[which] = child_batch.run_batch(
-            lambda keys: [sys.executable, "-c", code] + list(keys),
-            scenario_names(), HANG, env=env, cwd=ROOT,
-            describe="%s child" % which)
+        _OUTCOMES[which] = child_batch.run_module_batch(
+            THIS, which, scenario_names(), HANG)
     return _OUTCOMES[which]
 
 

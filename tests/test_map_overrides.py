@@ -26,19 +26,15 @@ stdlib's executor).
 import ast
 import concurrent.futures
 import multiprocessing
-import os
-import subprocess
-import sys
 import textwrap
 from unittest import mock
 
 import pytest
 
-from futures_helpers import agreed
+from futures_helpers import agreed, run_child
 from test_iterator_reentry import bmap
 
 REF = concurrent.futures
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -300,17 +296,10 @@ TQDM_SCRIPT = textwrap.dedent("""
 def test_tqdm_thread_map_progress(mod, tmp_path):
     script = tmp_path / "bar.py"
     script.write_text(TQDM_SCRIPT)
-    prefix = [] if mod is REF else ["-m", "cfutures"]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [ROOT, env.get("PYTHONPATH")] if p)
-    proc = subprocess.run([sys.executable, *prefix, str(script)], env=env,
-                          cwd=str(tmp_path), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, encoding="utf-8",
-                          errors="replace", timeout=60)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    name, ok, n, total = ast.literal_eval(
-        proc.stdout.strip().splitlines()[-1])
+    rc, out, err = run_child([str(script)], cwd=str(tmp_path),
+                             launcher=mod is not REF)
+    assert rc == 0, err[-3000:]
+    name, ok, n, total = ast.literal_eval(out.strip().splitlines()[-1])
     assert name == ("concurrent.futures" if mod is REF else "cfutures")
     assert ok
     assert (n, total) == (30, 30)

@@ -21,17 +21,14 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 
 import pytest
 
-from futures_helpers import TIMEOUT, agreed_once
-from process_tasks import Sync, proc_state, wait_gone
+from futures_helpers import TIMEOUT, agreed_once, start_child, which
+from process_tasks import Sync, wait_asleep, wait_gone
 
 REF = concurrent.futures
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -45,16 +42,11 @@ pytestmark = [
 STDLIB_SHUTDOWN_OK = sys.version_info >= (3, 13)
 
 CHILD = r"""
-import importlib, multiprocessing, os, sys, time
-which, op, method, directory, tests = sys.argv[1:6]
-sys.path.insert(0, tests)
+import multiprocessing, sys
 import process_tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
-
-def say(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+from child import futures, say
+which, op, method, directory = sys.argv[1:5]
+m = futures(which)
 
 if __name__ == "__main__":
     sync = process_tasks.Sync(directory)
@@ -80,22 +72,6 @@ if __name__ == "__main__":
 """
 
 
-def _env():
-    env = dict(os.environ)
-    root = os.path.dirname(TESTS)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [root, env.get("PYTHONPATH")] if p)
-    return env
-
-
-def _wait_asleep(pid, timeout=TIMEOUT):
-    """Until the child's main thread sleeps in the kernel (blocked)."""
-    deadline = time.monotonic() + timeout
-    while proc_state(pid) not in ("S", "D"):
-        assert time.monotonic() < deadline, "child never blocked"
-        time.sleep(0.002)
-
-
 def _wait_all_asleep(child, pids):
     """Until the child's main thread and its workers all sleep in the
     kernel.  A worker that is runnable may have just been handed a lock it
@@ -105,20 +81,17 @@ def _wait_all_asleep(child, pids):
     the lock stays taken forever, and the stdlib's exit hangs (seen on a
     loaded machine).  Asleep, it is past that point."""
     for pid in [child.proc.pid] + list(pids):
-        _wait_asleep(pid)
+        wait_asleep(pid)
 
 
 class Child(object):
-    """The child interpreter, its stdout read line by line by a thread."""
+    """The child interpreter (start_child, its stdout a pipe), its stdout
+    read line by line by a thread."""
 
     def __init__(self, m, op, method, directory):
-        which = "stdlib" if m is REF else "cfutures"
-        self.err = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, which, op, method, directory,
-             TESTS],
-            stdout=subprocess.PIPE, stderr=self.err, env=_env(),
-            universal_newlines=True, start_new_session=True)
+        self.child = start_child(["-c", CHILD, which(m), op, method,
+                                  directory], pipe_stdout=True)
+        self.proc = self.child.proc
         self.lines = queue.Queue()
         self.reader = threading.Thread(target=self._read)
         self.reader.start()
@@ -149,9 +122,8 @@ class Child(object):
     def rest(self, timeout=TIMEOUT):
         """The remaining lines, and the exit status (None: still running
         after timeout)."""
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        # (what it leaves is left to the test to find)
+        if self.child.wait(timeout, reap_group=False) is None:
             return None, None
         self.reader.join(TIMEOUT)
         lines = []
@@ -162,18 +134,13 @@ class Child(object):
             lines.append(line)
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
+        self.child.files[0].seek(0)
+        return self.child.files[0].read()
 
     def close(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(TIMEOUT)
+        self.child.kill()
         self.reader.join(TIMEOUT)
-        self.proc.stdout.close()
-        self.err.close()
+        self.child.close()
 
 
 def compare(scenario, m, stdlib_ok, expected):

@@ -27,39 +27,24 @@ import gc
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import TIMEOUT, agreed_once, outcome, run_once
+from futures_helpers import (TIMEOUT, agreed_once, outcome, run_child,
+                             run_once, start_child, which)
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
 RemoteTraceback = concurrent.futures.process._RemoteTraceback
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc, fds"),
 ]
-
-
-def child_env():
-    """The environment of a child interpreter: this worktree first."""
-    env = dict(os.environ)
-    root = os.path.dirname(TESTS_DIR)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [root, env.get("PYTHONPATH")] if p)
-    return env
-
-
-def which(m):
-    return "stdlib" if m is REF else "cfutures"
 
 
 # ---- 1. fds a forked process does not own -----------------------------------
@@ -117,13 +102,12 @@ def test_nested_pool_in_a_fork_worker(mod, tmp_path):
 
 
 FORK_CHILD = r"""
-import gc, importlib, json, multiprocessing, multiprocessing.process, os, sys
+import gc, json, multiprocessing, multiprocessing.process, os, sys
 import warnings
-which, action, tests = sys.argv[1:4]
-sys.path.insert(0, tests)
 import process_tasks as tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+from child import futures
+which, action = sys.argv[1:3]
+m = futures(which)
 
 
 def report(**items):
@@ -182,21 +166,13 @@ if __name__ == "__main__":
 """
 
 
-def run_fork_child(m, action, timeout=60):
-    cmd = [sys.executable, "-c", FORK_CHILD, which(m), action, TESTS_DIR]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=child_env(),
-                            universal_newlines=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+def run_fork_child(m, action):
+    rc, out, err = run_child(["-c", FORK_CHILD, which(m), action],
+                             reap_group=False)
     got = {}
     for line in out.splitlines():
         got.update(json.loads(line))
-    return got, err, proc.returncode
+    return got, err, rc
 
 
 @pytest.mark.parametrize("action", ["exit", "drop", "shutdown"])
@@ -250,12 +226,11 @@ SIZE_WORDS = re.compile(r"large|big|size|length|limit|GiB|GB|bytes|2\*\*32"
                         r"|4294967", re.IGNORECASE)
 
 BIG_CHILD = r"""
-import importlib, json, multiprocessing, sys, time
-which, direction, tests, size, limit = sys.argv[1:6]
-sys.path.insert(0, tests)
+import json, multiprocessing, sys, time
 import process_tasks as tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+from child import futures
+which, direction, size, limit = sys.argv[1:5]
+m = futures(which)
 size, limit = int(size), float(limit)
 
 
@@ -334,37 +309,30 @@ def session_rss(sid):
     return total
 
 
-def run_watched(cmd, tmp_path, timeout, budget):
-    """Run `cmd` in a session of its own; kill the whole session when it
-    outlives `timeout` or its resident memory exceeds `budget`.  Returns
-    (stdout, stderr, returncode, why killed or None, peak rss bytes)."""
-    out_path, err_path = tmp_path / "out", tmp_path / "err"
-    with open(str(out_path), "w") as out, open(str(err_path), "w") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env(),
-                                start_new_session=True)
+def run_watched(args, timeout, budget):
+    """Run ``python *args`` (start_child: in a session of its own); kill
+    the whole session when it outlives `timeout` or its resident memory
+    exceeds `budget`.  Returns (stdout, stderr, returncode, why killed or
+    None, peak rss bytes)."""
+    child = start_child(args)
     killed, peak = None, 0
     deadline = time.monotonic() + timeout
     try:
-        while proc.poll() is None:
-            rss = session_rss(proc.pid)
+        while child.proc.poll() is None:
+            rss = session_rss(child.proc.pid)
             peak = max(peak, rss)
             if rss > budget:
                 killed = "over its memory budget (%.1f GiB)" % (rss / GIB)
             elif time.monotonic() > deadline:
                 killed = "still running after %d s" % timeout
             if killed:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
                 break
             time.sleep(0.05)    # polling a measure, not synchronising
+        child.kill()            # whatever is left
+        out, err = child.output()
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)    # whatever is left
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    return (out_path.read_text(), err_path.read_text(), proc.returncode,
-            killed, peak)
+        child.close()
+    return out, err, child.proc.returncode, killed, peak
 
 
 def big_acceptable(m, big):
@@ -380,7 +348,7 @@ def big_acceptable(m, big):
 
 @pytest.mark.timeout(BIG_TIMEOUT + 60)
 @pytest.mark.parametrize("direction", ["call", "result"])
-def test_payload_of_4_gib(mod, direction, tmp_path):
+def test_payload_of_4_gib(mod, direction):
     # One worker: the small tasks follow the big frame on the same pipes.
     # Today cfutures writes the length modulo 2**32: the worker reads a
     # cut frame, then takes bytes of the big payload for frame headers
@@ -403,10 +371,9 @@ def test_payload_of_4_gib(mod, direction, tmp_path):
                   % (MEM_NEEDED // GIB, RSS_BUDGET // GIB, available / GIB))
         print(reason)
         pytest.skip(reason)
-    cmd = [sys.executable, "-c", BIG_CHILD, which(mod), direction, TESTS_DIR,
-           str(BIG), "300"]
-    out, err, rc, killed, peak = run_watched(cmd, tmp_path, BIG_TIMEOUT,
-                                             RSS_BUDGET)
+    out, err, rc, killed, peak = run_watched(
+        ["-c", BIG_CHILD, which(mod), direction, str(BIG), "300"],
+        BIG_TIMEOUT, RSS_BUDGET)
     print("peak RSS of the pool's processes: %.2f GiB" % (peak / GIB))
     assert killed is None, "the run was killed, %s; stderr:\n%s" % (
         killed, err[-3000:])

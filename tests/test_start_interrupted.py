@@ -14,14 +14,12 @@ what a failed submit leaves behind.
 Each case runs in a child interpreter (a leaked thread would hang its exit),
 for both modules where the stdlib has an outcome to compare with.
 """
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from futures_helpers import ROOT, run_child
+
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,16 +52,13 @@ INTERRUPTED_START = textwrap.dedent("""
 """)
 
 
-def run_child(code, *args):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    return done.returncode, done.stdout.splitlines()
+def run_code(code, *args):
+    rc, out, _ = run_child(["-c", code, *args], cwd=ROOT)
+    return rc, out.splitlines()
 
 
 def test_ctrl_c_while_a_thread_pool_worker_starts(mod):
-    rc, lines = run_child(INTERRUPTED_START, mod.__name__, "thread")
+    rc, lines = run_code(INTERRUPTED_START, mod.__name__, "thread")
     assert (rc, lines[:2]) == (0, ["submit raised KeyboardInterrupt", "then 5"]), lines
     if mod.__name__ == "concurrent.futures":
         # The stdlib's worker, never added to _threads, runs on unjoined.
@@ -77,7 +72,7 @@ def test_ctrl_c_while_a_process_pool_thread_starts(cf, method):
     # cfutures only: the stdlib's management thread takes the same
     # KeyboardInterrupt (in its call queue's feeder start) and dies, and the
     # next result() waits forever -- there is no stdlib outcome to match.
-    rc, lines = run_child(INTERRUPTED_START, cf.__name__, method)
+    rc, lines = run_code(INTERRUPTED_START, cf.__name__, method)
     assert (rc, lines) == (0, ["submit raised KeyboardInterrupt", "then 5", "left [] []"]), lines
 
 
@@ -109,6 +104,6 @@ DROPPED = textwrap.dedent("""
 
 
 def test_failed_pickling_keeps_no_executor_alive(mod):
-    rc, lines = run_child(DROPPED, mod.__name__)
+    rc, lines = run_code(DROPPED, mod.__name__)
     assert rc == 0, lines
     assert lines == ["TypeError cannot pickle this _RemoteTraceback", "left 0 0"]
