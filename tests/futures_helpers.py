@@ -33,6 +33,14 @@ ROOT = os.path.dirname(TESTS)     # the tree under test (cfutures/ is here)
 # TimeoutError, "has not returned within 0.2 s") are written out instead.
 TIMEOUT = 30.0
 
+# What the stdlib says: submit() after shutdown; a broken process pool, on
+# the futures it fails and from submit() afterwards.
+SHUTDOWN = "cannot schedule new futures after shutdown"
+BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
+                 " the future was running or pending.")
+BROKEN_POOL = ("A child process terminated abruptly, the process pool is not"
+               " usable anymore")
+
 # ProcessPoolExecutor(max_tasks_per_child=...) is new in 3.11 (the
 # ``mtmod`` fixture, conftest.py).
 HAS_MAX_TASKS = sys.version_info >= (3, 11)
@@ -45,7 +53,12 @@ _HEX_ADDR = re.compile(r"0x[0-9a-fA-F]+")
 
 def agreed(scenario, mod):
     """Outcome of ``scenario(mod)``, asserted equal to ``scenario(stdlib)``."""
-    reference = scenario(REF)
+    return _same_as(scenario(REF), scenario, mod)
+
+
+def _same_as(reference, scenario, mod):
+    """*reference* (the stdlib's outcome) for the stdlib; else the outcome
+    of ``scenario(mod)``, asserted equal to it."""
     if mod is REF:
         return reference
     got = scenario(mod)
@@ -91,14 +104,7 @@ def agreed_once(scenario, mod):
     kept = _ORACLE.setdefault(key, {})
     if mod is REF or calls not in kept:
         kept[calls] = scenario(REF)
-    reference = kept[calls]
-    if mod is REF:
-        return reference
-    got = scenario(mod)
-    assert got == reference, (
-        "cfutures disagrees with concurrent.futures:\n  cfutures: %r\n"
-        "  stdlib:   %r" % (got, reference))
-    return got
+    return _same_as(kept[calls], scenario, mod)
 
 
 # Tests whose subject does not change with the interpreter (the 4 GiB
@@ -183,6 +189,72 @@ def start(fn, *args, **kwargs):
     return Worker(fn, *args, **kwargs)
 
 
+def in_lockstep(it, completions, before=None):
+    """The items of the iterator `it` (an as_completed()), one completion
+    in flight at a time: the first is taken; then a helper thread calls
+    before() (if given) and each of `completions` (each completes a
+    future), the next one only once `it` has yielded another item."""
+    received = [threading.Event() for _ in completions]
+
+    def finish():
+        if before is not None:
+            before()
+        for k, complete_one in enumerate(completions):
+            complete_one()
+            must_wait(received[k])
+
+    first = next(it)
+    w = start(finish)
+    rest = []
+    for k, f in enumerate(it):
+        rest.append(f)
+        received[k].set()
+    w.join()
+    return [first] + rest
+
+
+_prefix_counter = iter(range(10 ** 9))
+
+
+def unique_prefix(tag):
+    """A thread_name_prefix no other pool of this process has."""
+    return "tp%s-%d-%d" % (tag, os.getpid(), next(_prefix_counter))
+
+
+def pool_threads(prefix):
+    """The threads of the pool whose thread_name_prefix is *prefix*."""
+    return [t for t in threading.enumerate()
+            if t.name.startswith(prefix + "_")]
+
+
+def join_all(threads, timeout=TIMEOUT):
+    """Join *threads* (within *timeout* in all); fail if one still runs."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t for t in threads if t.is_alive()]
+    assert not alive, "threads still alive: %r" % (alive,)
+
+
+def default_max_workers(pool_class):
+    """The max_workers of a new ``pool_class()`` (shut down after)."""
+    ex = pool_class()
+    try:
+        return ex._max_workers
+    finally:
+        ex.shutdown()
+
+
+def run_into(f, fn, *args, **kwargs):
+    """Complete future *f* as an executor that runs ``fn(*args, **kwargs)``
+    at once would: with its result, or what it raised.  Returns *f*."""
+    try:
+        f.set_result(fn(*args, **kwargs))
+    except BaseException as exc:  # noqa: B902 - the future carries it
+        f.set_exception(exc)
+    return f
+
+
 def wait_until(predicate, timeout=TIMEOUT, what="condition"):
     """Poll *predicate* until true; for internal states no event can signal
     (e.g. 'a stdlib waiter has been installed in f._waiters')."""
@@ -195,6 +267,28 @@ def wait_until(predicate, timeout=TIMEOUT, what="condition"):
 
 def must_wait(event, timeout=TIMEOUT):
     assert event.wait(timeout), "event not set within %s s" % timeout
+
+
+class Blocker(object):
+    """A task for a thread pool that says it runs, then waits to be let go:
+    ``started`` is set when it runs; ``release()`` lets it return
+    ``value``."""
+
+    def __init__(self, value="done"):
+        self.value = value
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def __call__(self):
+        self.started.set()
+        must_wait(self.go)
+        return self.value
+
+    def wait_started(self):
+        must_wait(self.started)
+
+    def release(self):
+        self.go.set()
 
 
 class LogCapture(logging.Handler):
@@ -216,6 +310,25 @@ class LogCapture(logging.Handler):
     def __exit__(self, *exc):
         logging.getLogger(LOGGER_NAME).removeHandler(self)
         return False
+
+
+class LogRecords(LogCapture):
+    """The records, as comparable tuples in ``seen``: (logger, level,
+    message with addresses replaced, the type name of the exception it
+    carries -- with exc_text, (type name, its text) -- or None)."""
+
+    def __init__(self, exc_text=False):
+        LogCapture.__init__(self)
+        self.exc_text = exc_text
+        self.seen = []
+
+    def emit(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            exc = ((type(exc).__name__, str(exc)) if self.exc_text
+                   else type(exc).__name__)
+        self.seen.append((record.name, record.levelname,
+                          norm_any_addr(record.getMessage()), exc))
 
 
 def record_view(record, *objs):
@@ -264,20 +377,20 @@ class DuckFuture(object):
     def cancelled(self):
         return self._duck_cancelled
 
-    def result(self, timeout=None):
+    def _wait_done(self, timeout):
         if not self._duck_event.wait(timeout):
             raise REF.TimeoutError()
         if self._duck_cancelled:
             raise REF.CancelledError()
+
+    def result(self, timeout=None):
+        self._wait_done(timeout)
         if self._duck_exception is not None:
             raise self._duck_exception
         return self._duck_result
 
     def exception(self, timeout=None):
-        if not self._duck_event.wait(timeout):
-            raise REF.TimeoutError()
-        if self._duck_cancelled:
-            raise REF.CancelledError()
+        self._wait_done(timeout)
         return self._duck_exception
 
     # -- the producer side ----------------------------------------------------

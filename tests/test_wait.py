@@ -114,7 +114,7 @@ def test_notify_cancel_wakes_wait(mod):
 
         w = start(notify)
         go.set()
-        r = m.wait(fs, timeout=30, return_when=FIRST)
+        r = m.wait(fs, timeout=TIMEOUT, return_when=FIRST)
         w.join()
         return split(fs, r)
 
@@ -314,7 +314,7 @@ def test_first_completed_by_other_thread(mod, how):
         w = start(finish)
         go.set()
         try:
-            r = m.wait(fs, timeout=30, return_when=FIRST)
+            r = m.wait(fs, timeout=TIMEOUT, return_when=FIRST)
         finally:
             returned.set()
             w.join()
@@ -339,7 +339,7 @@ def test_first_exception_by_other_thread(mod):
         w = start(finish)
         go.set()
         try:
-            r = m.wait(fs, timeout=30, return_when=EXC)
+            r = m.wait(fs, timeout=TIMEOUT, return_when=EXC)
         finally:
             returned.set()
             w.join()
@@ -361,7 +361,7 @@ def test_first_exception_without_exception_waits_for_all(mod, last):
 
         w = start(finish)
         go.set()
-        r = m.wait(fs, timeout=30, return_when=EXC)
+        r = m.wait(fs, timeout=TIMEOUT, return_when=EXC)
         w.join()
         return split(fs, r)
 
@@ -420,7 +420,7 @@ def test_many_threads_waiting_on_the_same_futures(mod):
 
         def waiter(i, return_when):
             ready[i].set()
-            r = m.wait(fs, timeout=30, return_when=return_when)
+            r = m.wait(fs, timeout=TIMEOUT, return_when=return_when)
             return r.done == set(fs) if return_when == ALL else len(r.done) > 0
 
         waiters = [start(waiter, i, RETURN_WHENS[i % 3]) for i in range(6)]
