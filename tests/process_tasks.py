@@ -362,6 +362,13 @@ class Sync(object):
     def __init__(self, directory):
         self.dir = str(directory)
 
+    def sub(self, name):
+        """A Sync of its own, in a new subdirectory `name`: one for each
+        module's run of a scenario, as a release must not carry over."""
+        s = Sync(os.path.join(self.dir, name))
+        os.mkdir(s.dir)
+        return s
+
     def started(self, tag, timeout=TIMEOUT):
         """The pid of the worker that announced `tag` (waits for it)."""
         prefix = tag + ".started."
@@ -518,17 +525,22 @@ def context(method):
     return None if method is None else multiprocessing.get_context(method)
 
 
-@contextlib.contextmanager
 def pool(m, method="fork", sync=None, max_workers=2, **kwargs):
-    """A ProcessPoolExecutor of module `m` that is always cleaned up: on the
-    way out the blocking tasks are released, the pool is shut down without
-    waiting, its workers are given a bounded time to end (then killed) and
-    its thread is joined, so no test leaves a process or thread behind.
-    Yields (executor, watch)."""
-    threads = set(threading.enumerate())
+    """A ProcessPoolExecutor of module `m` that is always cleaned up (see
+    cleaned_up).  Yields (executor, watch)."""
     ex = m.ProcessPoolExecutor(max_workers, mp_context=context(method),
                                **kwargs)
-    watch = Watch(ex)
+    return cleaned_up(ex, Watch(ex), sync)
+
+
+@contextlib.contextmanager
+def cleaned_up(ex, watch, sync=None):
+    """Yields (ex, watch), for an executor that has started nothing yet;
+    on the way out the blocking tasks are released, the pool is shut down
+    without waiting, its worker processes (watch.processes, if any) are
+    given a bounded time to end (then killed) and its threads are joined,
+    so no test leaves a process or thread behind."""
+    threads = set(threading.enumerate())
     try:
         yield ex, watch
     finally:
@@ -538,9 +550,17 @@ def pool(m, method="fork", sync=None, max_workers=2, **kwargs):
         try:
             ex.shutdown(wait=False, cancel_futures=True)
         finally:
-            if wait_dead(watch.processes):
-                kill_all(watch.processes)
+            workers = getattr(watch, "processes", [])
+            if wait_dead(workers):
+                kill_all(workers)
             join_threads(threads)
+
+
+def goes_on(ex, fs):
+    """(the results of the futures `fs`, a new task's result, whether `ex`
+    is broken): what a pool that goes on working gives (..., 3, False)."""
+    return ([f.result(timeout=TIMEOUT) for f in fs],
+            ex.submit(add, 1, 2).result(timeout=TIMEOUT), bool(ex._broken))
 
 
 def warm_up(method):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from futures_helpers import TIMEOUT, agreed, outcome
+from futures_helpers import TIMEOUT, agreed, outcome, run_into
 
 PY313 = sys.version_info >= (3, 13)
 
@@ -153,10 +153,7 @@ def make_inline_executor(m):
             self.submitted.append((fn, args, kwargs))
             f = m.Future()
             if f.set_running_or_notify_cancel():
-                try:
-                    f.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # noqa: B902
-                    f.set_exception(exc)
+                run_into(f, fn, *args, **kwargs)
             return f
 
     return InlineExecutor

@@ -27,9 +27,7 @@
 
 import concurrent.futures
 import gc
-import logging
 import os
-import re
 import sys
 import threading
 import weakref
@@ -37,7 +35,7 @@ import weakref
 import pytest
 
 import child_batch
-from futures_helpers import agreed
+from futures_helpers import LogRecords, agreed
 
 REF = concurrent.futures
 THIS = os.path.splitext(os.path.basename(__file__))[0]
@@ -114,29 +112,6 @@ def child_main(which, keys):
     child_batch.serve(keys, run, HANG)
 
 
-class Records(logging.Handler):
-    """Records of the 'concurrent.futures' logger, as comparable tuples:
-    (logger, level, message without addresses, exception type name)."""
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.DEBUG)
-        self.seen = []
-
-    def emit(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        self.seen.append((
-            record.name, record.levelname,
-            re.sub(r"0x[0-9a-fA-F]+", "0xADDR", record.getMessage()),
-            None if exc is None else type(exc).__name__))
-
-    def __enter__(self):
-        logging.getLogger("concurrent.futures").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("concurrent.futures").removeHandler(self)
-
-
 def chain(m, n, limit, where, link):
     """Build and fire the chain; return (how many done, whether the done
     ones are a prefix, the log records)."""
@@ -157,7 +132,7 @@ def chain(m, n, limit, where, link):
         k = done.count(True)
         box.append((k, done == [True] * k + [False] * (n + 1 - k)))
 
-    with Records() as log:
+    with LogRecords() as log:
         if where == "main":
             run()
         else:

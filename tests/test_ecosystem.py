@@ -249,19 +249,15 @@ MONKEY_PATCHED_POOL = """
 """
 
 
-def test_thread_pool_under_gevent_monkey_patching(run_program):
-    # Patched, the workers are greenlets: one that blocks the OS thread
-    # blocks every greenlet.
-    need("gevent")
-    not_under_asan(GREENLET_UNDER_ASAN)
-    done = run_program("from gevent import monkey\nmonkey.patch_all()\n"
-                       + textwrap.dedent(MONKEY_PATCHED_POOL))
-    assert_prints(done, "[0, 1, 4, 9] 0")
+MONKEY_PATCH = {"gevent": "from gevent import monkey\nmonkey.patch_all()\n",
+                "eventlet": "import eventlet\neventlet.monkey_patch()\n"}
 
 
-def test_thread_pool_under_eventlet_monkey_patching(run_program):
-    need("eventlet")
+@pytest.mark.parametrize("lib", ["gevent", "eventlet"])
+def test_thread_pool_under_monkey_patching(run_program, lib):
+    # Patched, the workers are greenlets (gevent) or green threads
+    # (eventlet): one that blocks the OS thread blocks every one of them.
+    need(lib)
     not_under_asan(GREENLET_UNDER_ASAN)
-    done = run_program("import eventlet\neventlet.monkey_patch()\n"
-                       + textwrap.dedent(MONKEY_PATCHED_POOL))
+    done = run_program(MONKEY_PATCH[lib] + textwrap.dedent(MONKEY_PATCHED_POOL))
     assert_prints(done, "[0, 1, 4, 9] 0")

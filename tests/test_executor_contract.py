@@ -37,13 +37,13 @@ import time
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import (TIMEOUT, agreed_once, must_wait, norm_any_addr,
-                             outcome, start, wait_until)
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, SHUTDOWN, TIMEOUT,
+                             agreed_once, must_wait, norm_any_addr, outcome,
+                             start, wait_until)
 from process_tasks import Sync
 
 REF = concurrent.futures
 RemoteTraceback = concurrent.futures.process._RemoteTraceback
-SHUTDOWN = "cannot schedule new futures after shutdown"
 NOT_POSITIVE = "max_workers must be greater than 0"
 NOT_CALLABLE = "initializer must be a callable"
 
@@ -55,14 +55,6 @@ def exc_view(exc):
     if exc is None:
         return None
     return (type(exc), norm_any_addr(str(exc)), type(exc.__cause__))
-
-
-def own_sync(sync, m):
-    """A Sync of its own for module *m* within one test: both modules may
-    run the scenario, and a release file must not carry over."""
-    s = Sync(os.path.join(sync.dir, m.__name__))
-    os.mkdir(s.dir)
-    return s
 
 
 def started_tags(sync):
@@ -264,7 +256,7 @@ class ExecutorContract(object):
 
     def test_cancelled_queued_futures_never_run(self, mod, sync):
         def scenario(m):
-            s = own_sync(sync, m)
+            s = sync.sub(m.__name__)
             with self.pool(m, sync=s, max_workers=1) as (ex, _):
                 first = ex.submit(tasks.block, s.dir, "first")
                 s.started("first")
@@ -319,7 +311,7 @@ class ExecutorContract(object):
         # are done and the workers ended; shutdown(wait=False) returns at
         # once, and the calls still run.
         def scenario(m):
-            s = own_sync(sync, m)
+            s = sync.sub(m.__name__)
             with self.pool(m, sync=s, max_workers=1) as (ex, watch):
                 running = ex.submit(tasks.block, s.dir, "run")
                 s.started("run")
@@ -345,7 +337,7 @@ class ExecutorContract(object):
     @pytest.mark.parametrize("wait", [True, False])
     def test_shutdown_cancel_futures(self, mod, sync, wait):
         def scenario(m):
-            s = own_sync(sync, m)
+            s = sync.sub(m.__name__)
             with self.pool(m, sync=s, max_workers=1) as (ex, _):
                 running = ex.submit(tasks.block, s.dir, "run")
                 s.started("run")
@@ -382,7 +374,7 @@ class ExecutorContract(object):
         # process pool's manager thread): shutdown(wait=True) there cannot
         # join that thread, and says so; shutdown(wait=False) works.
         def scenario(m):
-            s = own_sync(sync, m)
+            s = sync.sub(m.__name__)
             seen = []
             called = threading.Event()
 
@@ -520,7 +512,7 @@ class ExecutorContract(object):
     @pytest.mark.parametrize("chunksize", [1, 2])
     def test_map_timeout(self, mod, shared, sync, chunksize):
         def scenario(m):
-            s = own_sync(sync, m)
+            s = sync.sub(m.__name__)
             with self.usable_pool(m, shared) as ex:
                 begin = time.monotonic()
                 it = ex.map(tasks.block, [s.dir] * 2, ["a", "b"],
@@ -550,18 +542,9 @@ class ThreadPoolMixin(object):
     def make(self, m, max_workers=None, **kwargs):
         return m.ThreadPoolExecutor(max_workers, **kwargs)
 
-    @contextlib.contextmanager
     def pool(self, m, sync=None, max_workers=2, **kwargs):
-        threads = set(threading.enumerate())
         ex = self.make(m, max_workers, **kwargs)
-        watch = ThreadWatch(ex)
-        try:
-            yield ex, watch
-        finally:
-            if sync is not None:
-                sync.release()
-            ex.shutdown(wait=False, cancel_futures=True)
-            assert tasks.join_threads(threads, TIMEOUT) == []
+        return tasks.cleaned_up(ex, ThreadWatch(ex), sync)
 
     def worker_count(self, ex):
         return len(ex._threads)
@@ -578,11 +561,8 @@ class ThreadPoolMixin(object):
 
 class ProcessPoolMixin(object):
     METHOD = None
-    BROKEN = (concurrent.futures.process.BrokenProcessPool,
-              "A process in the process pool was terminated abruptly while"
-              " the future was running or pending.",
-              "A child process terminated abruptly, the process pool is not"
-              " usable anymore")
+    BROKEN = (concurrent.futures.process.BrokenProcessPool, BROKEN_FUTURE,
+              BROKEN_POOL)
     # the stdlib moves up to max_workers + 1 calls to its call queue ahead
     # of the workers, and one more may be on its way
     AHEAD = 3

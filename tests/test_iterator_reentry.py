@@ -30,9 +30,7 @@ import collections
 import concurrent.futures
 import inspect
 import itertools
-import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -42,9 +40,10 @@ import pytest
 
 import child_batch
 
+from futures_helpers import TIMEOUT, LogRecords, must_wait
+
 REF = concurrent.futures
 THIS = os.path.splitext(os.path.basename(__file__))[0]
-WAIT = 10.0
 RUNNING = ("raise", "ValueError", "generator already executing")
 
 pytestmark = pytest.mark.timeout(240)
@@ -111,18 +110,25 @@ def agreed_child(scenario, mod):
 
 # ---- helpers used inside the children ---------------------------------------
 
-def res(fn, *args):
-    """('return', value) / ('stop',) / ('raise', type name, message)."""
+def res(fn, *args, cause=False):
+    """('return', value) / ('stop',) / ('raise', type name, message); with
+    `cause`, the last also has (type name, args) of the exception's
+    __cause__, or None."""
     try:
         return ("return", fn(*args))
     except StopIteration:
         return ("stop",)
     except BaseException as exc:  # noqa: B902 - outcomes include all
-        return ("raise", type(exc).__name__, str(exc))
+        out = ("raise", type(exc).__name__, str(exc))
+        if cause:
+            c = exc.__cause__
+            out += (None if c is None else (type(c).__name__, c.args),)
+        return out
 
 
-def steps(it, limit=20):
-    """Outcomes of next(it) up to the first StopIteration, then one more."""
+def steps(it, limit=20, res=res):
+    """Outcomes (``res``) of next(it) up to the first StopIteration, then
+    one more."""
     out = []
     for _ in range(limit):
         out.append(res(next, it))
@@ -130,10 +136,6 @@ def steps(it, limit=20):
             out.append(res(next, it))
             return out
     raise AssertionError("iterator did not end")
-
-
-def must(event, timeout=WAIT):
-    assert event.wait(timeout), "event not set within %s s" % timeout
 
 
 def _result_or_cancel(fut, timeout=None):
@@ -211,7 +213,7 @@ def next_in_thread(it):
 
 
 def join(t):
-    t.join(WAIT)
+    t.join(TIMEOUT)
     assert not t.is_alive(), "thread still blocked"
 
 
@@ -224,28 +226,6 @@ def act_raising(it, action):
         next(it)
     else:
         it.close()
-
-
-class Records(logging.Handler):
-    """Records of the 'concurrent.futures' logger, as comparable tuples."""
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.DEBUG)
-        self.seen = []
-
-    def emit(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        self.seen.append((
-            record.name, record.levelname,
-            re.sub(r"0x[0-9a-fA-F]+", "0xADDR", record.getMessage()),
-            None if exc is None else (type(exc).__name__, str(exc))))
-
-    def __enter__(self):
-        logging.getLogger("concurrent.futures").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("concurrent.futures").removeHandler(self)
 
 
 class Unraisable(object):
@@ -361,7 +341,7 @@ def _map_two_threads(m, action, buffersize):
 
     def task(i):
         if i == 0:
-            must(go)
+            must_wait(go)
         return i
 
     ex = m.ThreadPoolExecutor(2)
@@ -369,7 +349,7 @@ def _map_two_threads(m, action, buffersize):
         kwargs = {} if buffersize is None else {"buffersize": buffersize}
         it = bmap(m, ex, task, range(3), **kwargs)
         t, inside, box = next_in_thread(it)
-        must(inside)
+        must_wait(inside)
         second = act(it, action)
         go.set()
         join(t)
@@ -412,7 +392,7 @@ def _as_completed_two_threads(m, action):
     f = m.Future()
     it = m.as_completed([f])
     t, inside, box = next_in_thread(it)
-    must(inside)
+    must_wait(inside)
     second = act(it, action)
     f.set_result(7)
     join(t)
@@ -445,7 +425,7 @@ def sc_as_completed_slow_input(m):
     def slow():
         yield f0
         in_gen.set()
-        must(go)
+        must_wait(go)
         yield f1
 
     it = m.as_completed(slow())
@@ -453,7 +433,7 @@ def sc_as_completed_slow_input(m):
     t = threading.Thread(target=lambda: box.append(res(next, it)),
                          daemon=True)
     t.start()
-    must(in_gen)            # the first thread is consuming the input
+    must_wait(in_gen)            # the first thread is consuming the input
     second = res(next, it)
     go.set()
     join(t)
@@ -488,15 +468,15 @@ def _map_callback(m, action):
 
     def task(i):
         if i == 0:
-            must(go)
+            must_wait(go)
         return i
 
     ex = Pool(2)
     try:
-        with Records() as log:
+        with LogRecords(exc_text=True) as log:
             box.append(ex.map(task, range(3)))
             t, inside, out = next_in_thread(box[0])
-            must(inside)
+            must_wait(inside)
             go.set()            # the worker runs reenter() with the GIL
             join(t)
             rest = res(list, box[0])
@@ -535,9 +515,9 @@ def _as_completed_callback(m, action):
     it = m.as_completed([f])
     seen = []
     f.add_done_callback(lambda _: seen.append(act_raising(it, action)))
-    with Records() as log:
+    with LogRecords(exc_text=True) as log:
         t, inside, box = next_in_thread(it)
-        must(inside)
+        must_wait(inside)
         f.set_result(3)         # reenter() runs here, the GIL held
         join(t)
     first = [(o[0], o[1] is f) for o in box]

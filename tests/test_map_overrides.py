@@ -31,8 +31,10 @@ from unittest import mock
 
 import pytest
 
-from futures_helpers import agreed, run_child
+from futures_helpers import agreed, run_child, run_into
 from test_iterator_reentry import bmap
+from test_iterator_reentry import res as reentry_res
+from test_iterator_reentry import steps as reentry_steps
 
 REF = concurrent.futures
 
@@ -40,25 +42,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def res(fn, *args):
-    try:
-        return ("return", fn(*args))
-    except StopIteration:
-        return ("stop",)
-    except BaseException as exc:  # noqa: B902 - outcomes include all
-        cause = exc.__cause__
-        return ("raise", type(exc).__name__, str(exc),
-                None if cause is None else (type(cause).__name__,
-                                            cause.args))
+    """test_iterator_reentry.res, with the exception's __cause__."""
+    return reentry_res(fn, *args, cause=True)
 
 
-def steps(it, limit=20):
-    out = []
-    for _ in range(limit):
-        out.append(res(next, it))
-        if out[-1] == ("stop",):
-            out.append(res(next, it))
-            return out
-    raise AssertionError("iterator did not end")
+def steps(it):
+    return reentry_steps(it, res=res)
 
 
 def fork_pool(m, workers=2):
@@ -156,12 +145,7 @@ def recording_executor(m, calls, pool=False):
 
     class Inline(m.Executor):
         def submit(self, fn, /, *args, **kwargs):
-            f = Recorded(args[0])
-            try:
-                f.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: B902
-                f.set_exception(exc)
-            return f
+            return run_into(Recorded(args[0]), fn, *args, **kwargs)
 
     return Inline()
 

@@ -19,6 +19,7 @@ announce their pid, and the test tells one of them to crash, or kills it.
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import os
 import signal
 import sys
@@ -27,28 +28,18 @@ import threading
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import TIMEOUT, agreed_once, outcome
-from process_tasks import Sync, pool, wait_dead
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, TIMEOUT, agreed_once,
+                             outcome)
+from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
-BROKEN_POOL = ("A child process terminated abruptly, the process pool is not"
-               " usable anymore")
-BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
-                 " the future was running or pending.")
 BROKEN = (BrokenProcessPool, BROKEN_FUTURE, type(None))
 
 pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(sys.platform != "linux", reason="Linux signals, /proc"),
 ]
-
-
-def subsync(sync, m):
-    """A directory of its own for each module's run of a scenario."""
-    s = Sync(os.path.join(sync.dir, m.__name__))
-    os.mkdir(s.dir)
-    return s
 
 
 def exc_view(exc):
@@ -69,6 +60,16 @@ def future_view(f, timeout=TIMEOUT):
 
 TAGS = ["b%d" % i for i in range(4)]
 
+
+@contextlib.contextmanager
+def two_running(m, method, s):
+    """A pool (two workers) given a block_or_crash task for each of TAGS:
+    yields (executor, watch, the futures, {tag: pid} of the two that run)
+    once two run."""
+    with pool(m, method, sync=s) as (ex, watch):
+        fs = [ex.submit(tasks.block_or_crash, s.dir, tag) for tag in TAGS]
+        yield ex, watch, fs, s.started_some(TAGS, 2)
+
 CASES = [("exit", "fork"), ("sigkill", "fork"), ("segfault", "fork"),
          ("oom", "fork"),
          ("exit", "spawn"), ("sigkill", "spawn"),
@@ -78,7 +79,7 @@ CASES = [("exit", "fork"), ("sigkill", "fork"), ("segfault", "fork"),
 @pytest.mark.parametrize("kind, method", CASES)
 def test_worker_dies_while_running_a_task(mod, sync, kind, method):
     def scenario(m):
-        s = subsync(sync, m)
+        s = sync.sub(m.__name__)
         with pool(m, method, sync=s) as (ex, watch):
             # Four blocking tasks on two workers: two run (one per worker),
             # two wait; then a few more queue behind them.
@@ -168,10 +169,8 @@ def test_waiters_wake_when_a_worker_dies(mod, sync, method):
     # Threads blocked in result(), wait() and as_completed() with no
     # timeout all return when the pool breaks.
     def scenario(m):
-        s = subsync(sync, m)
-        with pool(m, method, sync=s) as (ex, watch):
-            fs = [ex.submit(tasks.block_or_crash, s.dir, tag) for tag in TAGS]
-            running = s.started_some(TAGS, 2)
+        s = sync.sub(m.__name__)
+        with two_running(m, method, s) as (ex, watch, fs, running):
             outcomes = {}
 
             def run(name, fn):
@@ -206,10 +205,8 @@ def test_worker_dies_during_shutdown(mod, sync, method):
     # shutdown(wait=True) is waiting for running work when a worker dies:
     # it returns, and the futures fail with the pool.
     def scenario(m):
-        s = subsync(sync, m)
-        with pool(m, method, sync=s) as (ex, watch):
-            fs = [ex.submit(tasks.block_or_crash, s.dir, tag) for tag in TAGS]
-            running = s.started_some(TAGS, 2)
+        s = sync.sub(m.__name__)
+        with two_running(m, method, s) as (ex, watch, fs, running):
             finished = threading.Event()
 
             def shut():
@@ -239,7 +236,7 @@ def test_worker_killed_while_a_big_task_is_sent(mod, sync):
     # blocked writing to the call queue's pipe (cpython gh-94777, fixed in
     # 3.11); there cfutures is checked alone.
     def scenario(m):
-        s = subsync(sync, m)
+        s = sync.sub(m.__name__)
         with pool(m, "fork", sync=s, max_workers=1) as (ex, watch):
             busy = ex.submit(tasks.block_or_crash, s.dir, "busy")
             pid = s.started("busy")
@@ -266,7 +263,7 @@ def test_no_fds_or_zombies_left_after_a_crash(mod, sync, method):
     tasks.warm_up(method)
 
     def scenario(m):
-        s = subsync(sync, m)
+        s = sync.sub(m.__name__)
         gc.collect()
         before = tasks.open_fds()
         threads = set(threading.enumerate())

@@ -38,14 +38,12 @@ import time
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import (TIMEOUT, outcome, run_child, start_child,
-                             wait_until, which)
+from futures_helpers import (BROKEN_FUTURE, SHUTDOWN, TIMEOUT, outcome,
+                             run_child, start_child, wait_until, which)
 from process_tasks import Sync, pool, wait_dead, wait_gone
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
-BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
-                 " the future was running or pending.")
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -146,8 +144,7 @@ def test_max_tasks_per_child_exit_after_shutdown_nowait(cf):
 # failed with the pool, or it was cancelled.
 ACCEPTED = [("result", 25), "cancelled",
             ("raise", BrokenProcessPool, BROKEN_FUTURE),
-            ("raise", RuntimeError,
-             "cannot schedule new futures after shutdown")]
+            ("raise", RuntimeError, SHUTDOWN)]
 
 # How long __reduce__ waits for the other thread's shutdown.  The stdlib's
 # shutdown(wait=True) cannot return while its feeder thread pickles (it
@@ -170,6 +167,11 @@ class ShutdownWhilePickled(object):
             self.helper.join(HELPER_BOUND)
         return (int, (5,))
 
+    def settled(self):
+        """Whether the other thread's shutdown returned (waited for)."""
+        self.helper.join(TIMEOUT)
+        return not self.helper.is_alive()
+
 
 class BreakWhilePickled(object):
     """Pickles as the int 5; while being pickled, a worker is killed with
@@ -189,6 +191,12 @@ class BreakWhilePickled(object):
             self.noticed = bool(self.ex._broken)
         return (int, (5,))
 
+    def settled(self):
+        """Whether the pool knew it was broken before pickling ended (the
+        stdlib pickles in its feeder thread: waits for that to end)."""
+        wait_until(lambda: self.noticed is not None, what="the pickling")
+        return self.noticed is True
+
 
 def bounded_shutdown(ex, timeout=TIMEOUT):
     """Whether ex.shutdown(wait=True) returned within timeout."""
@@ -198,43 +206,36 @@ def bounded_shutdown(ex, timeout=TIMEOUT):
     return not t.is_alive()
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_shutdown_while_submit_pickles(mod, method):
+# What happens while submit() pickles the call, and how the stdlib's
+# future ends then (observed on 3.9-3.13).
+WHILE_PICKLED = {
     # The shutdown is made by another thread, and completes (in a wrong
-    # build) before submit() has queued the call: the future is lost.
-    with pool(mod, method) as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
-        arg = ShutdownWhilePickled(ex)
-        f = ex.submit(tasks.square, arg)
-        view = future_view(f, 10)
-        arg.helper.join(TIMEOUT)
-        helper_returned = not arg.helper.is_alive()
-        returned = bounded_shutdown(ex)
-        left = wait_dead(watch.processes)
-    assert view in ACCEPTED, view
-    assert (helper_returned, returned, left) == (True, True, [])
-    if mod is REF:
-        # observed on 3.9-3.13: the shutdown waits for the task, which runs
-        assert view == ("result", 25)
+    # build) before submit() has queued the call: the future is lost.  The
+    # stdlib's shutdown waits for the task, which runs.
+    "shutdown": (ShutdownWhilePickled, ("result", 25)),
+    # The stdlib pickles later, in its feeder thread: the break comes
+    # after submit() returned, and the future fails with the pool.
+    "break": (BreakWhilePickled, ("raise", BrokenProcessPool,
+                                  BROKEN_FUTURE)),
+}
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_pool_breaks_while_submit_pickles(mod, method):
+@pytest.mark.parametrize("event", ["shutdown", "break"])
+def test_while_submit_pickles(mod, event, method):
+    pickled, stdlib_view = WHILE_PICKLED[event]
     with pool(mod, method) as (ex, watch):
         assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
-        arg = BreakWhilePickled(ex)
-        # the stdlib pickles later, in its feeder thread: the break comes
-        # after submit() returned
+        arg = pickled(ex)
         f = ex.submit(tasks.square, arg)
         view = future_view(f, 10)
+        settled = arg.settled()
         returned = bounded_shutdown(ex)
         left = wait_dead(watch.processes)
-    assert arg.noticed is True
     assert view in ACCEPTED, view
-    assert (returned, left) == (True, [])
+    assert (settled, returned, left) == (True, True, [])
     if mod is REF:
-        # observed on 3.9-3.13: the future fails with the pool
-        assert view == ("raise", BrokenProcessPool, BROKEN_FUTURE)
+        assert view == stdlib_view
 
 
 # ---- 3. Ctrl-C while the call is pickled ------------------------------------
@@ -465,8 +466,7 @@ def peak_while_queued(m, sync):
     """How much the parent's resident memory rose, at its peak, while 50
     tasks sharing one 20 MB argument queued behind a blocked worker and then
     ran."""
-    s = Sync(os.path.join(sync.dir, which(m)))
-    os.mkdir(s.dir)
+    s = sync.sub(which(m))
     data = os.urandom(20 * MB)
     with pool(m, "fork", sync=s, max_workers=1) as (ex, watch):
         first = ex.submit(tasks.block, s.dir, "first")

@@ -35,17 +35,14 @@ import warnings
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import (HAS_MAX_TASKS, TIMEOUT, agreed_once,
-                             norm_any_addr, outcome, run_child, which)
-from process_tasks import METHODS, Sync, pool, wait_dead
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, HAS_MAX_TASKS,
+                             SHUTDOWN, TIMEOUT, agreed_once,
+                             default_max_workers, norm_any_addr, outcome,
+                             run_child, which)
+from process_tasks import METHODS, pool, wait_dead
 
 REF = concurrent.futures
 RemoteTraceback = concurrent.futures.process._RemoteTraceback
-BROKEN_POOL = ("A child process terminated abruptly, the process pool is not"
-               " usable anymore")
-BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
-                 " the future was running or pending.")
-SHUTDOWN = "cannot schedule new futures after shutdown"
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -89,17 +86,11 @@ def test_is_the_stdlib_kind(cf):
 # ---- constructor ------------------------------------------------------------
 
 def test_default_max_workers(mod):
-    def scenario(m):
-        ex = m.ProcessPoolExecutor()
-        try:
-            return ex._max_workers
-        finally:
-            ex.shutdown()
-
     # 3.13 counts the CPUs this process may use
     count = (os.process_cpu_count() if sys.version_info >= (3, 13)
              else os.cpu_count())
-    assert agreed_once(scenario, mod) == (count or 1)
+    assert agreed_once(lambda m: default_max_workers(m.ProcessPoolExecutor),
+                       mod) == (count or 1)
 
 
 FORK_MESSAGE = ("max_tasks_per_child is incompatible with the 'fork'"
@@ -192,8 +183,7 @@ def test_idle_worker_takes_the_next_task(mod, sync):
     # With one worker busy on a long task, tasks submitted afterwards run
     # on the other, idle worker: none of them waits behind the long task.
     def scenario(m):
-        sync_m = Sync(os.path.join(sync.dir, m.__name__))
-        os.mkdir(sync_m.dir)
+        sync_m = sync.sub(m.__name__)
         with pool(m, "fork", sync=sync_m) as (ex, _):
             long = ex.submit(tasks.block, sync_m.dir, "long")
             busy = sync_m.started("long")
@@ -266,8 +256,7 @@ def test_task_never_queued_behind_a_long_task(mod, sync):
     # runs there and L sees its file.  A pool that queues T behind L on
     # L's worker deadlocks them until L gives up.
     def scenario(m):
-        s = Sync(os.path.join(sync.dir, m.__name__))
-        os.mkdir(s.dir)
+        s = sync.sub(m.__name__)
         with pool(m, "fork", sync=s) as (ex, _):
             k = ex.submit(tasks.block, s.dir, "K")
             s.started("K")
@@ -364,10 +353,8 @@ def test_unpicklable_exception_fails_only_its_future(cf, method):
         assert type(exc) is concurrent.futures.process.BrokenProcessPool
         assert type(exc.__cause__) is TypeError
         assert "missing 1 required positional argument" in str(exc.__cause__)
-        assert [f.result(timeout=TIMEOUT) for f in before + after] == [
-            i * i for i in range(8)]
-        assert ex.submit(tasks.add, 1, 2).result(timeout=TIMEOUT) == 3
-        assert not ex._broken
+        assert tasks.goes_on(ex, before + after) == (
+            [i * i for i in range(8)], 3, False)
         workers = watch.processes
     assert wait_dead(workers) == []
 
@@ -565,8 +552,7 @@ def test_shutdown_not_held_by_a_later_forked_child(mod, sync):
     # another library's fork-based pool) inherits every fd the parent holds.
     # Shutting the pool down must not wait for that process to end.
     def scenario(m):
-        sync_m = Sync(os.path.join(sync.dir, m.__name__))
-        os.mkdir(sync_m.dir)
+        sync_m = sync.sub(m.__name__)
         ctx = multiprocessing.get_context("fork")
         other = t = None
         with pool(m, "fork", sync=sync_m) as (ex, watch):

@@ -470,9 +470,7 @@ def test_unpickling_failure_fails_only_its_future(cf, case, method):
         if worker_function is not None:
             assert worker_function in chain_text(exc), (
                 "no worker traceback down the chain:\n" + chain_text(exc))
-        assert [f.result(timeout=TIMEOUT) for f in before + after] == [
-            i * i for i in range(6)]
-        assert ex.submit(tasks.add, 1, 2).result(timeout=TIMEOUT) == 3
-        assert not ex._broken
+        assert tasks.goes_on(ex, before + after) == (
+            [i * i for i in range(6)], 3, False)
         workers = watch.processes
     assert wait_dead(workers) == []

@@ -25,24 +25,18 @@ import weakref
 
 import pytest
 
-from futures_helpers import (TIMEOUT, agreed, must_wait, run_child,
-                             wait_until)
+from futures_helpers import (TIMEOUT, Blocker, agreed, default_max_workers,
+                             join_all, must_wait, pool_threads, run_child,
+                             unique_prefix, wait_until)
 
 REF = concurrent.futures          # the oracle
 BROKEN_MSG = ("A thread initializer failed, the thread pool is not usable "
               "anymore")
 
-_prefix_counter = iter(range(10 ** 9))
-
-
 # ---- helpers ----------------------------------------------------------------
 
 def thread_module(mod):
     return importlib.import_module(mod.__name__ + ".thread")
-
-
-def unique_prefix(tag):
-    return "tp%s-%d-%d" % (tag, os.getpid(), next(_prefix_counter))
 
 
 def settle_idle(ex):
@@ -54,19 +48,6 @@ def settle_idle(ex):
     sem = getattr(ex, "_idle_semaphore", None)
     if sem is not None and type(ex) is REF.ThreadPoolExecutor:
         wait_until(lambda: sem._value > 0, what="stdlib worker idle")
-
-
-def pool_threads(prefix):
-    return [t for t in threading.enumerate()
-            if t.name.startswith(prefix + "_")]
-
-
-def join_all(threads, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    alive = [t for t in threads if t.is_alive()]
-    assert not alive, "worker threads still alive: %r" % (alive,)
 
 
 def raiser(exc):
@@ -96,14 +77,8 @@ def test_default_max_workers_follows_cpu_count(mod, monkeypatch, cpus):
     else:
         monkeypatch.setattr(os, "cpu_count", lambda: cpus)
 
-    def scenario(m):
-        ex = m.ThreadPoolExecutor()
-        try:
-            return ex._max_workers
-        finally:
-            ex.shutdown()
-
-    assert agreed(scenario, mod) == min(32, (cpus or 1) + 4)
+    assert agreed(lambda m: default_max_workers(m.ThreadPoolExecutor),
+                  mod) == min(32, (cpus or 1) + 4)
 
 
 @pytest.mark.parametrize("max_workers", [2.0, 2.5, float("inf"), 2 ** 63,
@@ -252,26 +227,15 @@ def test_submit_args_and_kwargs(mod):
                                                   for i in range(20)})
 
 
-def test_exception_in_task_lands_on_future(mod):
-    err = ValueError("boom")
-    with mod.ThreadPoolExecutor(1) as ex:
-        f = ex.submit(raiser, err)
-        assert f.exception(TIMEOUT) is err
-        with pytest.raises(ValueError) as info:
-            f.result(TIMEOUT)
-        assert info.value is err
-        # The worker survived.
-        assert ex.submit(pow, 2, 4).result(TIMEOUT) == 16
-        assert len(ex._threads) == 1
-
-
 class MyBaseError(BaseException):
     pass
 
 
-@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit,
-                                      MyBaseError])
-def test_base_exception_in_task_lands_on_future(mod, exc_type):
+@pytest.mark.parametrize("exc_type", [ValueError, KeyboardInterrupt,
+                                      SystemExit, MyBaseError])
+def test_exception_in_task_lands_on_future(mod, exc_type):
+    # Any exception, BaseExceptions too: the future holds it, and the
+    # worker survives.
     err = exc_type("stop")
     with mod.ThreadPoolExecutor(1) as ex:
         f = ex.submit(raiser, err)
@@ -448,18 +412,23 @@ def test_failing_initializer_breaks_pool(mod, caplog, exc_type):
 
 # ---- an executor dropped without shutdown -----------------------------------
 
+def collected(ref, task):
+    """Whether the executor `ref` refers to, dropped by the caller, is
+    collected (gc) while its worker runs the Blocker `task`; lets `task` go
+    in any case."""
+    gc.collect()
+    try:
+        return ref() is None
+    finally:
+        task.release()
+
+
 def test_dropped_executor_lets_workers_exit(mod):
     prefix = unique_prefix("drop")
-    started, go = threading.Event(), threading.Event()
-
-    def task():
-        started.set()
-        must_wait(go)
-        return "done"
-
+    task = Blocker()
     ex = mod.ThreadPoolExecutor(2, thread_name_prefix=prefix)
     f1 = ex.submit(task)
-    must_wait(started)
+    task.wait_started()
     f2 = ex.submit(pow, 2, 6)
     assert f2.result(TIMEOUT) == 64
     settle_idle(ex)
@@ -467,36 +436,22 @@ def test_dropped_executor_lets_workers_exit(mod):
     assert len(workers) in (1, 2)
     ref = weakref.ref(ex)
     del ex
-    gc.collect()
-    try:
-        assert ref() is None
-    finally:
-        go.set()
+    assert collected(ref, task)
     assert f1.result(TIMEOUT) == "done"
     join_all(workers)
 
 
 def test_dropped_executor_runs_queued_tasks(mod):
     prefix = unique_prefix("dropq")
-    started, go = threading.Event(), threading.Event()
-
-    def task():
-        started.set()
-        must_wait(go)
-        return "first"
-
+    task = Blocker("first")
     ex = mod.ThreadPoolExecutor(1, thread_name_prefix=prefix)
     f1 = ex.submit(task)
     fs = [ex.submit(pow, 2, i) for i in range(5)]
-    must_wait(started)
+    task.wait_started()
     workers = pool_threads(prefix)
     ref = weakref.ref(ex)
     del ex
-    gc.collect()
-    try:
-        assert ref() is None
-    finally:
-        go.set()
+    assert collected(ref, task)
     assert f1.result(TIMEOUT) == "first"
     assert [f.result(TIMEOUT) for f in fs] == [1, 2, 4, 8, 16]
     join_all(workers)
@@ -641,36 +596,33 @@ def fork_child(child):
     return code, b"".join(chunks).decode()
 
 
+def fork_with_busy_pool(ex, child):
+    """With the one worker of `ex` blocked and pow(2, 7) queued, fork and
+    run child() in the child (fork_child), then let the worker go.  Returns
+    (the child's exit code and text, the blocked task's and the queued
+    task's results)."""
+    task = Blocker("parent")
+    try:
+        running = ex.submit(task)
+        queued = ex.submit(pow, 2, 7)
+        task.wait_started()
+        forked = fork_child(child)
+    finally:
+        task.release()
+    return forked, running.result(TIMEOUT), queued.result(TIMEOUT)
+
+
 @needs_fork
 def test_fork_parent_pool_keeps_working(mod):
     # Both modules: the parent's pool is unaffected by a fork, and a pool
     # made in the child works.
-    started, go = threading.Event(), threading.Event()
+    def child():
+        with mod.ThreadPoolExecutor(2) as fresh:
+            return "%r" % (fresh.submit(pow, 3, 3).result(5),)
 
-    def task():
-        started.set()
-        must_wait(go)
-        return "parent"
-
-    ex = mod.ThreadPoolExecutor(1)
-    try:
-        f1 = ex.submit(task)
-        f2 = ex.submit(pow, 2, 7)
-        must_wait(started)
-
-        def child():
-            with mod.ThreadPoolExecutor(2) as fresh:
-                return "%r" % (fresh.submit(pow, 3, 3).result(5),)
-
-        code, text = fork_child(child)
-        assert (code, text) == (0, "27")
-        go.set()
-        assert f1.result(TIMEOUT) == "parent"
-        assert f2.result(TIMEOUT) == 128
+    with mod.ThreadPoolExecutor(1) as ex:
+        assert fork_with_busy_pool(ex, child) == ((0, "27"), "parent", 128)
         assert ex.submit(pow, 2, 2).result(TIMEOUT) == 4
-    finally:
-        go.set()
-        ex.shutdown()
 
 
 # The stdlib's pool is not usable in a forked child when it has an idle
@@ -680,8 +632,7 @@ def test_fork_parent_pool_keeps_working(mod):
 
 @needs_fork
 def test_fork_child_can_use_inherited_idle_pool(cf):
-    ex = cf.ThreadPoolExecutor(2)
-    try:
+    with cf.ThreadPoolExecutor(2) as ex:
         assert ex.submit(pow, 2, 3).result(TIMEOUT) == 8
 
         def child():
@@ -692,41 +643,19 @@ def test_fork_child_can_use_inherited_idle_pool(cf):
             ex.shutdown(wait=True)
             return "%r %r" % (r1, r2)
 
-        code, text = fork_child(child)
-        assert (code, text) == (0, "32 [1, 3, 9, 27]")
+        assert fork_child(child) == (0, "32 [1, 3, 9, 27]")
         assert ex.submit(pow, 2, 4).result(TIMEOUT) == 16
-    finally:
-        ex.shutdown()
 
 
 @needs_fork
 def test_fork_child_with_busy_pool(cf):
-    started, go = threading.Event(), threading.Event()
-
-    def task():
-        started.set()
-        must_wait(go)
-        return "parent"
-
-    ex = cf.ThreadPoolExecutor(1)
-    try:
-        f1 = ex.submit(task)
-        queued = ex.submit(pow, 2, 7)
-        must_wait(started)
-
+    with cf.ThreadPoolExecutor(1) as ex:
         def child():
             # The queued task belongs to the parent, which runs it.
             f = ex.submit(pow, 2, 5)
             return "%r" % (f.result(5),)
 
-        code, text = fork_child(child)
-        assert (code, text) == (0, "32")
-        go.set()
-        assert f1.result(TIMEOUT) == "parent"
-        assert queued.result(TIMEOUT) == 128
-    finally:
-        go.set()
-        ex.shutdown()
+        assert fork_with_busy_pool(ex, child) == ((0, "32"), "parent", 128)
 
 
 # ---- class relations --------------------------------------------------------
