@@ -139,6 +139,11 @@ def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
     return process
 
 
+# After Ctrl-C leaves a `with` block, how long running tasks may take to end
+# before their workers are stopped.
+_INTERRUPT_GRACE = 0.5
+
+
 def _default_max_workers():
     count = getattr(os, "process_cpu_count", os.cpu_count)()
     return count or 1
@@ -237,6 +242,12 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                     float(task_timeout or 0.0), bool(isolate_crashes),
                     bool(cancel_running), int(max_memory_per_child or 0), dumps,
                     _worker_died)
+
+    def _exit_interrupted(self):
+        # Ctrl-C: cancel what no worker has; the running tasks get a short
+        # grace, then their workers are stopped (the native _interrupt).
+        self._interrupt(_INTERRUPT_GRACE)
+        self.shutdown(wait=True)
 
     def options(self, *, timeout=None):
         """The same pool with other options for the tasks submitted through

@@ -32,6 +32,7 @@ struct cf_state {
     PyObject *thread_worker;            /* _cfutures._thread_worker */
     PyObject *threads_queues;           /* WeakKeyDictionary {pool thread: ...}, joined at exit */
     int interpreter_exiting;            /* set by the threading atexit hook */
+    int exit_interrupted;               /* ... for an uncaught KeyboardInterrupt */
     int map_cancels_popped;             /* the stdlib has _result_or_cancel (3.10+) */
     struct cf_pool *live_pools;         /* registry of pools (pool.c) */
     PyTypeObject *PoolCoreType;

@@ -299,6 +299,9 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
     }
     /* Before prepare: a worker stopped here is not listed for writing. */
     int64_t deadline = core_enforce_deadlines(st, core);
+    if (core->base.phase == POOL_BROKEN) {
+        return 1;
+    }
     batch_prepare(core, b);
     b->deadline_ns = deadline;
     int green = core->green && cf_threads_are_green(st);

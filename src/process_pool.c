@@ -130,6 +130,11 @@ static PyType_Spec core_spec = {
 static void
 core_python_exit(cf_pool *pool)
 {
+    cf_state *st = cf_state_of_type(Py_TYPE(pool));
+    if (st != NULL && st->exit_interrupted) {
+        core_interrupt((PoolCoreObject *)pool, PP_INTERRUPT_GRACE_S);
+    }
+    PyErr_Clear();
     core_wake((PoolCoreObject *)pool);
 }
 
@@ -245,6 +250,7 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->green = cf_threads_are_green(st);
     core->next_worker = 0;
     core->mean_task_ns = -1;
+    core->abandon_at = 0;
     for (Py_ssize_t i = 0; core->workers != NULL && i < max_workers; i++) {
         core->workers[i].state = WORKER_EMPTY;
         core->workers[i].task_fd = core->workers[i].result_fd = -1;
@@ -521,7 +527,7 @@ process_pool_submit_timed(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
 
 /* shutdown(cancel_futures=True): what no worker has yet is cancelled, and
  * the cancel notified, as the stdlib's manager does when it drops them. */
-static void
+void
 core_cancel_pending(PoolCoreObject *core)
 {
     pp_task *t;
@@ -565,6 +571,22 @@ process_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
             return NULL;
         }
         Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+/* _interrupt(grace): the `with` block was left by Ctrl-C (core_interrupt);
+ * shutdown() follows. */
+static PyObject *
+process_pool_interrupt(PyObject *op, PyObject *arg)
+{
+    double grace = PyFloat_AsDouble(arg);
+    if (grace == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PoolCoreObject *core = ((ProcessPoolObject *)op)->core;
+    if (core != NULL) {
+        core_interrupt(core, grace);
     }
     Py_RETURN_NONE;
 }
@@ -648,6 +670,7 @@ static PyMethodDef process_pool_methods[] = {
     {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown, METH_VARARGS | METH_KEYWORDS,
      POOL_SHUTDOWN_DOC},
     {"_setup", process_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
+    {"_interrupt", process_pool_interrupt, METH_O, "Internal: Ctrl-C left the with block."},
     {"_submit_timed", (PyCFunction)(void (*)(void))process_pool_submit_timed,
      METH_FASTCALL | METH_KEYWORDS, "Internal: submit() with a timeout of its own."},
     {NULL, NULL, 0, NULL},

@@ -55,6 +55,9 @@
 #define PP_MAX_IOV 64
 /* How long a stopped worker may take to end before it is killed. */
 #define PP_TERMINATE_GRACE_S 2.0
+/* After Ctrl-C, how long running tasks may take to end before their
+ * workers are stopped. */
+#define PP_INTERRUPT_GRACE_S 0.5
 
 typedef struct {
     cf_task link;
@@ -117,6 +120,7 @@ typedef struct {
     int green;                      /* made while threading was monkey-patched */
     Py_ssize_t next_worker;         /* round-robin start for dispatch */
     int64_t mean_task_ns;           /* moving mean service time; -1: none yet */
+    int64_t abandon_at;             /* after Ctrl-C: break the pool then; 0: never */
 } PoolCoreObject;
 
 /* The pool's options make it stop or replace workers on its own. */
@@ -208,6 +212,10 @@ void worker_reap(PoolCoreObject *core, pp_worker *w, double grace);
  * kill STOPPING workers whose grace is over.  The monotonic ns of the next
  * such deadline, or 0 if none. */
 int64_t core_enforce_deadlines(cf_state *st, PoolCoreObject *core);
+/* Ctrl-C ends the work: no more work, what no worker has is cancelled, and
+ * the pool breaks (stopping its workers) `grace` seconds from now unless
+ * the running tasks are done by then. */
+void core_interrupt(PoolCoreObject *core, double grace);
 /* `cancel()` of a running future of this pool (cancel_running): stop the
  * worker running it.  1 if it was cancelled, 0 if the pool does not run
  * it, -1 with an exception. */
@@ -225,6 +233,11 @@ void core_break(cf_state *st, PoolCoreObject *core, PyObject *cause);
 void core_replace_leavers(cf_state *st, PoolCoreObject *core);
 /* Has everything accepted been answered, with nobody pickling or starting? */
 int core_drained(PoolCoreObject *core);
+
+/* ---- process_pool.c ----------------------------------------------------- */
+
+/* shutdown(cancel_futures=True): cancel what no worker has yet. */
+void core_cancel_pending(PoolCoreObject *core);
 
 /* ---- process_io.c ------------------------------------------------------- */
 

@@ -109,7 +109,11 @@ earlier(int64_t deadline, int64_t candidate)
 int64_t
 core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
 {
-    int64_t next = 0;
+    int64_t next = core->abandon_at;
+    if (next != 0 && cf_monotonic_ns() >= next) {
+        core_break(st, core, NULL);     /* Ctrl-C, and the grace is over */
+        return 0;
+    }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
         int64_t now = cf_monotonic_ns();
@@ -132,6 +136,17 @@ core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
         }
     }
     return next;
+}
+
+void
+core_interrupt(PoolCoreObject *core, double grace)
+{
+    pool_shut_down(&core->base);
+    core_cancel_pending(core);
+    if (core->abandon_at == 0) {
+        core->abandon_at = cf_monotonic_ns() + cf_seconds_to_ns(grace);
+    }
+    core_wake(core);
 }
 
 /* ---- cancel() of a running task ----------------------------------------- */

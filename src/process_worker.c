@@ -36,8 +36,9 @@ fd_readable(void *arg)
     return poll(&pfd, 1, 0) > 0;
 }
 
-/* Block for `size` bytes of `fd`, running signal handlers on EINTR.
- * DONE, EOF (end of file before any byte), or FAILED with an exception.
+/* Block for `size` bytes of `fd`, running signal handlers on EINTR (a
+ * KeyboardInterrupt they raise is dropped).  DONE, EOF (end of file before
+ * any byte), or FAILED with an exception.
  * A short spin first: the next task of a busy pool is usually there within
  * microseconds, sooner than the kernel would wake us for it. */
 static wire_read_status
@@ -58,7 +59,13 @@ read_exact(int fd, void *buf, size_t size)
             return WIRE_READ_FAILED;
         }
         if (PyErr_CheckSignals() < 0) {
-            return WIRE_READ_FAILED;
+            if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                return WIRE_READ_FAILED;
+            }
+            /* Ctrl-C reaches the whole process group.  Between tasks it is
+             * the parent's to act on (it cancels the work or stops this
+             * worker): no traceback from every idle worker. */
+            PyErr_Clear();
         }
     }
 }
