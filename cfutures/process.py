@@ -67,8 +67,10 @@ def _callable_name(fn):
     return "%s.%s" % (module, name) if module else name
 
 
-def _worker_died(pid, exitcode, fn):
-    """The WorkerDied for a worker that ended unasked (called by the pool)."""
+def _worker_died(pid, exitcode, doing, fn):
+    """The WorkerDied for a worker that ended unasked (called by the pool):
+    `doing` is 'running' (fn), 'starting' (it never started a task: its
+    start-up or initializer failed) or 'idle'."""
     name = None
     if isinstance(exitcode, int) and exitcode < 0:
         try:
@@ -81,8 +83,12 @@ def _worker_died(pid, exitcode, fn):
     else:
         how = "exited with code %s" % exitcode
     message = "Worker process %s %s" % (pid, how)
-    if fn is not None:
+    if doing == "running" and fn is not None:
         message += " while running %s" % _callable_name(fn)
+    elif doing == "starting":
+        message += " before it started a task (in its start-up or initializer)"
+    else:
+        message += " while it held no task"
     return WorkerDied(message, pid, exitcode, name)
 
 

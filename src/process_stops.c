@@ -170,20 +170,25 @@ core_cancel_running(cf_state *st, PoolCoreObject *core, PyObject *future)
 /* ---- crashes ------------------------------------------------------------ */
 
 /* WorkerDied for the DEAD worker `w`, naming its pid, exit code or signal,
- * and the callable of `t` (may be NULL).  Waits (bounded) for the process
+ * and what it was doing: running the callable of `t` (its oldest task, may
+ * be NULL), holding no task, or starting up (it never started a task: its
+ * first task always reports its start).  Waits (bounded) for the process
  * to end, as its exit code is wanted.  New reference, or NULL. */
 static PyObject *
 worker_death(PoolCoreObject *core, pp_worker *w, pp_task *t)
 {
+    const char *doing = t == NULL ? "idle"
+                        : t->started_at != 0 || w->last_result_at != 0 ? "running"
+                                                                        : "starting";
     PyObject *process = w->process;
-    if (process == NULL) {
-        return PyObject_CallFunction(core->worker_died, "OOO", Py_None, Py_None,
-                                     t ? t->fn : Py_None);
+    PyObject *pid = process ? PyObject_GetAttrString(process, "pid") : Py_NewRef(Py_None);
+    if (pid != NULL && process != NULL) {
+        process_join(process, PP_TERMINATE_GRACE_S);
     }
-    process_join(process, PP_TERMINATE_GRACE_S);
-    PyObject *pid = PyObject_GetAttrString(process, "pid");
-    PyObject *code = pid ? PyObject_GetAttrString(process, "exitcode") : NULL;
-    PyObject *error = code ? PyObject_CallFunction(core->worker_died, "OOO", pid, code,
+    PyObject *code = pid == NULL ? NULL
+                     : process ? PyObject_GetAttrString(process, "exitcode")
+                               : Py_NewRef(Py_None);
+    PyObject *error = code ? PyObject_CallFunction(core->worker_died, "OOsO", pid, code, doing,
                                                    t && t->fn ? t->fn : Py_None)
                            : NULL;
     Py_XDECREF(pid);

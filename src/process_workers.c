@@ -447,9 +447,11 @@ worker_append(PoolCoreObject *core, pp_worker *w, pp_task *task, int64_t now)
 {
     assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY);
     task->dispatched_at = now;
-    int stoppable = task_stoppable(core, task->timeout_ns);
+    /* A worker's first task reports its start too: a worker that dies
+     * before that died starting up (its initializer), not in a task. */
+    int report = task_stoppable(core, task->timeout_ns) || w->assigned == 0;
     wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK,
-                     stoppable ? WIRE_FLAG_REPORT_START : 0);
+                     report ? WIRE_FLAG_REPORT_START : 0);
     if (core->cancel_running) {
         ((FutureObject *)task->future)->stoppable = 1;
     }

@@ -22,7 +22,8 @@ REF = concurrent.futures
 # the callable's name).
 EXTENSIONS = {
     "map": {"buffersize"},
-    "ProcessPoolExecutor": {"max_tasks_per_child"},
+    "ProcessPoolExecutor": {"max_tasks_per_child", "task_timeout", "isolate_crashes",
+                            "cancel_running", "max_memory_per_child", "pickler"},
 }
 
 
@@ -75,6 +76,7 @@ def test_every_signature_matches(both):
         for p in our_params:
             if p[0] in extra:
                 assert p[2] is not inspect.Parameter.empty, (name, p)   # optional
+                assert p[1] is inspect.Parameter.KEYWORD_ONLY, (name, p)
     assert differences == []
 
 

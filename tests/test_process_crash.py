@@ -27,7 +27,7 @@ import threading
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed_once, outcome
+from futures_helpers import agreed_once, cause_kind, outcome
 from process_tasks import Sync, pool, wait_dead
 
 REF = concurrent.futures
@@ -54,7 +54,7 @@ def subsync(sync, m):
 def exc_view(exc):
     if exc is None:
         return None
-    return (type(exc), str(exc), type(exc.__cause__))
+    return (type(exc), str(exc), cause_kind(exc))
 
 
 def future_view(f, timeout=30):

@@ -31,7 +31,7 @@ import warnings
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed_once, norm_any_addr, outcome
+from futures_helpers import agreed_once, cause_kind, norm_any_addr, outcome
 from process_tasks import METHODS, Sync, pool, wait_dead
 
 REF = concurrent.futures
@@ -72,7 +72,7 @@ def exc_view(exc):
     """A comparable summary of an exception from a worker."""
     if exc is None:
         return None
-    return (type(exc), norm_any_addr(str(exc)), type(exc.__cause__))
+    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
 
 
 def remote_text(exc):
