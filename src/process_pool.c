@@ -474,7 +474,8 @@ core_submit(ProcessPoolObject *self, int64_t timeout_ns, PyObject *const *args, 
             rc = core_start(st, core);
         }
     }
-    else if (core->start_on_demand) {
+    else if (core->start_on_demand || core_replaces_workers(core)) {
+        /* (A fork pool that replaces workers refills a slot left empty.) */
         rc = core_start_if_needed(st, core);
     }
     if (rc < 0) {

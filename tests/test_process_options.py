@@ -153,6 +153,20 @@ def test_task_timeout_fails_that_task_and_the_pool_goes_on(method, tmp_path):
         assert [ex.submit(option_tasks.square, i).result(timeout=WAIT) for i in range(3)] == [0, 1, 4]
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_the_only_worker_timed_out_then_idle_pool_takes_work(method, tmp_path):
+    # The slot is empty and nothing waits when its worker is gone: the next
+    # submit must start a worker (a fork pool otherwise starts all at once).
+    path = mark_path(tmp_path, "forever")
+    with clean_pool(method, max_workers=1, task_timeout=TIMEOUT) as ex:
+        f = ex.submit(option_tasks.sleep_forever, path)
+        pid, _ = wait_for_mark(path)
+        assert type(f.exception(timeout=WAIT)) is REF.TimeoutError
+        assert tasks.wait_reaped([pid], 5.0) == []
+        time.sleep(0.1)      # not synchronisation: lets the I/O thread go idle first
+        assert ex.submit(option_tasks.square, 8).result(timeout=WAIT) == 64
+
+
 def test_task_timeout_counts_from_the_start_of_the_task(tmp_path):
     # One worker: the second task waits 0.4 s behind the first, then runs
     # 0.4 s -- under a 0.6 s limit counted from its start, not from submit.
