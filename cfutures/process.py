@@ -15,7 +15,6 @@ every behaviour is the stdlib's.
 import importlib
 import itertools
 import multiprocessing as mp
-import numbers
 import os
 import signal
 import threading
@@ -110,11 +109,14 @@ def _pickler_dumps(pickler):
 
 
 def _positive_or_none(name, value, kind):
+    """`value`, checked: None, or a positive number of `kind` ('seconds':
+    int or float; 'bytes': int)."""
     if value is None:
         return value
-    if isinstance(value, bool) or not isinstance(value, kind):
+    types = (int, float) if kind == "seconds" else int
+    if isinstance(value, bool) or not isinstance(value, types):
         raise TypeError("%s must be %s or None, not %s"
-                        % (name, "a number of seconds" if kind is numbers.Real
+                        % (name, "a number of seconds" if kind == "seconds"
                            else "an integer", type(value).__name__))
     if not value > 0:
         raise ValueError("%s must be > 0" % name)
@@ -237,9 +239,9 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                                  " the 'fork' multiprocessing start method;"
                                  " supply a different mp_context.")
         self._max_tasks_per_child = max_tasks_per_child
-        task_timeout = _positive_or_none("task_timeout", task_timeout, numbers.Real)
+        task_timeout = _positive_or_none("task_timeout", task_timeout, "seconds")
         max_memory_per_child = _positive_or_none(
-            "max_memory_per_child", max_memory_per_child, numbers.Integral)
+            "max_memory_per_child", max_memory_per_child, "bytes")
         dumps = _pickler_dumps(pickler)
         # The native pool needs no lock; subclasses may take the stdlib's.
         self._shutdown_lock = threading.Lock()
@@ -260,7 +262,7 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
         it: ``ex.options(timeout=S).submit(fn, *args, **kwargs)`` (and
         ``.map(...)``) runs each task with a limit of S seconds instead of
         the pool's task_timeout (None: no limit)."""
-        return _TaskOptions(self, _positive_or_none("timeout", timeout, numbers.Real))
+        return _TaskOptions(self, _positive_or_none("timeout", timeout, "seconds"))
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
         """Returns an iterator equivalent to map(fn, iter), calls run in
