@@ -251,6 +251,7 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->next_worker = 0;
     core->mean_task_ns = -1;
     core->abandon_at = 0;
+    core->hold_until = 0;
     for (Py_ssize_t i = 0; core->workers != NULL && i < max_workers; i++) {
         core->workers[i].state = WORKER_EMPTY;
         core->workers[i].task_fd = core->workers[i].result_fd = -1;

@@ -58,6 +58,10 @@
 /* After Ctrl-C, how long running tasks may take to end before their
  * workers are stopped. */
 #define PP_INTERRUPT_GRACE_S 0.5
+/* A task ended by KeyboardInterrupt means Ctrl-C reached the process group:
+ * the main thread gets this long to act on its own before more work goes
+ * to the worker that fell free. */
+#define PP_INTERRUPT_HOLD_NS ((int64_t)500 * 1000 * 1000)
 
 typedef struct {
     cf_task link;
@@ -121,6 +125,7 @@ typedef struct {
     Py_ssize_t next_worker;         /* round-robin start for dispatch */
     int64_t mean_task_ns;           /* moving mean service time; -1: none yet */
     int64_t abandon_at;             /* after Ctrl-C: break the pool then; 0: never */
+    int64_t hold_until;             /* a task ended by Ctrl-C: no dispatch till then */
 } PoolCoreObject;
 
 /* The pool's options make it stop or replace workers on its own. */

@@ -114,6 +114,9 @@ core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
         core_break(st, core, NULL);     /* Ctrl-C, and the grace is over */
         return 0;
     }
+    if (core->hold_until > cf_monotonic_ns()) {
+        next = earlier(next, core->hold_until);     /* dispatch resumes then */
+    }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
         int64_t now = cf_monotonic_ns();

@@ -624,7 +624,8 @@ core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise)
 {
     int rc = 0;
     while (rc == 0 && core->pending.head != NULL &&
-           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN)) {
+           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN) &&
+           cf_monotonic_ns() >= core->hold_until) {
         Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns(), pp_first(&core->pending));
         if (i < 0) {
             break;
@@ -785,6 +786,9 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
         Py_XDECREF(exc);
     }
     else {
+        if (is_error && PyErr_GivenExceptionMatches(value, PyExc_KeyboardInterrupt)) {
+            core->hold_until = cf_monotonic_ns() + PP_INTERRUPT_HOLD_NS;
+        }
         r = is_error ? future_set_exception(t->future, value)
                      : future_set_result(t->future, value);
         Py_DECREF(value);
