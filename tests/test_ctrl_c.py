@@ -9,7 +9,9 @@ Within 2 s it must be gone, having printed one traceback (its own
 KeyboardInterrupt), none from the workers, and no queued task may have
 started.  The stdlib hangs here (its exit waits for every queued task), so
 only cfutures runs; a thread pool left by Ctrl-C cancels its queued tasks
-the same way (its running ones cannot be stopped).
+the same way (its running ones cannot be stopped).  Under a group SIGINT
+the running tasks end at once by KeyboardInterrupt; the pool then holds its
+queued work back for 0.5 s, so that the main thread cancels it first.
 """
 import os
 import signal
