@@ -12,7 +12,6 @@ The keyword-only options beyond the stdlib (task_timeout, isolate_crashes,
 cancel_running, max_memory_per_child, pickler) are off by default, and then
 every behaviour is the stdlib's.
 """
-import importlib
 import itertools
 import multiprocessing as mp
 import os
@@ -99,13 +98,13 @@ def _pickler_dumps(pickler):
         raise ValueError("pickler must be None, 'pickle' or 'cloudpickle', not %r"
                          % (pickler,))
     try:
-        module = importlib.import_module("cloudpickle")
+        import cloudpickle
     except ImportError as error:
         raise ImportError(
             "ProcessPoolExecutor(pickler='cloudpickle') needs the cloudpickle "
             "package, which is not installed: pip install 'cfutures[cloudpickle]'"
         ) from error
-    return module.dumps
+    return cloudpickle.dumps
 
 
 def _positive_or_none(name, value, kind):

@@ -29,7 +29,13 @@ EXTENSIONS = {
 
 def test_version_is_the_package_metadata_version():
     assert isinstance(cfutures.__version__, str)
-    assert cfutures.__version__ == importlib.metadata.version("cfutures")
+    try:
+        installed = importlib.metadata.version("cfutures")
+    except importlib.metadata.PackageNotFoundError:
+        # `make sanitize` runs the tree from build/sanitize, not installed;
+        # `make test` installs it (editable) and checks this.
+        pytest.skip("cfutures is not installed here, so it has no metadata")
+    assert cfutures.__version__ == installed
     assert "__version__" in dir(cfutures)
 
 
