@@ -122,9 +122,29 @@ def _positive_or_none(name, value, kind):
     return value
 
 
+def _start_uninterrupted(process):
+    """process.start(), not interrupted by Ctrl-C: interrupted between
+    creating the child and recording its pid, start() would leave a child
+    that nobody knows, hence nobody reaps.  True if a Ctrl-C arrived
+    meanwhile: the pool raises it again once the worker is recorded.
+    (Signal handlers change only in the main thread; Ctrl-C lands nowhere
+    else.)"""
+    if threading.current_thread() is not threading.main_thread():
+        process.start()
+        return False
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *frame: caught.append(frame))
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return bool(caught)
+
+
 def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
                   max_tasks, max_memory):
-    """Start one worker process; called by the native pool.
+    """Start one worker process; called by the native pool, which gets
+    (the Process, whether a Ctrl-C arrived during its start).
 
     task_fd/result_fd are the child's ends of its two pipes; they travel as
     Connections, which multiprocessing hands to the child under every start
@@ -139,11 +159,11 @@ def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
             target=_cfutures._process_worker,
             args=(task_conn, result_conn, initializer, initargs, max_tasks,
                   max_memory))
-        process.start()
+        interrupted = _start_uninterrupted(process)
     finally:
         task_conn.close()
         result_conn.close()
-    return process
+    return process, interrupted
 
 
 # After Ctrl-C leaves a `with` block, how long running tasks may take to end

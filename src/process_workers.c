@@ -180,9 +180,17 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     /* The spawner wraps the child's ends in Connections, starts the process
      * and closes those ends here, whatever happens.  Other threads run. */
-    PyObject *process = PyObject_CallFunction(core->spawn, "OiiOOnn", core->context, child_ends[0],
-                                              child_ends[1], core->initializer, core->initargs,
-                                              core->max_tasks_per_child, core->max_memory);
+    PyObject *started = PyObject_CallFunction(core->spawn, "OiiOOnn", core->context,
+                                              child_ends[0], child_ends[1], core->initializer,
+                                              core->initargs, core->max_tasks_per_child,
+                                              core->max_memory);
+    PyObject *process = NULL;
+    int interrupted = 0;
+    if (started != NULL && !PyArg_ParseTuple(started, "Op", &process, &interrupted)) {
+        process = NULL;
+    }
+    Py_XINCREF(process);
+    Py_XDECREF(started);
     PyObject *pid = process ? PyObject_GetAttrString(process, "pid") : NULL;
     if (pid == NULL || set_nonblocking(w->task_fd) < 0 || set_nonblocking(w->result_fd) < 0 ||
         PyDict_SetItem(core->processes, pid, process) < 0) {
@@ -205,6 +213,9 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     Py_DECREF(pid);
     worker_started(w, process);
+    if (interrupted) {
+        PyErr_SetInterrupt();       /* the Ctrl-C of its start, now it is recorded */
+    }
     if (core->base.phase == POOL_BROKEN) {
         /* It broke while this one started: it goes with the others. */
         worker_stop(w);
