@@ -32,6 +32,7 @@ struct cf_state {
     PyObject *thread_worker;            /* _cfutures._thread_worker */
     PyObject *threads_queues;           /* WeakKeyDictionary {pool thread: ...}, joined at exit */
     int interpreter_exiting;            /* set by the threading atexit hook */
+    int exit_interrupted;               /* ... for an uncaught KeyboardInterrupt */
     int map_cancels_popped;             /* the stdlib has _result_or_cancel (3.10+) */
     struct cf_pool *live_pools;         /* registry of pools (pool.c) */
     PyTypeObject *PoolCoreType;
@@ -118,6 +119,9 @@ typedef struct {
     cf_link *waiters;           /* native waiters parked on this future */
     unsigned char state;        /* cf_future_state */
     unsigned char condition_foreign;    /* `_condition` was set from outside */
+    /* Its pool may stop it while it runs (ProcessPoolExecutor's
+     * cancel_running): cancel() of the RUNNING future asks the pools. */
+    unsigned char stoppable;
 } FutureObject;
 
 /* Instances of the public class are by far the most common: test that first. */
@@ -133,6 +137,10 @@ PyObject *future_new_public(cf_state *st);
 
 /* The Future's methods, for executors to call on their own futures. */
 PyObject *future_cancel(PyObject *future, PyObject *unused);
+/* RUNNING -> CANCELLED_AND_NOTIFIED, for a pool that stopped the task: the
+ * waiters wake and the callbacks run.  1, 0 if the future was not RUNNING
+ * (left alone), -1 with an exception. */
+int future_cancel_running(PyObject *future);
 PyObject *future_set_running_or_notify_cancel(PyObject *future, PyObject *unused);
 PyObject *future_set_result(PyObject *future, PyObject *result);
 PyObject *future_set_exception(PyObject *future, PyObject *exception);

@@ -18,6 +18,7 @@
  * future_attrs.c's.
  */
 #include "future.h"
+#include "pool.h"
 
 #include <stddef.h>
 
@@ -258,6 +259,7 @@ future_reset(FutureObject *self)
     Py_CLEAR(self->py_waiters);
     Py_CLEAR(self->condition);
     self->condition_foreign = 0;
+    self->stoppable = 0;
 }
 
 static int
@@ -387,8 +389,15 @@ future_cancel(PyObject *op, PyObject *unused)
     }
     if (self->state == CF_RUNNING || self->state == CF_FINISHED || future_is_cancelled(self)) {
         int was_cancelled = future_is_cancelled(self);
+        int ask_pools = self->state == CF_RUNNING && self->stoppable;
         if (future_exit_condition(condition, 0) < 0) {
             return NULL;
+        }
+        if (ask_pools) {
+            /* Outside the condition: the pool calls Python code. */
+            cf_state *st = cf_state_of_type(Py_TYPE(self));
+            int stopped = st == NULL ? -1 : pools_cancel_running(st, op);
+            return stopped < 0 ? NULL : PyBool_FromLong(stopped);
         }
         return PyBool_FromLong(was_cancelled);
     }
@@ -498,6 +507,26 @@ future_one_arg(const char *qualname, const char *name, PyObject *const *args, Py
     return cf_parse_method_args(qualname, args, nargs, kwnames, names, 1, 1, &value) < 0
                ? NULL
                : value;
+}
+
+int
+future_cancel_running(PyObject *op)
+{
+    FutureObject *self = (FutureObject *)op;
+    PyObject *condition = future_enter_condition(self);
+    if (condition == NULL) {
+        return -1;
+    }
+    if (self->state != CF_RUNNING) {
+        return future_exit_condition(condition, 0) < 0 ? -1 : 0;
+    }
+    self->state = CF_CANCELLED_AND_NOTIFIED;
+    future_wake_waiters(self, CF_ENDED_CANCELLED, 0);
+    int told = future_tell_py_waiters(self, "add_cancelled");
+    if (future_exit_condition(condition, 1) < 0 || told < 0 || future_run_callbacks(self) < 0) {
+        return -1;
+    }
+    return 1;
 }
 
 PyObject *

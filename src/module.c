@@ -25,15 +25,27 @@ module_after_fork_child(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Is the program ending by Ctrl-C?  The interpreter printed an uncaught
+ * KeyboardInterrupt, and so set sys.last_value, before it exits. */
+static int
+exit_is_interrupted(void)
+{
+    PyObject *last = PySys_GetObject("last_value");      /* borrowed */
+    return last != NULL && PyErr_GivenExceptionMatches(last, PyExc_KeyboardInterrupt);
+}
+
 /* Registered with threading._register_atexit, as the stdlib's two
- * _python_exit: no new work; every pool finishes what it accepted; their
- * threads are joined before the interpreter joins its other threads. */
+ * _python_exit: no new work; every pool finishes what it accepted — unless
+ * Ctrl-C ends the program: then what has not started is cancelled, and a
+ * process pool's running tasks get a short grace; their threads are joined
+ * before the interpreter joins its other threads. */
 static PyObject *
 module_python_exit(PyObject *module, PyObject *unused)
 {
     (void)unused;
     cf_state *st = cf_state_of_module(module);
     st->interpreter_exiting = 1;
+    st->exit_interrupted = exit_is_interrupted();
     pools_python_exit(st);
     if (st->threads_queues != NULL && cf_join_threads(st->threads_queues) < 0) {
         return NULL;

@@ -220,6 +220,20 @@ pools_after_fork_child(cf_state *st)
     }
 }
 
+int
+pools_cancel_running(cf_state *st, PyObject *future)
+{
+    for (cf_pool *pool = st->live_pools; pool != NULL; pool = pool->next_live) {
+        if (pool->ops->cancel_running != NULL) {
+            int rc = pool->ops->cancel_running(pool, future);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---- the threads a pool starts ----------------------------------------- */
 
 enum { TICKET_OPEN, TICKET_CLAIMED, TICKET_ABANDONED };

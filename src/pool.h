@@ -60,6 +60,10 @@ typedef struct {
      * exist here.  Returns 1 to stay registered (the child may use the
      * pool), 0 to be forgotten. */
     int (*after_fork_child)(cf_pool *pool);
+    /* cancel() of a RUNNING future marked stoppable: stop it if this pool
+     * runs it.  1 if it did (the future is cancelled), 0 if the pool does
+     * not run it, -1 with an exception.  NULL: the pool never stops tasks. */
+    int (*cancel_running)(cf_pool *pool, PyObject *future);
 } cf_pool_ops;
 
 struct cf_pool {
@@ -143,5 +147,8 @@ cf_pool *pool_of_thread_args(PyObject *args, PyTypeObject *type, const char *fun
 /* The module's hooks: every live pool in turn. */
 void pools_python_exit(cf_state *st);
 void pools_after_fork_child(cf_state *st);
+/* Ask the pools in turn to stop the running `future` (see cancel_running):
+ * 1 if one did, 0 if none runs it, -1 with an exception. */
+int pools_cancel_running(cf_state *st, PyObject *future);
 
 #endif /* CF_POOL_H */

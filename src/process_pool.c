@@ -36,6 +36,8 @@ core_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(core->context);
     Py_VISIT(core->initializer);
     Py_VISIT(core->initargs);
+    Py_VISIT(core->dumps);
+    Py_VISIT(core->worker_died);
     Py_VISIT(core->processes);
     Py_VISIT(core->io_thread);
     Py_VISIT(core->base.broken);
@@ -53,6 +55,8 @@ core_clear(PyObject *op)
     Py_CLEAR(core->context);
     Py_CLEAR(core->initializer);
     Py_CLEAR(core->initargs);
+    Py_CLEAR(core->dumps);
+    Py_CLEAR(core->worker_died);
     Py_CLEAR(core->processes);
     Py_CLEAR(core->io_thread);
     return 0;
@@ -126,6 +130,11 @@ static PyType_Spec core_spec = {
 static void
 core_python_exit(cf_pool *pool)
 {
+    cf_state *st = cf_state_of_type(Py_TYPE(pool));
+    if (st != NULL && st->exit_interrupted) {
+        core_interrupt((PoolCoreObject *)pool, PP_INTERRUPT_GRACE_S);
+    }
+    PyErr_Clear();
     core_wake((PoolCoreObject *)pool);
 }
 
@@ -168,24 +177,39 @@ core_after_fork_child(cf_pool *pool)
     return 0;
 }
 
+static int
+core_cancel_running_op(cf_pool *pool, PyObject *future)
+{
+    cf_state *st = cf_state_of_type(Py_TYPE(pool));
+    return st == NULL ? -1 : core_cancel_running(st, (PoolCoreObject *)pool, future);
+}
+
 static const cf_pool_ops core_ops = {
     .python_exit = core_python_exit,
     .after_fork_child = core_after_fork_child,
+    .cancel_running = core_cancel_running_op,
 };
 
 /* ---- starting ----------------------------------------------------------- */
 
-/* _setup(max_workers, mp_context, initializer, initargs, max_tasks, spawn):
- * called once by the package's __init__ after validating the arguments. */
+/* _setup(max_workers, mp_context, initializer, initargs, max_tasks, spawn,
+ *        task_timeout, isolate_crashes, cancel_running, max_memory, dumps,
+ *        worker_died): called once by the package's __init__ after
+ * validating the arguments (task_timeout: seconds, 0.0 for none; dumps:
+ * the pickler of calls, None for multiprocessing's). */
 static PyObject *
 process_pool_setup(PyObject *op, PyObject *args)
 {
     ProcessPoolObject *self = (ProcessPoolObject *)op;
     cf_state *st = cf_state_of_type(Py_TYPE(op));
-    Py_ssize_t max_workers, max_tasks;
-    PyObject *context, *initializer, *initargs, *spawn;
-    if (st == NULL || !PyArg_ParseTuple(args, "nOOOnO:_setup", &max_workers, &context,
-                                        &initializer, &initargs, &max_tasks, &spawn) ||
+    Py_ssize_t max_workers, max_tasks, max_memory;
+    double task_timeout;
+    int isolate_crashes, cancel_running;
+    PyObject *context, *initializer, *initargs, *spawn, *dumps, *worker_died;
+    if (st == NULL ||
+        !PyArg_ParseTuple(args, "nOOOnOdppnOO:_setup", &max_workers, &context, &initializer,
+                          &initargs, &max_tasks, &spawn, &task_timeout, &isolate_crashes,
+                          &cancel_running, &max_memory, &dumps, &worker_died) ||
         cf_load_process_names(st) < 0) {
         return NULL;
     }
@@ -209,6 +233,12 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->initializer = Py_NewRef(initializer);
     core->initargs = Py_NewRef(initargs);
     core->max_tasks_per_child = max_tasks;
+    core->task_timeout_ns = cf_seconds_to_ns(task_timeout);
+    core->isolate_crashes = isolate_crashes;
+    core->cancel_running = cancel_running;
+    core->max_memory = max_memory;
+    core->dumps = Py_NewRef(dumps == Py_None ? st->pickle_dumps : dumps);
+    core->worker_died = Py_NewRef(worker_died);
     core->start_on_demand = !forks;
     core->nslots = max_workers;
     core->workers = PyMem_Calloc((size_t)max_workers, sizeof(pp_worker));
@@ -220,6 +250,8 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->green = cf_threads_are_green(st);
     core->next_worker = 0;
     core->mean_task_ns = -1;
+    core->abandon_at = 0;
+    core->hold_until = 0;
     for (Py_ssize_t i = 0; core->workers != NULL && i < max_workers; i++) {
         core->workers[i].state = WORKER_EMPTY;
         core->workers[i].task_fd = core->workers[i].result_fd = -1;
@@ -321,7 +353,7 @@ core_start(cf_state *st, PoolCoreObject *core)
 /* ---- submit ------------------------------------------------------------- */
 
 static pp_task *
-task_new(PyObject *future, PyObject *call)
+task_new(PyObject *future, PyObject *call, int64_t timeout_ns)
 {
     pp_task *task = PyMem_Calloc(1, sizeof(pp_task));
     if (task == NULL) {
@@ -330,6 +362,7 @@ task_new(PyObject *future, PyObject *call)
     }
     task->future = Py_NewRef(future);
     task->call = Py_NewRef(call);
+    task->timeout_ns = timeout_ns;
     return task;
 }
 
@@ -391,12 +424,13 @@ core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
     cf_err_restore(exc);
 }
 
-/* submit(fn, /, *args, **kwargs) */
+/* submit()'s work, for a task that may run `timeout_ns` (-1: the pool's
+ * task_timeout); args[0] is fn. */
 static PyObject *
-process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+core_submit(ProcessPoolObject *self, int64_t timeout_ns, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
 {
-    ProcessPoolObject *self = (ProcessPoolObject *)op;
-    cf_state *st = cf_state_of_type(Py_TYPE(op));
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return NULL;
     }
@@ -415,7 +449,9 @@ process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     PyObject *future = future_new_public(st);
     PyObject *call = future ? make_call(st, args, nargs, kwnames) : NULL;
-    pp_task *task = call ? task_new(future, call) : NULL;
+    pp_task *task = call ? task_new(future, call, timeout_ns < 0 ? core->task_timeout_ns
+                                                                 : timeout_ns)
+                         : NULL;
     Py_XDECREF(call);
     if (task == NULL) {
         Py_XDECREF(future);
@@ -439,7 +475,8 @@ process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObj
             rc = core_start(st, core);
         }
     }
-    else if (core->start_on_demand) {
+    else if (core->start_on_demand || core_replaces_workers(core)) {
+        /* (A fork pool that replaces workers refills a slot left empty.) */
         rc = core_start_if_needed(st, core);
     }
     if (rc < 0) {
@@ -460,11 +497,39 @@ process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObj
     return future;
 }
 
+/* submit(fn, /, *args, **kwargs) */
+static PyObject *
+process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return core_submit((ProcessPoolObject *)op, -1, args, nargs, kwnames);
+}
+
+/* _submit_timed(timeout, fn, /, *args, **kwargs): submit() with a limit of
+ * its own (seconds; None for none), for options(timeout=...). */
+static PyObject *
+process_pool_submit_timed(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "_submit_timed() needs a timeout");
+        return NULL;
+    }
+    double timeout = 0.0;
+    if (args[0] != Py_None) {
+        timeout = PyFloat_AsDouble(args[0]);
+        if (timeout == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return core_submit((ProcessPoolObject *)op, cf_seconds_to_ns(timeout), args + 1, nargs - 1,
+                       kwnames);
+}
+
 /* ---- shutdown ----------------------------------------------------------- */
 
 /* shutdown(cancel_futures=True): what no worker has yet is cancelled, and
  * the cancel notified, as the stdlib's manager does when it drops them. */
-static void
+void
 core_cancel_pending(PoolCoreObject *core)
 {
     pp_task *t;
@@ -508,6 +573,22 @@ process_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
             return NULL;
         }
         Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+/* _interrupt(grace): the `with` block was left by Ctrl-C (core_interrupt);
+ * shutdown() follows. */
+static PyObject *
+process_pool_interrupt(PyObject *op, PyObject *arg)
+{
+    double grace = PyFloat_AsDouble(arg);
+    if (grace == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PoolCoreObject *core = ((ProcessPoolObject *)op)->core;
+    if (core != NULL) {
+        core_interrupt(core, grace);
     }
     Py_RETURN_NONE;
 }
@@ -591,6 +672,9 @@ static PyMethodDef process_pool_methods[] = {
     {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown, METH_VARARGS | METH_KEYWORDS,
      POOL_SHUTDOWN_DOC},
     {"_setup", process_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
+    {"_interrupt", process_pool_interrupt, METH_O, "Internal: Ctrl-C left the with block."},
+    {"_submit_timed", (PyCFunction)(void (*)(void))process_pool_submit_timed,
+     METH_FASTCALL | METH_KEYWORDS, "Internal: submit() with a timeout of its own."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -41,6 +41,7 @@ task_free(pp_task *task)
         PyBuffer_Release(&task->payload);
     }
     Py_XDECREF(task->call);
+    Py_XDECREF(task->fn);
     Py_DECREF(task->future);
     PyMem_Free(task);
 }
@@ -179,9 +180,17 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     /* The spawner wraps the child's ends in Connections, starts the process
      * and closes those ends here, whatever happens.  Other threads run. */
-    PyObject *process = PyObject_CallFunction(core->spawn, "OiiOOn", core->context, child_ends[0],
-                                              child_ends[1], core->initializer, core->initargs,
-                                              core->max_tasks_per_child);
+    PyObject *started = PyObject_CallFunction(core->spawn, "OiiOOnn", core->context,
+                                              child_ends[0], child_ends[1], core->initializer,
+                                              core->initargs, core->max_tasks_per_child,
+                                              core->max_memory);
+    PyObject *process = NULL;
+    int interrupted = 0;
+    if (started != NULL && !PyArg_ParseTuple(started, "Op", &process, &interrupted)) {
+        process = NULL;
+    }
+    Py_XINCREF(process);
+    Py_XDECREF(started);
     PyObject *pid = process ? PyObject_GetAttrString(process, "pid") : NULL;
     if (pid == NULL || set_nonblocking(w->task_fd) < 0 || set_nonblocking(w->result_fd) < 0 ||
         PyDict_SetItem(core->processes, pid, process) < 0) {
@@ -204,6 +213,9 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     Py_DECREF(pid);
     worker_started(w, process);
+    if (interrupted) {
+        PyErr_SetInterrupt();       /* the Ctrl-C of its start, now it is recorded */
+    }
     if (core->base.phase == POOL_BROKEN) {
         /* It broke while this one started: it goes with the others. */
         worker_stop(w);
@@ -267,8 +279,8 @@ worker_dismiss(pp_worker *w)
     w->state = WORKER_LEAVING;
 }
 
-static void
-process_call(PyObject *process, const char *method)
+void
+process_signal(PyObject *process, const char *method)
 {
     PyObject *r = PyObject_CallMethod(process, method, NULL);
     if (r == NULL) {
@@ -290,7 +302,7 @@ worker_stop(pp_worker *w)
 {
     assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
     if (w->process != NULL) {
-        process_call(w->process, "terminate");
+        process_signal(w->process, "terminate");
     }
     w->state = WORKER_DEAD;
 }
@@ -298,13 +310,13 @@ worker_stop(pp_worker *w)
 void
 worker_ended(pp_worker *w)
 {
-    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING ||
+           w->state == WORKER_STOPPING);
     int announced = w->state == WORKER_LEAVING && w->tasks.count == 0 && w->nreserved == 0;
-    w->state = announced ? WORKER_EXITED : WORKER_DEAD;
+    w->state = announced || w->state == WORKER_STOPPING ? WORKER_EXITED : WORKER_DEAD;
 }
 
-/* process.join(timeout): 0 if it ended, 1 if it still runs. */
-static int
+int
 process_join(PyObject *process, double timeout)
 {
     PyObject *r = timeout < 0 ? PyObject_CallMethod(process, "join", NULL)
@@ -328,13 +340,17 @@ worker_reap(PoolCoreObject *core, pp_worker *w, double grace)
 {
     assert(w->state == WORKER_EXITED || w->state == WORKER_DEAD);
     worker_close_tasks(w, 0);
+    pp_task *t;
+    while ((t = pp_pop(&w->tasks)) != NULL) {
+        task_free(t);               /* settled when it was stopped */
+    }
     PyObject *process = w->process;
     w->process = NULL;
     if (process != NULL) {
         if (grace >= 0 && process_join(process, grace)) {
-            process_call(process, "terminate");
+            process_signal(process, "terminate");
             if (process_join(process, PP_TERMINATE_GRACE_S)) {
-                process_call(process, "kill");      /* it ignores SIGTERM */
+                process_signal(process, "kill");      /* it ignores SIGTERM */
                 process_join(process, -1);
             }
         }
@@ -369,7 +385,7 @@ core_depth(PoolCoreObject *core)
 }
 
 static int
-worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
+worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now, pp_task *task)
 {
     Py_ssize_t held = w->tasks.count + w->nreserved;
     if ((w->state != WORKER_IDLE && w->state != WORKER_BUSY) || w->task_fd < 0 ||
@@ -380,10 +396,16 @@ worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
     if (held == 0) {
         return 1;
     }
+    /* A task the pool may stop is alone in its worker (process_pool.h), and
+     * so is one that may leave after any task (max_memory_per_child). */
+    if (task_stoppable(core, task->timeout_ns) || core->max_memory != 0 ||
+        w->tasks.head == NULL || pp_first(&w->tasks)->timeout_ns != 0) {
+        return 0;
+    }
     /* Queue behind a running task only with a backlog: a task bound to this
      * worker's pipe cannot be taken by another worker that falls free first
      * (the stdlib's shared queue allows that, and code may depend on it). */
-    if (core->pending.count <= core->nslots || w->tasks.head == NULL) {
+    if (core->pending.count <= core->nslots) {
         return 0;
     }
     /* Never queue behind a task that already ran past the queueing budget:
@@ -394,15 +416,15 @@ worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
     return now - began < PP_QUEUED_NS;
 }
 
-/* The worker with room holding the fewest tasks, or -1. */
+/* The worker with room for `task` holding the fewest tasks, or -1. */
 static Py_ssize_t
-core_pick_worker(PoolCoreObject *core, int64_t now)
+core_pick_worker(PoolCoreObject *core, int64_t now, pp_task *task)
 {
     Py_ssize_t best = -1;
     for (Py_ssize_t k = 0; k < core->nslots; k++) {
         Py_ssize_t i = (core->next_worker + k) % core->nslots;
         pp_worker *w = &core->workers[i];
-        if (worker_has_room(core, w, now) &&
+        if (worker_has_room(core, w, now, task) &&
             (best < 0 || w->tasks.count + w->nreserved <
                              core->workers[best].tasks.count + core->workers[best].nreserved)) {
             best = i;
@@ -432,11 +454,18 @@ worker_maybe_idle(pp_worker *w)
 /* IDLE -> BUSY (or stays BUSY): the pickled call, in `task->payload`, joins
  * the worker's list. */
 static void
-worker_append(pp_worker *w, pp_task *task, int64_t now)
+worker_append(PoolCoreObject *core, pp_worker *w, pp_task *task, int64_t now)
 {
     assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY);
     task->dispatched_at = now;
-    wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK, 0);
+    /* A worker's first task reports its start too: a worker that dies
+     * before that died starting up (its initializer), not in a task. */
+    int report = task_stoppable(core, task->timeout_ns) || w->assigned == 0;
+    wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK,
+                     report ? WIRE_FLAG_REPORT_START : 0);
+    if (core->cancel_running) {
+        ((FutureObject *)task->future)->stoppable = 1;
+    }
     cf_tasklist_push(&w->tasks, &task->link);
     if (w->unsent == NULL) {
         w->unsent = task;
@@ -491,13 +520,14 @@ typedef enum {
 /* Pickle `task`'s call into its payload.  A BaseException that is not an
  * Exception is left raised when `may_raise` (submit()'s thread). */
 static pickle_outcome
-task_pickle(cf_state *st, pp_task *task, int may_raise)
+task_pickle(cf_state *st, PyObject *dumps, pp_task *task, int may_raise)
 {
-    PyObject *pickled = PyObject_CallFunction(st->pickle_dumps, "Oi", task->call, 5);
+    PyObject *pickled = PyObject_CallFunction(dumps, "Oi", task->call, 5);
     if (pickled != NULL) {
         int rc = PyObject_GetBuffer(pickled, &task->payload, PyBUF_SIMPLE);
         Py_DECREF(pickled);         /* the buffer view keeps it */
         if (rc == 0) {
+            task->fn = Py_NewRef(PyTuple_GET_ITEM(task->call, 0));
             Py_CLEAR(task->call);
             return PICKLED;
         }
@@ -561,7 +591,7 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     worker_take(w);
     core->npickling++;
     Py_INCREF(core);
-    pickle_outcome pickled = task_pickle(st, task, may_raise);
+    pickle_outcome pickled = task_pickle(st, core->dumps, task, may_raise);
     core->npickling--;
     int same_worker = w->generation == generation &&
                       (w->state == WORKER_IDLE || w->state == WORKER_BUSY);
@@ -584,7 +614,7 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     else {
         PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
         if (go == Py_True) {
-            worker_append(w, task, cf_monotonic_ns());
+            worker_append(core, w, task, cf_monotonic_ns());
         }
         else {
             /* Cancelled meanwhile: dropped, as the stdlib drops it. */
@@ -605,8 +635,9 @@ core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise)
 {
     int rc = 0;
     while (rc == 0 && core->pending.head != NULL &&
-           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN)) {
-        Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns());
+           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN) &&
+           cf_monotonic_ns() >= core->hold_until) {
+        Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns(), pp_first(&core->pending));
         if (i < 0) {
             break;
         }
@@ -741,9 +772,14 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
                 size_t length, uint32_t kind, uint32_t flags)
 {
     pp_task *t = pp_first(&w->tasks);
-    if (t == NULL || w->unsent == t) {
+    if (t == NULL || w->unsent == t || w->state == WORKER_STOPPING) {
         free(payload);
-        return;                     /* nothing was asked: ignore it */
+        return;                     /* nothing was asked, or too late: ignore it */
+    }
+    if (kind == WIRE_STARTED) {
+        free(payload);
+        t->started_at = cf_monotonic_ns();
+        return;
     }
     cf_tasklist_pop(&w->tasks);
     core_time_task(core, w, t);
@@ -761,6 +797,9 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
         Py_XDECREF(exc);
     }
     else {
+        if (is_error && PyErr_GivenExceptionMatches(value, PyExc_KeyboardInterrupt)) {
+            core->hold_until = cf_monotonic_ns() + PP_INTERRUPT_HOLD_NS;
+        }
         r = is_error ? future_set_exception(t->future, value)
                      : future_set_result(t->future, value);
         Py_DECREF(value);
@@ -825,7 +864,7 @@ core_replace_leavers(cf_state *st, PoolCoreObject *core)
 {
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         if (core->workers[i].state == WORKER_EXITED) {
-            worker_reap(core, &core->workers[i], -1);
+            worker_reap(core, &core->workers[i], PP_TERMINATE_GRACE_S);
         }
     }
     /* Work that has no worker to go to gets one, during shutdown too: every
@@ -833,7 +872,7 @@ core_replace_leavers(cf_state *st, PoolCoreObject *core)
     if (core->base.phase != POOL_RUNNING && core->base.phase != POOL_SHUTTING_DOWN) {
         return;
     }
-    if (core->start_on_demand || core->max_tasks_per_child != 0) {
+    if (core->start_on_demand || core_replaces_workers(core)) {
         if (core_start_if_needed(st, core) < 0) {
             PyObject *exc = cf_err_take();
             if (core_count(core, WORKER_IDLE) + core_count(core, WORKER_BUSY) == 0) {

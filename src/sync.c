@@ -53,6 +53,19 @@ cf_deadline_after(double timeout_seconds)
     return now + (int64_t)ns;
 }
 
+int64_t
+cf_seconds_to_ns(double seconds)
+{
+    if (!(seconds > 0)) {
+        return 0;
+    }
+    double ns = seconds * 1e9;
+    if (ns >= (double)(CF_FOREVER / 4)) {
+        return CF_FOREVER / 4;
+    }
+    return ns < 1 ? 1 : (int64_t)ns;
+}
+
 static long
 futex(_Atomic uint32_t *word, int op, uint32_t value, const struct timespec *timeout)
 {

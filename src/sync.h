@@ -57,6 +57,11 @@ int64_t cf_monotonic_ns(void);
  * (or NaN) gives a deadline that has already passed. */
 int64_t cf_deadline_after(double timeout_seconds);
 
+/* A duration in seconds as nanoseconds: 0 for none (<= 0 or NaN), at least
+ * 1 for any positive value, capped so that adding it to a monotonic time
+ * cannot overflow. */
+int64_t cf_seconds_to_ns(double seconds);
+
 /* Is the calling thread the interpreter's main thread?  Only that thread
  * runs signal handlers, so only it needs to wake up periodically. */
 int cf_is_main_thread(void);

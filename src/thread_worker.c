@@ -167,6 +167,11 @@ queue_wait_none_starting(cf_state *st, WorkQueueObject *q)
 static void
 queue_python_exit(cf_pool *pool)
 {
+    cf_state *st = cf_state_of_type(Py_TYPE(pool));
+    if (st != NULL && st->exit_interrupted) {
+        queue_cancel_all((WorkQueueObject *)pool);     /* Ctrl-C: only what runs finishes */
+    }
+    PyErr_Clear();
     queue_wake_all((WorkQueueObject *)pool);
 }
 

@@ -122,6 +122,15 @@ def run_once(what):
         pytest.skip("%s runs once, on %d.%d" % ((what,) + version))
 
 
+def cause_kind(exc):
+    """The type of `exc.__cause__`, with cfutures' WorkerDied -- the cause
+    that names a dead worker, which the stdlib gives only from 3.15 -- seen
+    as the stdlib's None (tests/test_process_options.py checks it)."""
+    from cfutures.process import WorkerDied
+    cause = exc.__cause__
+    return type(None) if isinstance(cause, WorkerDied) else type(cause)
+
+
 def outcome(fn, /, *args, **kwargs):
     """('return', value) or ('raise', exception type, str(exception))."""
     try:

@@ -38,8 +38,8 @@ import pytest
 
 import process_tasks as tasks
 from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, SHUTDOWN, TIMEOUT,
-                             agreed_once, must_wait, norm_any_addr, outcome,
-                             start, wait_until)
+                             agreed_once, cause_kind, must_wait, norm_any_addr,
+                             outcome, start, wait_until)
 from process_tasks import Sync
 
 REF = concurrent.futures
@@ -54,7 +54,7 @@ def exc_view(exc):
     """A comparable summary of an exception from a task."""
     if exc is None:
         return None
-    return (type(exc), norm_any_addr(str(exc)), type(exc.__cause__))
+    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
 
 
 def started_tags(sync):

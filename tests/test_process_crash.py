@@ -29,7 +29,7 @@ import pytest
 
 import process_tasks as tasks
 from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, TIMEOUT, agreed_once,
-                             outcome)
+                             cause_kind, outcome)
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
@@ -45,7 +45,7 @@ pytestmark = [
 def exc_view(exc):
     if exc is None:
         return None
-    return (type(exc), str(exc), type(exc.__cause__))
+    return (type(exc), str(exc), cause_kind(exc))
 
 
 def future_view(f, timeout=TIMEOUT):

@@ -36,7 +36,7 @@ import pytest
 
 import process_tasks as tasks
 from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, HAS_MAX_TASKS,
-                             SHUTDOWN, TIMEOUT, agreed_once,
+                             SHUTDOWN, TIMEOUT, agreed_once, cause_kind,
                              default_max_workers, norm_any_addr, outcome,
                              run_child, which)
 from process_tasks import METHODS, pool, wait_dead
@@ -61,7 +61,7 @@ def exc_view(exc):
     """A comparable summary of an exception from a worker."""
     if exc is None:
         return None
-    return (type(exc), norm_any_addr(str(exc)), type(exc.__cause__))
+    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
 
 
 def remote_text(exc):

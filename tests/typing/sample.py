@@ -79,6 +79,18 @@ def futures_of_processes() -> None:
         ex.terminate_workers()
         ex.kill_workers()
     ProcessPoolExecutor(initializer=setup, initargs=("x", 2))
+    with ProcessPoolExecutor(2, task_timeout=1.5, isolate_crashes=True, cancel_running=True,
+                             max_memory_per_child=2**30, pickler="cloudpickle") as guarded:
+        limited = guarded.options(timeout=0.5)
+        assert_type(limited.submit(square, 2), Future[int])
+        assert_type(list(limited.map(square, range(4), chunksize=2)), list[int])
+        try:
+            guarded.submit(square, 3).result()
+        except cfutures.process.WorkerDied as died:
+            assert_type(died.pid, Optional[int])
+            assert_type(died.signal, Optional[str])
+            broken: BrokenProcessPool = died      # a subclass of the stdlib's error
+            print(broken)
 
 
 def plain_futures() -> None:
