@@ -115,19 +115,25 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
         self._setup(self._max_workers, mp_context, initializer, initargs,
                     max_tasks_per_child or 0, _spawn_worker)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None,
+            ordered=True):
         """Returns an iterator equivalent to map(fn, iter), calls run in
-        worker processes `chunksize` at a time."""
+        worker processes `chunksize` at a time.
+
+        As Executor.map; with ordered=False the chunks come in the order
+        they finish, the results of one chunk together, in its order, and
+        buffersize counts chunks."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         if chunksize == 1:
             # One call per task: the chunk wrapper would only add pickling.
             return super().map(fn, *iterables, timeout=timeout,
-                               buffersize=buffersize)
+                               buffersize=buffersize, ordered=ordered)
         zipped = zip(*iterables)
         chunks = iter(lambda: tuple(itertools.islice(zipped, chunksize)), ())
         results = super().map(partial(_process_chunk, fn), chunks,
-                              timeout=timeout, buffersize=buffersize)
+                              timeout=timeout, buffersize=buffersize,
+                              ordered=ordered)
         return _chain_from_iterable_of_lists(results)
 
     def terminate_workers(self):
