@@ -16,6 +16,7 @@ import concurrent.futures
 import contextvars
 import decimal
 import gc
+import os
 import threading
 import weakref
 
@@ -27,6 +28,12 @@ REF = concurrent.futures
 WAIT = 10.0
 
 pytestmark = pytest.mark.timeout(60)
+# Memory growth is measured with pymalloc: under PYTHONMALLOC=malloc (the
+# valgrind runs, which report leaks themselves) tracemalloc's one-off costs
+# take thousands of rounds to settle (test_refleaks' own tests fail there
+# too; at 3000 rounds the growth is 0-1 byte per round).
+UNDER_PYMALLOC = pytest.mark.skipif(os.environ.get("PYTHONMALLOC", "").startswith("malloc"),
+                                    reason="growth is measured under pymalloc")
 
 var = contextvars.ContextVar("var", default="unset")
 
@@ -202,7 +209,8 @@ def test_decimal_context_follows_the_work(cf):
         with decimal.localcontext() as context:
             context.prec = 5
             assert ex.submit(third).result(timeout=WAIT) == "0.33333"
-        assert ex.submit(third).result(timeout=WAIT) == str(decimal.Decimal(1) / decimal.Decimal(3))
+        default = str(decimal.Decimal(1) / decimal.Decimal(3))
+        assert ex.submit(third).result(timeout=WAIT) == default
 
 
 def test_asyncio_run_in_executor(cf):
@@ -247,6 +255,7 @@ def test_a_cancelled_call_drops_its_copy(cf):
         ex.shutdown(wait=True)
 
 
+@UNDER_PYMALLOC
 def test_no_memory_kept_per_call(cf):
     from test_refleaks import growth_per_round
 

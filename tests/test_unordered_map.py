@@ -26,6 +26,7 @@ import concurrent.futures
 import gc
 import itertools
 import logging
+import os
 import queue
 import re
 import sys
@@ -45,6 +46,12 @@ WAIT = 10.0
 RUNNING = ("raise", ValueError, "generator already executing")
 
 pytestmark = pytest.mark.timeout(60)
+# Memory growth is measured with pymalloc: under PYTHONMALLOC=malloc (the
+# valgrind runs, which report leaks themselves) tracemalloc's one-off costs
+# take thousands of rounds to settle (test_refleaks' own tests fail there
+# too; at 3000 rounds the growth is 0-1 byte per round).
+UNDER_PYMALLOC = pytest.mark.skipif(os.environ.get("PYTHONMALLOC", "").startswith("malloc"),
+                                    reason="growth is measured under pymalloc")
 
 
 # ---- the model ----------------------------------------------------------------
@@ -818,6 +825,7 @@ def test_pool_usable_after_every_ending(cf):
         assert ex.submit(pow, 2, 5).result(timeout=WAIT) == 32
 
 
+@UNDER_PYMALLOC
 def test_no_memory_kept_per_map(cf):
     # Every way an unordered map ends, on native and stdlib futures: the
     # memory left allocated does not grow with the number of maps.  (What
