@@ -283,10 +283,16 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
         the pool's task_timeout (None: no limit)."""
         return _TaskOptions(self, _positive_or_none("timeout", timeout, "seconds"))
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None,
+            ordered=True):
         """Returns an iterator equivalent to map(fn, iter), calls run in
-        worker processes `chunksize` at a time."""
-        return _map_in_chunks(self, fn, iterables, timeout, chunksize, buffersize)
+        worker processes `chunksize` at a time.
+
+        As Executor.map; with ordered=False the chunks come in the order
+        they finish, the results of one chunk together, in its order, and
+        buffersize counts chunks."""
+        return _map_in_chunks(self, fn, iterables, timeout, chunksize, buffersize,
+                              ordered)
 
     def terminate_workers(self):
         """Attempts to terminate all living worker processes immediately
@@ -315,7 +321,7 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                 continue
 
 
-def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize):
+def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize, ordered):
     """map() of a process pool (or of its options()): `chunksize` calls per
     task, each chunk run in the worker by the stdlib's own helper."""
     if chunksize < 1:
@@ -324,11 +330,11 @@ def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize):
     if chunksize == 1:
         # One call per task: the chunk wrapper would only add pickling.
         return native_map(executor, fn, *iterables, timeout=timeout,
-                          buffersize=buffersize)
+                          buffersize=buffersize, ordered=ordered)
     zipped = zip(*iterables)
     chunks = iter(lambda: tuple(itertools.islice(zipped, chunksize)), ())
     results = native_map(executor, partial(_process_chunk, fn), chunks,
-                         timeout=timeout, buffersize=buffersize)
+                         timeout=timeout, buffersize=buffersize, ordered=ordered)
     return _chain_from_iterable_of_lists(results)
 
 
@@ -344,10 +350,12 @@ class _TaskOptions(Executor):
         """submit() into the pool, the task limited to this view's timeout."""
         return self._executor._submit_timed(self._timeout, fn, *args, **kwargs)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None,
+            ordered=True):
         """map() into the pool, each task limited to this view's timeout
         (`timeout` here is map's own: for the whole iteration)."""
-        return _map_in_chunks(self, fn, iterables, timeout, chunksize, buffersize)
+        return _map_in_chunks(self, fn, iterables, timeout, chunksize, buffersize,
+                              ordered)
 
     def __repr__(self):
         return "<%s.options(timeout=%r)>" % (self._executor, self._timeout)

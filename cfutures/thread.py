@@ -30,7 +30,7 @@ class ThreadPoolExecutor(_cfutures.ThreadPoolExecutor, Executor,
     _counter = itertools.count().__next__
 
     def __init__(self, max_workers=None, thread_name_prefix='',
-                 initializer=None, initargs=()):
+                 initializer=None, initargs=(), *, copy_context=False):
         """Initializes a new ThreadPoolExecutor instance.
 
         Args:
@@ -39,6 +39,14 @@ class ThreadPoolExecutor(_cfutures.ThreadPoolExecutor, Executor,
             thread_name_prefix: An optional name prefix to give our threads.
             initializer: A callable used to initialize worker threads.
             initargs: A tuple of arguments to pass to the initializer.
+            copy_context: If true (a cfutures extension), each call runs in
+                a copy of the contextvars context of the thread that
+                submitted it, taken at submit() -- what asyncio.to_thread()
+                does -- so context variables follow the work; also for the
+                calls map() submits (with buffersize, those submitted later
+                take the context current at that next()).  If false (the
+                default), calls run in the worker thread's own context, as
+                in concurrent.futures.  Read by its truth value, once, here.
         """
         # The stdlib's checks, in its order and with its messages.
         if max_workers is None:
@@ -49,6 +57,9 @@ class ThreadPoolExecutor(_cfutures.ThreadPoolExecutor, Executor,
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        # Any object, by its truth, as the stdlib reads shutdown()'s flags;
+        # read before a thread-name number is taken.
+        copy_context = bool(copy_context)
         self._setup(max_workers,
                     thread_name_prefix or ("ThreadPoolExecutor-%d" % self._counter()),
-                    initializer, initargs)
+                    initializer, initargs, copy_context)

@@ -1,5 +1,6 @@
 # Typing for cfutures.thread: ThreadPoolExecutor, as the stdlib's (whose
-# subclass it is), with submit() returning cfutures' Future.
+# subclass it is), with submit() returning cfutures' Future and the
+# keyword-only copy_context extension.
 from collections.abc import Callable
 from concurrent.futures import thread as _std
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
@@ -21,6 +22,8 @@ class ThreadPoolExecutor(Executor, _std.ThreadPoolExecutor):
         thread_name_prefix: str = "",
         initializer: Callable[[], object] | None = None,
         initargs: tuple[()] = (),
+        *,
+        copy_context: bool = False,
     ) -> None: ...
     @overload
     def __init__(
@@ -30,6 +33,7 @@ class ThreadPoolExecutor(Executor, _std.ThreadPoolExecutor):
         *,
         initializer: Callable[[Unpack[_Ts]], object],
         initargs: tuple[Unpack[_Ts]],
+        copy_context: bool = False,
     ) -> None: ...
     @overload
     def __init__(
@@ -38,6 +42,8 @@ class ThreadPoolExecutor(Executor, _std.ThreadPoolExecutor):
         thread_name_prefix: str,
         initializer: Callable[[Unpack[_Ts]], object],
         initargs: tuple[Unpack[_Ts]],
+        *,
+        copy_context: bool = False,
     ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
 

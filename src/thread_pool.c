@@ -17,6 +17,8 @@ typedef struct {
     Py_ssize_t threads_named;       /* <prefix>_<n>: n of the next worker */
     PyObject *shutdown_lock;        /* `_shutdown_lock`: ours needs none, but
                                      * subclasses (gevent's) take it */
+    int copy_context;               /* each task runs in a copy of its submitter's
+                                     * contextvars context (an extension) */
 } ThreadPoolObject;
 
 /* ---- setting up --------------------------------------------------------- */
@@ -42,16 +44,19 @@ worker_limit(PyObject *max_workers)
     return x >= (double)PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)x;
 }
 
-/* _setup(max_workers, thread_name_prefix, initializer, initargs): the
- * arguments as the package's __init__ checked and completed them. */
+/* _setup(max_workers, thread_name_prefix, initializer, initargs,
+ * copy_context=False): the arguments as the package's __init__ checked and
+ * completed them. */
 static PyObject *
 thread_pool_setup(PyObject *op, PyObject *args)
 {
     ThreadPoolObject *self = (ThreadPoolObject *)op;
     cf_state *st = cf_state_of_type(Py_TYPE(op));
     PyObject *max_workers, *prefix, *initializer, *initargs;
+    int copy_context = 0;
     if (st == NULL ||
-        !PyArg_ParseTuple(args, "OOOO:_setup", &max_workers, &prefix, &initializer, &initargs) ||
+        !PyArg_ParseTuple(args, "OOOO|p:_setup", &max_workers, &prefix, &initializer, &initargs,
+                          &copy_context) ||
         cf_load_thread_names(st) < 0) {
         return NULL;
     }
@@ -68,6 +73,7 @@ thread_pool_setup(PyObject *op, PyObject *args)
     Py_XDECREF(lock_class);
     self->max_workers = Py_NewRef(max_workers);
     self->max_workers_n = n;
+    self->copy_context = copy_context;
     self->thread_name_prefix = Py_NewRef(prefix);
     self->threads = PySet_New(NULL);
     self->queue = queue_new(st, initializer, initargs);
@@ -136,6 +142,11 @@ tpool_submit_call(cf_state *st, PyObject *op, PyObject *fn, PyObject *const *arg
     }
     PyObject *future = future_new_public(st);
     tpool_task *task = future ? tpool_task_new(future, fn, args, nargs, kwnames) : NULL;
+    if (task != NULL && self->copy_context &&
+        (task->context = PyContext_CopyCurrent()) == NULL) {
+        tpool_task_free(task);
+        task = NULL;
+    }
     if (task == NULL) {
         Py_XDECREF(future);
         return NULL;
@@ -337,7 +348,8 @@ static PyMethodDef thread_pool_methods[] = {
 
 static PyType_Slot thread_pool_slots[] = {
     {Py_tp_doc, "ThreadPoolExecutor(max_workers=None, thread_name_prefix='', initializer=None, "
-                "initargs=())\n--\n\nThe native part of cfutures.ThreadPoolExecutor."},
+                "initargs=(), *, copy_context=False)\n--\n\n"
+                "The native part of cfutures.ThreadPoolExecutor."},
     {Py_tp_new, thread_pool_new},
     {Py_tp_dealloc, thread_pool_dealloc},
     {Py_tp_traverse, thread_pool_traverse},

@@ -22,7 +22,8 @@
  *     unparks it.  A worker that is awake (running, or waiting for the GIL)
  *     is never woken again, so a burst of submits costs no system calls.
  *   - A task is a C struct holding fn, the argument vector and the future:
- *     no Python object is made per task beyond the Future.
+ *     no Python object is made per task beyond the Future (and, with
+ *     copy_context=True, the copy of the submitter's context).
  *   - submit() accepts a task, and reserves a new worker for it, in one GIL
  *     hold without calling Python: shutdown(wait=True) waits for reserved
  *     workers to be in `_threads`, then joins them all, so it returns only
@@ -37,6 +38,8 @@
 typedef struct {
     cf_task link;
     PyObject *future;
+    PyObject *context;          /* NULL, or the copy of the submitter's contextvars
+                                 * context the call runs in (copy_context=True) */
     PyObject *fn;
     PyObject *kwnames;          /* NULL or a tuple of keyword names */
     Py_ssize_t nargs;           /* positional arguments */

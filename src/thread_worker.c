@@ -19,6 +19,7 @@ tpool_task_new(PyObject *future, PyObject *fn, PyObject *const *args, Py_ssize_t
     }
     task->link.next = NULL;
     task->future = Py_NewRef(future);
+    task->context = NULL;
     task->fn = Py_NewRef(fn);
     task->kwnames = nkw ? Py_NewRef(kwnames) : NULL;
     task->nargs = nargs;
@@ -37,6 +38,7 @@ tpool_task_free(tpool_task *task)
     }
     Py_XDECREF(task->kwnames);
     Py_DECREF(task->fn);
+    Py_XDECREF(task->context);
     Py_DECREF(task->future);
     PyMem_Free(task);
 }
@@ -51,8 +53,16 @@ task_run(tpool_task *task)
         return go == NULL ? -1 : 0;         /* cancelled: nothing to run */
     }
     Py_DECREF(go);
-    PyObject *result = PyObject_Vectorcall(task->fn, task->args, (size_t)task->nargs,
-                                           task->kwnames);
+    PyObject *result = NULL;
+    /* copy_context=True: the call, and only the call, runs in the context
+     * copied at submit(), as contextvars.Context.run() would run it; the
+     * future's callbacks run in the worker's own, as without it. */
+    if (task->context == NULL || PyContext_Enter(task->context) == 0) {
+        result = PyObject_Vectorcall(task->fn, task->args, (size_t)task->nargs, task->kwnames);
+        if (task->context != NULL && PyContext_Exit(task->context) < 0) {
+            Py_CLEAR(result);
+        }
+    }
     PyObject *done;
     if (result == NULL) {
         PyObject *exc = cf_err_take();      /* BaseException too, as the stdlib */
@@ -211,6 +221,7 @@ queue_traverse(PyObject *op, visitproc visit, void *arg)
         tpool_task *t = (tpool_task *)link;
         Py_ssize_t total = t->nargs + (t->kwnames ? PyTuple_GET_SIZE(t->kwnames) : 0);
         Py_VISIT(t->future);
+        Py_VISIT(t->context);
         Py_VISIT(t->fn);
         for (Py_ssize_t i = 0; i < total; i++) {
             Py_VISIT(t->args[i]);

@@ -63,7 +63,7 @@ waiter_new(cf_state *st, wait_mode mode, Py_ssize_t capacity)
         return NULL;
     }
     cf_parker_init(&w->base.parker);
-    w->base.wakes_on_cancel = 0;
+    w->base.wakes_on_cancel = mode == MODE_AS_DONE;
     w->base.notify = waiter_notify;
     w->mode = mode;
     w->closed = 0;
@@ -72,6 +72,7 @@ waiter_new(cf_state *st, wait_mode mode, Py_ssize_t capacity)
     w->capacity = capacity > 0 ? capacity : 1;
     w->finished = (cf_ring){NULL, 0, 0, 0};
     w->nlinks = 0;
+    w->next_free = 0;
     w->protocol_futures = NULL;
     w->links = PyMem_Calloc((size_t)w->capacity, sizeof(cf_link));
     PyObject_GC_Track(w);
@@ -376,6 +377,39 @@ waiter_join_protocol_future(cf_state *st, WaiterObject *w, PyObject *future)
     return cf_condition_exit(condition, 0) < 0 ? -1 : rc;
 }
 
+/* A link for one more cfutures future: the next unused one, or, once all
+ * were used (MODE_AS_DONE), one whose future has finished -- there is one,
+ * as at most `capacity` futures are registered and not yet popped.  The
+ * search goes round from the last one taken: futures mostly finish in the
+ * order they were registered. */
+static cf_link *
+waiter_free_link(WaiterObject *w)
+{
+    if (w->nlinks < w->capacity) {
+        return &w->links[w->nlinks++];
+    }
+    for (Py_ssize_t i = 0; i < w->capacity; i++) {
+        Py_ssize_t j = (w->next_free + i) % w->capacity;
+        if (w->links[j].future == NULL) {
+            w->next_free = j + 1;
+            return &w->links[j];
+        }
+    }
+    PyErr_SetString(PyExc_SystemError, "a waiter got more futures than it has room for");
+    return NULL;
+}
+
+/* Is this cfutures future done for the waiter's mode?  Finished (cancels
+ * notified) for wait() and as_completed(), done for MODE_AS_DONE. */
+static int
+waiter_sees_done(WaiterObject *w, FutureObject *f)
+{
+    if (w->mode == MODE_AS_DONE) {
+        return f->state != CF_PENDING && f->state != CF_RUNNING;
+    }
+    return future_is_finished(f);
+}
+
 /* Make sure `w` hears when `future` finishes.  A future that has already
  * finished goes straight into the queue. */
 int
@@ -384,18 +418,22 @@ waiter_register(cf_state *st, WaiterObject *w, PyObject *future)
     w->pending++;
     if (Future_Check(st, future)) {
         FutureObject *f = (FutureObject *)future;
-        if (future_is_finished(f)) {
+        if (waiter_sees_done(w, f)) {
             cf_ending ending;
             ending_of_finished(st, future, &ending);
             waiter_finished(w, Py_NewRef(future), ending);
+            return 0;
         }
-        else {
-            Py_INCREF(future);      /* owned by the link */
-            future_link_waiter(f, &w->links[w->nlinks++], &w->base);
+        cf_link *link = waiter_free_link(w);
+        if (link == NULL) {
+            w->pending--;
+            return -1;
         }
+        Py_INCREF(future);      /* owned by the link */
+        future_link_waiter(f, link, &w->base);
         return 0;
     }
-    int stdlib = is_stdlib_future(st, future);
+    int stdlib = w->mode == MODE_AS_DONE ? 0 : is_stdlib_future(st, future);
     if (stdlib < 0) {
         return -1;
     }

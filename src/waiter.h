@@ -16,6 +16,13 @@
  *
  * As in the stdlib, a future that is CANCELLED but not yet notified
  * (set_running_or_notify_cancel) is not finished for these functions.
+ *
+ * MODE_AS_DONE serves Executor.map(ordered=False) (executor.c): a future
+ * queues up as soon as it is done -- cancel() included, as result() sees it
+ * -- and every kind of future other than ours is heard through
+ * add_done_callback.  Registering may go on while futures are popped, as
+ * long as at most `capacity` are registered and not yet popped: the slots
+ * of the links of futures that finished are reused.
  */
 #ifndef CF_WAITER_H
 #define CF_WAITER_H
@@ -27,6 +34,7 @@ typedef enum {
     MODE_FIRST_EXCEPTION,
     MODE_ALL_COMPLETED,
     MODE_AS_COMPLETED,
+    MODE_AS_DONE,
 } wait_mode;
 
 typedef struct {
@@ -41,6 +49,7 @@ typedef struct {
     cf_ring finished;
     cf_link *links;             /* one per registered cfutures future */
     Py_ssize_t nlinks, capacity;
+    Py_ssize_t next_free;       /* where to look for a free link once all were used */
     PyObject *protocol_futures; /* set of stdlib futures we sit in `_waiters` of */
 } WaiterObject;
 

@@ -21,9 +21,10 @@ REF = concurrent.futures
 # Parameters cfutures adds to a callable of the stdlib (by the last part of
 # the callable's name).
 EXTENSIONS = {
-    "map": {"buffersize"},
+    "map": {"buffersize", "ordered"},
     "ProcessPoolExecutor": {"max_tasks_per_child", "task_timeout", "isolate_crashes",
                             "cancel_running", "max_memory_per_child", "pickler"},
+    "ThreadPoolExecutor": {"copy_context"},
 }
 
 
@@ -100,13 +101,15 @@ def test_keyword_arguments_are_taken_as_the_stdlib_takes_them():
 
 @pytest.mark.parametrize("get, words", [
     (lambda m: m.ThreadPoolExecutor,
-     ["max_workers", "thread_name_prefix", "initializer", "initargs"]),
+     ["max_workers", "thread_name_prefix", "initializer", "initargs", "copy_context"]),
     (lambda m: m.ProcessPoolExecutor,
      ["max_workers", "mp_context", "initializer", "initargs", "max_tasks_per_child"]),
     (lambda m: m.wait, ["fs", "timeout", "return_when", "FIRST_COMPLETED",
                         "FIRST_EXCEPTION", "ALL_COMPLETED"]),
     (lambda m: m.as_completed, ["fs", "timeout", "TimeoutError"]),
-    (lambda m: m.Executor.map, ["fn", "timeout", "chunksize", "TimeoutError"]),
+    (lambda m: m.Executor.map, ["fn", "timeout", "chunksize", "TimeoutError", "buffersize",
+                                "ordered"]),
+    (lambda m: m.ProcessPoolExecutor.map, ["chunksize", "buffersize", "ordered"]),
     (lambda m: m.Executor.shutdown, ["wait", "cancel_futures"]),
     (lambda m: m.Future.result, ["timeout", "CancelledError", "TimeoutError"]),
     (lambda m: m.Future.add_done_callback, ["fn"]),
