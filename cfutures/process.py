@@ -122,14 +122,15 @@ def _positive_or_none(name, value, kind):
     return value
 
 
-def _start_uninterrupted(process):
+def _start_uninterrupted(process, forks):
     """process.start(), not interrupted by Ctrl-C: interrupted between
     creating the child and recording its pid, start() would leave a child
     that nobody knows, hence nobody reaps.  True if a Ctrl-C arrived
     meanwhile: the pool raises it again once the worker is recorded.
     (Signal handlers change only in the main thread; Ctrl-C lands nowhere
-    else.)"""
-    if threading.current_thread() is not threading.main_thread():
+    else.  A forked child would inherit the stand-in handler, and its
+    window is one assignment, so fork starts as it is.)"""
+    if forks or threading.current_thread() is not threading.main_thread():
         process.start()
         return False
     caught = []
@@ -159,7 +160,8 @@ def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
             target=_cfutures._process_worker,
             args=(task_conn, result_conn, initializer, initargs, max_tasks,
                   max_memory))
-        interrupted = _start_uninterrupted(process)
+        interrupted = _start_uninterrupted(
+            process, context.get_start_method() == "fork")
     finally:
         task_conn.close()
         result_conn.close()
