@@ -16,6 +16,12 @@ PYTHON      ?= python3
 VERSIONS    ?= 3.9 3.10 3.11 3.12 3.13
 PYENV_ROOT  ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist, in the test extra), one test file at a
+# time each: module-level state (cached child runs, fixtures) stays in one
+# process.  Files are handed out in collection order, which puts the longest
+# first (tests/conftest.py), not by number of tests.  `make test XDIST=`
+# runs the suite in one process.
+XDIST       ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: test test-one demo bench sanitize clean
 
@@ -36,7 +42,7 @@ test:
 test-one:
 	@./scripts/venv.sh "$(PY)" .venv-$(VER)
 	@CFUTURES_STRICT=1 .venv-$(VER)/bin/python scripts/build.py
-	@.venv-$(VER)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@.venv-$(VER)/bin/python -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 demo:
 	@./scripts/venv.sh "$(PYTHON)" .venv-demo
@@ -61,7 +67,7 @@ sanitize:
 	@PYTHONPATH=$(CURDIR)/build/sanitize LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:handle_segv=0:allocator_may_return_null=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  .venv-sanitize/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	  .venv-sanitize/bin/pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf build .venv-* cfutures/*.so *.egg-info

@@ -1,7 +1,8 @@
 """Build the C extension cfutures._cfutures from src/*.c.
 
 Environment switches (used by the Makefile):
-  CFUTURES_STRICT=1    -Wall -Wextra -Werror (tests and CI build this way)
+  CFUTURES_STRICT=1    -Wall -Wextra -Werror -Wmissing-prototypes
+                       -Wstrict-prototypes (tests and CI build this way)
   CFUTURES_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
   CFUTURES_DEBUG=1     -O0 -g, assertions on
 """
@@ -19,7 +20,8 @@ compile_args = ["-std=c11"]
 link_args = []
 undef_macros = []
 if flag("CFUTURES_STRICT"):
-    compile_args += ["-Wall", "-Wextra", "-Werror"]
+    compile_args += ["-Wall", "-Wextra", "-Werror", "-Wmissing-prototypes",
+                     "-Wstrict-prototypes"]
 if flag("CFUTURES_SANITIZE"):
     sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
     compile_args += sanitize + ["-O1", "-g"]

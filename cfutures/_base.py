@@ -70,3 +70,15 @@ class Executor(_cfutures.Executor, _stdlib_base.Executor):
     Subclasses define submit(); map() is native and works through it, with
     the 3.14 buffersize on every version.
     """
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            # Ctrl-C ends the block: what has not started is cancelled
+            # (shutdown(cancel_futures=True)), what runs may finish.
+            self._exit_interrupted()
+        else:
+            self.shutdown(wait=True)
+        return False
+
+    def _exit_interrupted(self):
+        self.shutdown(wait=True, cancel_futures=True)

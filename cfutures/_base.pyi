@@ -3,7 +3,7 @@
 # API, and one type for both keeps code exactly as it type-checks with
 # concurrent.futures (a dict keyed by submitted futures, indexed with what
 # as_completed() yields, and so on).  Executor adds map()'s buffersize (the
-# 3.14 API) on every version.
+# 3.14 API) on every version, and the ordered=False extension.
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import _base as _std
 from concurrent.futures._base import (
@@ -39,6 +39,7 @@ class Executor(_std.Executor):
         timeout: float | None = None,
         chunksize: int = 1,
         buffersize: int | None = None,
+        ordered: bool = True,
     ) -> Iterator[_T]: ...
 
 def __getattr__(name: str) -> Any: ...

@@ -4,12 +4,18 @@ The pool is native (src/process_pool.c, src/process_worker.c): one pair of
 pipes per worker process, pickled calls written and results read with the GIL
 released, one I/O thread per pool.  What stays in Python is what runs once per
 pool or per worker: checking the constructor's arguments exactly as the
-stdlib does, and starting a worker through the multiprocessing context, so
-every start method works.  BrokenProcessPool is the stdlib's own class.
+stdlib does, starting a worker through the multiprocessing context, so every
+start method works, and making the error a dead worker leaves.
+BrokenProcessPool is the stdlib's own class; WorkerDied is a subclass of it.
+
+The keyword-only options beyond the stdlib (task_timeout, isolate_crashes,
+cancel_running, max_memory_per_child, pickler) are off by default, and then
+every behaviour is the stdlib's.
 """
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import threading
 from functools import partial
 from multiprocessing.connection import Connection
@@ -27,9 +33,119 @@ _process_chunk = _stdlib_process._process_chunk
 _chain_from_iterable_of_lists = _stdlib_process._chain_from_iterable_of_lists
 
 
+class WorkerDied(BrokenProcessPool):
+    """A worker process died while it ran a task: a signal (a segfault, an
+    out-of-memory kill), os._exit(), or an exit from C code.
+
+    With ``isolate_crashes=True`` it fails only that task's future;
+    otherwise it is the ``__cause__`` of the BrokenProcessPool that breaks
+    the pool.  ``pid``, ``exitcode`` (negative: the signal's number, as
+    multiprocessing says it) and ``signal`` (its name, e.g. 'SIGSEGV', or
+    None) tell how it died.
+    """
+
+    def __init__(self, message, pid=None, exitcode=None, signal=None):
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = signal
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.pid, self.exitcode, self.signal))
+
+
+def _callable_name(fn):
+    fn = getattr(fn, "func", fn)        # a functools.partial: the chunk runner of map
+    if getattr(fn, "__name__", None) == "_process_chunk":
+        return "a chunk of map()"
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if name is None:
+        return repr(fn)
+    return "%s.%s" % (module, name) if module else name
+
+
+def _worker_died(pid, exitcode, doing, fn):
+    """The WorkerDied for a worker that ended unasked (called by the pool):
+    `doing` is 'running' (fn), 'starting' (it never started a task: its
+    start-up or initializer failed) or 'idle'."""
+    name = None
+    if isinstance(exitcode, int) and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "signal %d" % -exitcode
+        how = "was killed by %s" % name
+    elif exitcode is None:
+        how = "ended its pipe and did not exit"
+    else:
+        how = "exited with code %s" % exitcode
+    message = "Worker process %s %s" % (pid, how)
+    if doing == "running" and fn is not None:
+        message += " while running %s" % _callable_name(fn)
+    elif doing == "starting":
+        message += " before it started a task (in its start-up or initializer)"
+    else:
+        message += " while it held no task"
+    return WorkerDied(message, pid, exitcode, name)
+
+
+def _pickler_dumps(pickler):
+    """The dumps() the pool pickles calls with, for the `pickler` option."""
+    if pickler is None or pickler == "pickle":
+        return None                     # multiprocessing's, as the stdlib
+    if pickler != "cloudpickle":
+        raise ValueError("pickler must be None, 'pickle' or 'cloudpickle', not %r"
+                         % (pickler,))
+    try:
+        import cloudpickle
+    except ImportError as error:
+        raise ImportError(
+            "ProcessPoolExecutor(pickler='cloudpickle') needs the cloudpickle "
+            "package, which is not installed: pip install 'cfutures[cloudpickle]'"
+        ) from error
+    return cloudpickle.dumps
+
+
+def _positive_or_none(name, value, kind):
+    """`value`, checked: None, or a positive number of `kind` ('seconds':
+    int or float; 'bytes': int)."""
+    if value is None:
+        return value
+    types = (int, float) if kind == "seconds" else int
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise TypeError("%s must be %s or None, not %s"
+                        % (name, "a number of seconds" if kind == "seconds"
+                           else "an integer", type(value).__name__))
+    if not value > 0:
+        raise ValueError("%s must be > 0" % name)
+    return value
+
+
+def _start_uninterrupted(process, forks):
+    """process.start(), not interrupted by Ctrl-C: interrupted between
+    creating the child and recording its pid, start() would leave a child
+    that nobody knows, hence nobody reaps.  True if a Ctrl-C arrived
+    meanwhile: the pool raises it again once the worker is recorded.
+    (Signal handlers change only in the main thread; Ctrl-C lands nowhere
+    else.  A forked child would inherit the stand-in handler, and its
+    window is one assignment, so fork starts as it is.)"""
+    if forks or threading.current_thread() is not threading.main_thread():
+        process.start()
+        return False
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *frame: caught.append(frame))
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return bool(caught)
+
+
 def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
-                  max_tasks):
-    """Start one worker process; called by the native pool.
+                  max_tasks, max_memory):
+    """Start one worker process; called by the native pool, which gets
+    (the Process, whether a Ctrl-C arrived during its start).
 
     task_fd/result_fd are the child's ends of its two pipes; they travel as
     Connections, which multiprocessing hands to the child under every start
@@ -42,12 +158,19 @@ def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
     try:
         process = context.Process(
             target=_cfutures._process_worker,
-            args=(task_conn, result_conn, initializer, initargs, max_tasks))
-        process.start()
+            args=(task_conn, result_conn, initializer, initargs, max_tasks,
+                  max_memory))
+        interrupted = _start_uninterrupted(
+            process, context.get_start_method() == "fork")
     finally:
         task_conn.close()
         result_conn.close()
-    return process
+    return process, interrupted
+
+
+# After Ctrl-C leaves a `with` block, how long running tasks may take to end
+# before their workers are stopped.
+_INTERRUPT_GRACE = 0.5
 
 
 def _default_max_workers():
@@ -64,7 +187,9 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
     """
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None,
-                 initargs=(), *, max_tasks_per_child=None):
+                 initargs=(), *, max_tasks_per_child=None, task_timeout=None,
+                 isolate_crashes=False, cancel_running=False,
+                 max_memory_per_child=None, pickler=None):
         """Initializes a new ProcessPoolExecutor instance.
 
         Args:
@@ -82,6 +207,31 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                 worker process.  The default of None means worker processes
                 will live as long as the executor.  Requires a non-'fork'
                 mp_context start method.  (On every Python version.)
+
+        Beyond the stdlib (keyword-only; the defaults keep its behaviour):
+            task_timeout: Seconds a task may run in its worker (the clock
+                starts when the worker starts it).  Past that, its future
+                raises TimeoutError and its worker is stopped (SIGTERM, then
+                SIGKILL) and replaced; other tasks go on.  Per task:
+                ``executor.options(timeout=S).submit(...)``.
+            isolate_crashes: If true, a worker that dies (a signal, a
+                segfault, os._exit, an out-of-memory kill) fails only the
+                task it ran, with WorkerDied, and is replaced; the pool goes
+                on.  If false, the pool breaks as in the stdlib, and the
+                BrokenProcessPool's __cause__ is a WorkerDied that names the
+                worker, how it died and what it ran.
+            cancel_running: If true, cancel() of a running task stops its
+                worker (which is replaced) and cancels the future.
+            max_memory_per_child: Bytes of resident memory; a worker over it
+                after a task sends that task's result and leaves, and a
+                fresh one replaces it.
+            pickler: 'cloudpickle' to send callables and arguments with
+                cloudpickle (lambdas, closures, functions of __main__ under
+                spawn); results come back with pickle.  Needs the
+                cloudpickle package (pip install 'cfutures[cloudpickle]').
+
+        A pool with task_timeout, isolate_crashes, cancel_running or
+        max_memory_per_child gives each worker one task at a time.
         """
         # The stdlib's checks, in its order and with its messages.
         if max_workers is None:
@@ -110,25 +260,41 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                                  " the 'fork' multiprocessing start method;"
                                  " supply a different mp_context.")
         self._max_tasks_per_child = max_tasks_per_child
+        task_timeout = _positive_or_none("task_timeout", task_timeout, "seconds")
+        max_memory_per_child = _positive_or_none(
+            "max_memory_per_child", max_memory_per_child, "bytes")
+        dumps = _pickler_dumps(pickler)
         # The native pool needs no lock; subclasses may take the stdlib's.
         self._shutdown_lock = threading.Lock()
         self._setup(self._max_workers, mp_context, initializer, initargs,
-                    max_tasks_per_child or 0, _spawn_worker)
+                    max_tasks_per_child or 0, _spawn_worker,
+                    float(task_timeout or 0.0), bool(isolate_crashes),
+                    bool(cancel_running), int(max_memory_per_child or 0), dumps,
+                    _worker_died)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+    def _exit_interrupted(self):
+        # Ctrl-C: cancel what no worker has; the running tasks get a short
+        # grace, then their workers are stopped (the native _interrupt).
+        self._interrupt(_INTERRUPT_GRACE)
+        self.shutdown(wait=True)
+
+    def options(self, *, timeout=None):
+        """The same pool with other options for the tasks submitted through
+        it: ``ex.options(timeout=S).submit(fn, *args, **kwargs)`` (and
+        ``.map(...)``) runs each task with a limit of S seconds instead of
+        the pool's task_timeout (None: no limit)."""
+        return _TaskOptions(self, _positive_or_none("timeout", timeout, "seconds"))
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None,
+            ordered=True):
         """Returns an iterator equivalent to map(fn, iter), calls run in
-        worker processes `chunksize` at a time."""
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
-        if chunksize == 1:
-            # One call per task: the chunk wrapper would only add pickling.
-            return super().map(fn, *iterables, timeout=timeout,
-                               buffersize=buffersize)
-        zipped = zip(*iterables)
-        chunks = iter(lambda: tuple(itertools.islice(zipped, chunksize)), ())
-        results = super().map(partial(_process_chunk, fn), chunks,
-                              timeout=timeout, buffersize=buffersize)
-        return _chain_from_iterable_of_lists(results)
+        worker processes `chunksize` at a time.
+
+        As Executor.map; with ordered=False the chunks come in the order
+        they finish, the results of one chunk together, in its order, and
+        buffersize counts chunks."""
+        return _map_in_chunks(self, fn, iterables, timeout, chunksize, buffersize,
+                              ordered)
 
     def terminate_workers(self):
         """Attempts to terminate all living worker processes immediately
@@ -155,3 +321,43 @@ class ProcessPoolExecutor(_cfutures.ProcessPoolExecutor, Executor,
                 getattr(process, operation)()
             except ProcessLookupError:  # it just ended
                 continue
+
+
+def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize, ordered):
+    """map() of a process pool (or of its options()): `chunksize` calls per
+    task, each chunk run in the worker by the stdlib's own helper."""
+    if chunksize < 1:
+        raise ValueError("chunksize must be >= 1.")
+    native_map = _cfutures.Executor.map
+    if chunksize == 1:
+        # One call per task: the chunk wrapper would only add pickling.
+        return native_map(executor, fn, *iterables, timeout=timeout,
+                          buffersize=buffersize, ordered=ordered)
+    zipped = zip(*iterables)
+    chunks = iter(lambda: tuple(itertools.islice(zipped, chunksize)), ())
+    results = native_map(executor, partial(_process_chunk, fn), chunks,
+                         timeout=timeout, buffersize=buffersize, ordered=ordered)
+    return _chain_from_iterable_of_lists(results)
+
+
+class _TaskOptions(Executor):
+    """What ProcessPoolExecutor.options() returns: submit() and map() into
+    the same pool, with this view's per-task timeout."""
+
+    def __init__(self, executor, timeout):
+        self._executor = executor
+        self._timeout = timeout
+
+    def submit(self, fn, /, *args, **kwargs):
+        """submit() into the pool, the task limited to this view's timeout."""
+        return self._executor._submit_timed(self._timeout, fn, *args, **kwargs)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None,
+            ordered=True):
+        """map() into the pool, each task limited to this view's timeout
+        (`timeout` here is map's own: for the whole iteration)."""
+        return _map_in_chunks(self, fn, iterables, timeout, chunksize, buffersize,
+                              ordered)
+
+    def __repr__(self):
+        return "<%s.options(timeout=%r)>" % (self._executor, self._timeout)

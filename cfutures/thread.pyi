@@ -1,10 +1,11 @@
 # Typing for cfutures.thread: ThreadPoolExecutor, as the stdlib's (whose
-# subclass it is), with submit() returning cfutures' Future.
+# subclass it is), with submit() returning cfutures' Future and the
+# keyword-only copy_context extension.
 from collections.abc import Callable
 from concurrent.futures import thread as _std
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
-from typing import Any, ParamSpec, TypeVar, overload
-from typing_extensions import TypeVarTuple, Unpack
+from typing import Any, TypeVar, overload
+from typing_extensions import ParamSpec, TypeVarTuple, Unpack
 
 from ._base import Executor, Future
 
@@ -21,6 +22,8 @@ class ThreadPoolExecutor(Executor, _std.ThreadPoolExecutor):
         thread_name_prefix: str = "",
         initializer: Callable[[], object] | None = None,
         initargs: tuple[()] = (),
+        *,
+        copy_context: bool = False,
     ) -> None: ...
     @overload
     def __init__(
@@ -30,6 +33,7 @@ class ThreadPoolExecutor(Executor, _std.ThreadPoolExecutor):
         *,
         initializer: Callable[[Unpack[_Ts]], object],
         initargs: tuple[Unpack[_Ts]],
+        copy_context: bool = False,
     ) -> None: ...
     @overload
     def __init__(
@@ -38,6 +42,8 @@ class ThreadPoolExecutor(Executor, _std.ThreadPoolExecutor):
         thread_name_prefix: str,
         initializer: Callable[[Unpack[_Ts]], object],
         initargs: tuple[Unpack[_Ts]],
+        *,
+        copy_context: bool = False,
     ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
 

@@ -20,7 +20,8 @@ Adaptations:
     lines produced inside as_completed() loops -- whose order varies by
     design -- are collected and printed sorted after the loop, and timing is
     printed only as a coarse boolean ("about 2 s, not 6" becomes "took less
-    than 2 delays' worth": 0.4 s, where parallel takes ~0.2 s and serial 0.6).
+    than the serial 3 delays' worth": 0.6 s, where parallel takes ~0.2 s --
+    a margin wide enough for a loaded machine).
 """
 import threading
 import time
@@ -52,7 +53,8 @@ def basic_pattern():
         print(future2.result())
         print(future3.result())
     elapsed = time.monotonic() - started
-    print("in parallel (about 2 s, not 6, in lesson time):", elapsed < 2 * DELAY)
+    print("in parallel (about 2 s, under the serial 6, in lesson time):",
+          elapsed < 3 * DELAY)
 
 
 def as_completed_pattern():

@@ -14,9 +14,10 @@ Adaptations:
   * stage 2's process pool uses the start method chosen with
     --start-method (examples/_select.py; default: the platform's);
   * the elapsed time varies from run to run, so instead of printing it the
-    script prints coarse booleans: stage 1 took less than half the serial
-    time (6 downloads one after the other), and the total elapsed time is
-    at least one download's;
+    script prints coarse booleans: stage 1 took less than the serial time
+    (6 downloads one after the other: a margin of 5 downloads, wide enough
+    for a loaded machine), and the total elapsed time is at least one
+    download's;
   * `if __name__ == "__main__":` guards the top-level code (as in the
     lesson), and the module switch is read there too, so process-pool
     workers that import this file again (under spawn and forkserver) never
@@ -52,8 +53,8 @@ def main():
         raw = list(ex.map(download, range(6)))
     io_elapsed = time.perf_counter() - start
     print(f"Downloaded {len(raw)} items: {raw}")
-    print("stage 1 in parallel (under half the serial time):",
-          io_elapsed < 0.5 * 6 * DOWNLOAD)
+    print("stage 1 in parallel (under the serial time):",
+          io_elapsed < 6 * DOWNLOAD)
 
     with get_executor("cpu") as ex:
         results = list(ex.map(process, raw))

@@ -1,96 +1,14 @@
-/* cfutures.h — module state and the declarations the C files share.
- *
- * Version shims for CPython 3.9 – 3.13 are gathered at the top, so the rest of
- * the code is written against one API.
+/* cfutures.h — the module state and the declarations the C files share:
+ * the Future's struct and its waiter protocol, and each file's entry points.
+ * What every file may use is in runtime.h (shims, helpers), sync.h (OS
+ * primitives) and wait.h (waiting with the GIL released).
  */
 #ifndef CFUTURES_H
 #define CFUTURES_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include "structmember.h"
-
+#include "runtime.h"
 #include "sync.h"
-
-/* ---- version shims ------------------------------------------------------ */
-
-#define CF_PY310_PLUS (PY_VERSION_HEX >= 0x030A0000)
-#define CF_PY311_PLUS (PY_VERSION_HEX >= 0x030B0000)
-#define CF_PY312_PLUS (PY_VERSION_HEX >= 0x030C0000)
-
-#if !CF_PY310_PLUS
-static inline PyObject *
-cf_newref(PyObject *o)
-{
-    Py_INCREF(o);
-    return o;
-}
-#define Py_NewRef(o) cf_newref((PyObject *)(o))
-#define Py_XNewRef(o) ((o) == NULL ? NULL : cf_newref((PyObject *)(o)))
-#endif
-
-#if !CF_PY311_PLUS
-PyObject *cf_type_get_module_by_def(PyTypeObject *type, PyModuleDef *def);
-#define PyType_GetModuleByDef cf_type_get_module_by_def
-#endif
-
-/* The qualified name that 3.10+ puts in argument errors ("Cls.meth"). */
-#if CF_PY310_PLUS
-#define CF_QUALNAME(cls, name) cls name
-#else
-#define CF_QUALNAME(cls, name) name
-#endif
-
-/* The referent of a weak reference as a new reference, or NULL if it is dead
- * (PyWeakref_GetObject is deprecated from 3.13). */
-static inline PyObject *
-cf_weakref_get(PyObject *ref)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    PyObject *obj = NULL;
-    if (PyWeakref_GetRef(ref, &obj) < 0) {
-        PyErr_Clear();
-    }
-    return obj;
-#else
-    PyObject *obj = PyWeakref_GetObject(ref);
-    return obj == NULL || obj == Py_None ? NULL : Py_NewRef(obj);
-#endif
-}
-
-/* The error indicator as one object: PyErr_GetRaisedException on 3.12+,
- * PyErr_Fetch (deprecated there) before.  New reference, or NULL. */
-static inline PyObject *
-cf_err_take(void)
-{
-#if CF_PY312_PLUS
-    return PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-#endif
-}
-
-/* Raise `exc` again (steals the reference). */
-static inline void
-cf_err_restore(PyObject *exc)
-{
-#if CF_PY312_PLUS
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
+#include "wait.h"
 
 /* ---- module state ------------------------------------------------------- */
 
@@ -103,7 +21,7 @@ typedef enum {
     CF_NSTATES
 } cf_future_state;
 
-typedef struct {
+struct cf_state {
     PyTypeObject *FutureType;           /* the C base of cfutures.Future */
     PyTypeObject *WaiterType;
     PyTypeObject *AsCompletedType;
@@ -111,10 +29,10 @@ typedef struct {
     PyTypeObject *MapIteratorType;
     PyTypeObject *WorkQueueType;
     PyTypeObject *ThreadPoolType;       /* the C base of cfutures.ThreadPoolExecutor */
-    PyObject *thread_pool_submit_descr; /* ThreadPoolType.submit, to spot overrides */
     PyObject *thread_worker;            /* _cfutures._thread_worker */
     PyObject *threads_queues;           /* WeakKeyDictionary {pool thread: ...}, joined at exit */
     int interpreter_exiting;            /* set by the threading atexit hook */
+    int exit_interrupted;               /* ... for an uncaught KeyboardInterrupt */
     int map_cancels_popped;             /* the stdlib has _result_or_cancel (3.10+) */
     struct cf_pool *live_pools;         /* registry of pools (pool.c) */
     PyTypeObject *PoolCoreType;
@@ -143,7 +61,7 @@ typedef struct {
     PyObject *FIRST_COMPLETED;
     PyObject *FIRST_EXCEPTION;
     PyObject *ALL_COMPLETED;
-} cf_state;
+};
 
 extern PyModuleDef cf_module_def;
 
@@ -161,126 +79,6 @@ cf_state_of_type(PyTypeObject *type)
     PyObject *module = PyType_GetModuleByDef(type, &cf_module_def);
     return module == NULL ? NULL : cf_state_of_module(module);
 }
-
-/* The stdlib's thread and process modules' names, imported at first use,
- * as the stdlib imports its executors lazily: `import cfutures` costs no
- * more than `import concurrent.futures`.  Idempotent; -1 with an error.
- *   thread:  BrokenThreadPool, threads_queues
- *   process: the thread ones, BrokenProcessPool, ExceptionWithTraceback,
- *            RemoteTraceback, format_exception, pickle_dumps, pickle_loads */
-int cf_load_thread_names(cf_state *st);
-int cf_load_process_names(cf_state *st);
-
-/* LOGGER.critical(message, exc_info=exc) on the stdlib's logger; exc may be
- * NULL (then exc_info=True).  Never fails: logging errors go to stderr. */
-void cf_log_critical(cf_state *st, const char *message, PyObject *exc);
-
-/* ---- arguments ---------------------------------------------------------- */
-
-/* The arguments of a METH_FASTCALL | METH_KEYWORDS method, taken as the
- * Python method `qualname(self, names...)` takes them: each positional or
- * by keyword, the first `nrequired` required (at most 8 names).  values[]
- * gets borrowed references; those not given keep what the caller put
- * there (the defaults).  -1 with the TypeError a Python method gives. */
-int cf_parse_method_args(const char *qualname, PyObject *const *args, Py_ssize_t nargs,
-                         PyObject *kwnames, const char *const *names, Py_ssize_t nnames,
-                         Py_ssize_t nrequired, PyObject **values);
-
-/* ---- green threads ------------------------------------------------------ */
-
-/* Has gevent or eventlet monkey-patched threading?  Then "threads" are
- * greenlets sharing one OS thread, and a wait that blocks in C would block
- * them all: waits go through the (patched) Python primitives instead. */
-int cf_threads_are_green(cf_state *st);
-/* time.sleep(seconds): a cooperative pause when threads are green. */
-int cf_green_sleep(double seconds);
-/* Release the result of a call made for its effect: 0, or -1 if it failed
- * (NULL).  Steals `result`. */
-static inline int
-cf_consume(PyObject *result)
-{
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
-}
-
-/* threading.<name> as it is now (patched or not), as the stdlib looks its
- * classes up when it uses them.  New reference. */
-PyObject *cf_threading_attr(cf_state *st, const char *name);
-
-/* ---- C iterators that call back into Python ----------------------------- */
-
-/* The stdlib's map() and as_completed() return generators.  A generator
- * refuses a second next() or close() while one runs — from another thread,
- * or re-entered from its own input or a callback — with this error, and so
- * do our iterators: a call in progress keeps its state to itself. */
-static inline int
-cf_generator_enter(int *running)
-{
-    if (*running) {
-        PyErr_SetString(PyExc_ValueError, "generator already executing");
-        return -1;
-    }
-    *running = 1;
-    return 0;
-}
-
-/* An error leaving a generator's body: StopIteration becomes RuntimeError
- * (PEP 479), so a task raising StopIteration cannot end map() early. */
-void cf_generator_error_exit(void);
-
-/* ---- waiting ------------------------------------------------------------ */
-
-/* Park until `p` is unparked or `deadline` passes, with the GIL released;
- * the main thread wakes every 50 ms to run signal handlers.  GIL held on
- * entry and exit.  Returns -1 if a signal handler raised, 0 if the deadline
- * has passed, 1 otherwise (the caller re-checks what it waits for). */
-int cf_park_released(cf_parker *p, int64_t deadline);
-
-/* How a wait ended. */
-typedef enum {
-    CF_WAIT_READY,          /* what it waited for holds */
-    CF_WAIT_TIMEOUT,        /* the deadline passed first */
-    CF_WAIT_ERROR,          /* an exception is set (Ctrl-C: a signal handler raised) */
-} cf_wait_status;
-
-/* Arm -> check -> park, until ready(arg) holds or `deadline` passes.
- * ready() is called with the GIL held and must not call Python; whoever
- * makes it true unparks `p`.  GIL held on entry and exit. */
-cf_wait_status cf_wait_until(cf_state *st, cf_parker *p, int (*ready)(void *), void *arg,
-                             int64_t deadline);
-
-/* Threads waiting for a condition that a state change under the GIL makes
- * true: the changer calls cf_waitq_wake_all.  Touched with the GIL held. */
-typedef struct cf_waitq_node {
-    struct cf_waitq_node *prev, *next;
-    cf_parker parker;
-} cf_waitq_node;
-
-typedef struct {
-    cf_waitq_node *head;
-} cf_waitq;
-
-cf_wait_status cf_waitq_wait(cf_state *st, cf_waitq *q, int (*ready)(void *), void *arg,
-                             int64_t deadline);
-void cf_waitq_wake_all(cf_waitq *q);
-
-/* A timeout argument as the stdlib's waits read it: None -> CF_FOREVER,
- * <= 0 or NaN -> already passed; one the stdlib's locks refuse raises what
- * they raise (OverflowError). */
-int cf_deadline_from_timeout(PyObject *timeout, int64_t *deadline);
-
-/* `end_time = timeout + time.monotonic()`, as map() and as_completed()
- * compute it at their start (with the stdlib's errors for odd timeouts);
- * then `end_time - time.monotonic()` is what is left at each wait. */
-int cf_end_time_from_timeout(PyObject *timeout, double *end_time);
-double cf_remaining(double end_time);
-
-/* A deadline `seconds` from now for a wait that must happen (seconds > 0);
- * one the stdlib's locks refuse raises what they raise. */
-int cf_deadline_from_seconds(double seconds, int64_t *deadline);
 
 /* How a future ended, as told to the waiters parked on it. */
 typedef enum {
@@ -321,6 +119,9 @@ typedef struct {
     cf_link *waiters;           /* native waiters parked on this future */
     unsigned char state;        /* cf_future_state */
     unsigned char condition_foreign;    /* `_condition` was set from outside */
+    /* Its pool may stop it while it runs (ProcessPoolExecutor's
+     * cancel_running): cancel() of the RUNNING future asks the pools. */
+    unsigned char stoppable;
 } FutureObject;
 
 /* Instances of the public class are by far the most common: test that first. */
@@ -336,12 +137,15 @@ PyObject *future_new_public(cf_state *st);
 
 /* The Future's methods, for executors to call on their own futures. */
 PyObject *future_cancel(PyObject *future, PyObject *unused);
+/* RUNNING -> CANCELLED_AND_NOTIFIED, for a pool that stopped the task: the
+ * waiters wake and the callbacks run.  1, 0 if the future was not RUNNING
+ * (left alone), -1 with an exception. */
+int future_cancel_running(PyObject *future);
 PyObject *future_set_running_or_notify_cancel(PyObject *future, PyObject *unused);
 PyObject *future_set_result(PyObject *future, PyObject *result);
 PyObject *future_set_exception(PyObject *future, PyObject *exception);
 PyObject *future_result(PyObject *future, PyObject *const *args, Py_ssize_t nargs,
                         PyObject *kwnames);
-int waiters_module_init(PyObject *module, cf_state *st);
 
 /* Hook `link` (owned by `waiter`) into `future`'s list.  GIL held. */
 void future_link_waiter(FutureObject *future, cf_link *link, cf_waiter *waiter);
@@ -368,8 +172,6 @@ int tpool_is_native_submit(cf_state *st, PyObject *executor, PyObject *bound);
  * positional then the keyword values, kwnames the keywords (or NULL). */
 PyObject *tpool_submit_call(cf_state *st, PyObject *executor, PyObject *fn,
                             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-/* Child side of os.fork(): forget the parent's workers. */
-void tpool_after_fork_child(void);
 
 int ppool_module_init(PyObject *module, cf_state *st);
 int process_worker_module_init(PyObject *module, cf_state *st);

@@ -10,62 +10,18 @@
  * Arguments are taken from the iterables directly, not through zip(), so a
  * task costs no argument tuple.  A ThreadPoolExecutor whose submit is ours is
  * fed through the native submit; anything else through its submit method.
+ *
+ * ordered=False (an extension) is the same iterator with another way of
+ * choosing which future's result comes next: the first one done, as a
+ * Waiter (waiter.h, MODE_AS_DONE) queues them, instead of the oldest
+ * (map_iterator_take_done / _take_oldest).  The rest -- submitting,
+ * refilling with buffersize, the timeout from the call, raising in turn,
+ * ending and cancelling, refusing re-entry -- is the same code for both.
+ * With buffersize, a result taken is replaced by one more call just before
+ * it is returned, so at most `buffersize` calls are ever submitted and not
+ * yet handed out.
  */
-#include "cfutures.h"
-
-/* ---- a FIFO of futures (strong references) ------------------------------ */
-
-typedef struct {
-    PyObject **items;
-    Py_ssize_t capacity, head, count;
-} fifo;
-
-static int
-fifo_push(fifo *q, PyObject *item)          /* steals `item` */
-{
-    if (q->count == q->capacity) {
-        Py_ssize_t capacity = q->capacity ? 2 * q->capacity : 16;
-        PyObject **items = PyMem_Malloc((size_t)capacity * sizeof(PyObject *));
-        if (items == NULL) {
-            Py_DECREF(item);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < q->count; i++) {
-            items[i] = q->items[(q->head + i) % q->capacity];
-        }
-        PyMem_Free(q->items);
-        q->items = items;
-        q->capacity = capacity;
-        q->head = 0;
-    }
-    q->items[(q->head + q->count) % q->capacity] = item;
-    q->count++;
-    return 0;
-}
-
-/* The newest item (new reference), or NULL if empty. */
-static PyObject *
-fifo_pop_newest(fifo *q)
-{
-    if (q->count == 0) {
-        return NULL;
-    }
-    q->count--;
-    return q->items[(q->head + q->count) % q->capacity];
-}
-
-static PyObject *
-fifo_pop(fifo *q)                           /* new reference, or NULL if empty */
-{
-    if (q->count == 0) {
-        return NULL;
-    }
-    PyObject *item = q->items[q->head];
-    q->head = (q->head + 1) % q->capacity;
-    q->count--;
-    return item;
-}
+#include "waiter.h"
 
 /* ---- submitting --------------------------------------------------------- */
 
@@ -148,7 +104,18 @@ typedef struct {
     PyObject *fn;
     PyObject *iterators;        /* tuple; NULL once exhausted or not refilling */
     PyObject *executor_ref;     /* weakref, only to refill (buffersize) */
-    fifo futures;               /* submitted, not yet handed out */
+    /* Submitted, not yet handed out, oldest first.  Unordered, only while
+     * map() submits: then they move into `pending` and `done`. */
+    cf_ring futures;
+    /* Unordered (NULL when ordered): the futures not yet handed out, by
+     * identity ({address: future}, in submission order, to cancel them
+     * newest first; no __hash__ or __eq__ of theirs is called), how many
+     * calls that is (a submit() may return one future twice), and the
+     * Waiter that queues them as they become done. */
+    PyObject *pending;
+    Py_ssize_t outstanding;
+    WaiterObject *done;
+    int ordered;
     int has_timeout;
     double end_time;            /* timeout + time.monotonic() at map() */
     /* The stdlib's iterator is a generator: closed or dropped before its
@@ -158,6 +125,53 @@ typedef struct {
     int running;                /* a next() or close() is under way */
 } MapIterator;
 
+/* future.cancel() for a future not handed out, if iteration began.
+ * Steals `future`. */
+static void
+map_iterator_drop(MapIterator *self, PyObject *future)
+{
+    if (self->started && cf_consume(PyObject_CallMethod(future, "cancel", NULL)) < 0) {
+        PyErr_WriteUnraisable(future);
+    }
+    Py_DECREF(future);
+}
+
+/* Unordered: stop hearing about the futures, then drop those not handed
+ * out, newest first. */
+static void
+map_iterator_finish_unordered(MapIterator *self)
+{
+    WaiterObject *done = self->done;
+    PyObject *pending = self->pending;
+    self->done = NULL;
+    self->pending = NULL;
+    self->outstanding = 0;
+    if (done != NULL) {
+        PyObject *future;
+        if (waiter_close(done) < 0) {   /* (nothing to leave in MODE_AS_DONE) */
+            PyErr_WriteUnraisable((PyObject *)done);
+        }
+        /* A stdlib future keeps the waiter among its callbacks: not what
+         * it queued. */
+        while ((future = waiter_pop_finished(done)) != NULL) {
+            Py_DECREF(future);
+        }
+        Py_DECREF(done);
+    }
+    if (pending != NULL) {
+        PyObject *futures = PyDict_Values(pending);
+        Py_DECREF(pending);
+        if (futures == NULL) {
+            PyErr_WriteUnraisable(NULL);
+            return;
+        }
+        for (Py_ssize_t i = PyList_GET_SIZE(futures) - 1; i >= 0; i--) {
+            map_iterator_drop(self, Py_NewRef(PyList_GET_ITEM(futures, i)));
+        }
+        Py_DECREF(futures);
+    }
+}
+
 /* Stop refilling; cancel what has not been handed out if iteration began. */
 static void
 map_iterator_finish(MapIterator *self)
@@ -166,16 +180,51 @@ map_iterator_finish(MapIterator *self)
     Py_CLEAR(self->iterators);
     Py_CLEAR(self->executor_ref);
     /* Newest first, as the stdlib's `for future in fs: future.cancel()`. */
-    while ((future = fifo_pop_newest(&self->futures)) != NULL) {
-        PyObject *r = self->started ? PyObject_CallMethod(future, "cancel", NULL) : Py_None;
-        if (r == NULL) {
-            PyErr_WriteUnraisable(future);
-        }
-        else if (self->started) {
-            Py_DECREF(r);
-        }
-        Py_DECREF(future);
+    while ((future = cf_ring_pop_newest(&self->futures)) != NULL) {
+        map_iterator_drop(self, future);
     }
+    if (!self->ordered) {
+        map_iterator_finish_unordered(self);
+    }
+}
+
+/* One more submitted future (stolen) to hand out later.  -1 with an error
+ * (the future is then released: it runs, as one whose submit raised). */
+static int
+map_iterator_add(cf_state *st, MapIterator *self, PyObject *future)
+{
+    if (self->ordered || self->done == NULL) {
+        return cf_ring_push(&self->futures, future);
+    }
+    PyObject *key = PyLong_FromVoidPtr(future);
+    int rc = key == NULL ? -1 : PyDict_SetItem(self->pending, key, future);
+    Py_XDECREF(key);
+    if (rc == 0) {
+        self->outstanding++;
+        rc = waiter_register(st, self->done, future);
+    }
+    Py_DECREF(future);
+    return rc;
+}
+
+/* Unordered: what map() submitted moves from the ring to `pending`, and
+ * under the watch of a Waiter with room for as many (no more are ever
+ * outstanding: a refill follows a result taken). */
+static int
+map_iterator_watch(cf_state *st, MapIterator *self)
+{
+    PyObject *future;
+    self->pending = PyDict_New();
+    self->done = waiter_new(st, MODE_AS_DONE, self->futures.count);
+    if (self->pending == NULL || self->done == NULL) {
+        return -1;
+    }
+    while ((future = cf_ring_pop_oldest(&self->futures)) != NULL) {
+        if (map_iterator_add(st, self, future) < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* The popped future's result, as the running stdlib's map() takes it:
@@ -241,7 +290,96 @@ map_iterator_refill(cf_state *st, MapIterator *self)
         Py_CLEAR(self->iterators);      /* exhausted */
         return 0;
     }
-    return fifo_push(&self->futures, future);
+    return map_iterator_add(st, self, future);
+}
+
+/* Unordered: the next future to be done (new reference), or NULL with an
+ * error: TimeoutError, as the ordered map's result(), when the time given
+ * to map() is up and none is. */
+static PyObject *
+map_iterator_pop_done(cf_state *st, MapIterator *self)
+{
+    WaiterObject *done = (WaiterObject *)Py_NewRef(self->done);
+    PyObject *future;
+    while ((future = waiter_pop_finished(done)) == NULL) {
+        int64_t deadline = CF_FOREVER;
+        if (self->has_timeout) {
+            double remaining = cf_remaining(self->end_time);
+            if (!(remaining > 0)) {
+                PyErr_SetNone(st->TimeoutError);
+                break;
+            }
+            if (cf_deadline_from_seconds(remaining, &deadline) < 0) {
+                break;
+            }
+        }
+        if (waiter_block(st, done, deadline) < 0) {
+            break;
+        }
+    }
+    Py_DECREF(done);
+    if (future != NULL) {
+        self->outstanding--;
+        PyObject *key = PyLong_FromVoidPtr(future);
+        if (key == NULL || PyDict_DelItem(self->pending, key) < 0) {
+            if (key == NULL || !PyErr_ExceptionMatches(PyExc_KeyError)) {
+                Py_XDECREF(key);
+                Py_CLEAR(future);
+                return NULL;
+            }
+            PyErr_Clear();      /* the second time a future came */
+        }
+        Py_DECREF(key);
+    }
+    return future;
+}
+
+/* Ordered: one more call (buffersize), then the oldest future's result,
+ * waited for until the time given to map() is up.  NULL with an error. */
+static PyObject *
+map_iterator_take_oldest(cf_state *st, MapIterator *self)
+{
+    if (self->iterators != NULL && map_iterator_refill(st, self) < 0) {
+        return NULL;
+    }
+    PyObject *timeout = Py_None;
+    if (self->has_timeout) {
+        timeout = PyFloat_FromDouble(cf_remaining(self->end_time));
+        if (timeout == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *future = cf_ring_pop_oldest(&self->futures);
+    PyObject *result = result_or_cancel(st, future, timeout);
+    Py_DECREF(future);
+    if (timeout != Py_None) {
+        Py_DECREF(timeout);
+    }
+    return result;
+}
+
+/* Unordered: the result of the first future done, then one more call in
+ * its place (buffersize).  NULL with an error. */
+static PyObject *
+map_iterator_take_done(cf_state *st, MapIterator *self)
+{
+    PyObject *result, *future = map_iterator_pop_done(st, self);
+    if (future == NULL) {
+        return NULL;
+    }
+    /* Read as the ordered map reads a result, with nothing to cancel (the
+     * stdlib's cancel() after result() is for a wait given up). */
+    if ((PyObject *)Py_TYPE(future) == st->public_future_class) {
+        result = future_result(future, NULL, 0, NULL);
+    }
+    else {
+        result = PyObject_CallMethod(future, "result", NULL);
+    }
+    Py_DECREF(future);
+    if (result != NULL && self->iterators != NULL && map_iterator_refill(st, self) < 0) {
+        Py_CLEAR(result);
+    }
+    return result;
 }
 
 /* One step of the generator: the next result, NULL at the end (no
@@ -249,39 +387,21 @@ map_iterator_refill(cf_state *st, MapIterator *self)
 static PyObject *
 map_iterator_step(cf_state *st, MapIterator *self)
 {
-    if (self->futures.count == 0) {
+    if (self->ordered ? self->futures.count == 0 : self->outstanding == 0) {
         map_iterator_finish(self);
         return NULL;
     }
     self->started = 1;
-    if (self->iterators != NULL && map_iterator_refill(st, self) < 0) {
-        goto error;
-    }
-    PyObject *timeout = Py_None;
-    if (self->has_timeout) {
-        timeout = PyFloat_FromDouble(cf_remaining(self->end_time));
-        if (timeout == NULL) {
-            goto error;
-        }
-    }
-    PyObject *future = fifo_pop(&self->futures);
-    PyObject *result = result_or_cancel(st, future, timeout);
-    Py_DECREF(future);
-    if (timeout != Py_None) {
-        Py_DECREF(timeout);
-    }
-    if (result != NULL) {
-        return result;
-    }
-error:
-    {
+    PyObject *result = self->ordered ? map_iterator_take_oldest(st, self)
+                                     : map_iterator_take_done(st, self);
+    if (result == NULL) {
         /* Like the stdlib's generator after an exception: finished. */
         PyObject *exc = cf_err_take();
         map_iterator_finish(self);
         cf_err_restore(exc);
         cf_generator_error_exit();
     }
-    return NULL;
+    return result;
 }
 
 static PyObject *
@@ -333,8 +453,10 @@ map_iterator_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(self->iterators);
     Py_VISIT(self->executor_ref);
     for (Py_ssize_t i = 0; i < self->futures.count; i++) {
-        Py_VISIT(self->futures.items[(self->futures.head + i) % self->futures.capacity]);
+        Py_VISIT(cf_ring_at(&self->futures, i));
     }
+    Py_VISIT(self->pending);
+    Py_VISIT(self->done);
     return 0;
 }
 
@@ -342,13 +464,13 @@ static int
 map_iterator_clear(PyObject *op)
 {
     MapIterator *self = (MapIterator *)op;
-    PyObject *future;
     Py_CLEAR(self->fn);
     Py_CLEAR(self->iterators);
     Py_CLEAR(self->executor_ref);
-    while ((future = fifo_pop(&self->futures)) != NULL) {
-        Py_DECREF(future);
-    }
+    cf_ring_clear(&self->futures);
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->done);
+    self->outstanding = 0;
     return 0;
 }
 
@@ -361,7 +483,6 @@ map_iterator_dealloc(PyObject *op)
     }
     PyObject_GC_UnTrack(op);
     map_iterator_clear(op);
-    PyMem_Free(((MapIterator *)op)->futures.items);
     PyObject_GC_Del(op);
     Py_DECREF(type);
 }
@@ -372,7 +493,7 @@ static PyMethodDef map_iterator_methods[] = {
 };
 
 static PyType_Slot map_iterator_slots[] = {
-    {Py_tp_doc, "The results of Executor.map(), in order."},
+    {Py_tp_doc, "The results of Executor.map(), in order or as they come."},
     {Py_tp_dealloc, map_iterator_dealloc},
     {Py_tp_finalize, map_iterator_finalize},
     {Py_tp_traverse, map_iterator_traverse},
@@ -417,9 +538,9 @@ parse_buffersize(PyObject *value, Py_ssize_t *buffersize)
     return 0;
 }
 
-PyObject *
+static PyObject *
 executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *timeout,
-                  PyObject *buffersize_arg)
+                  PyObject *buffersize_arg, PyObject *ordered_arg)
 {
     cf_state *st = cf_state_of_type(Py_TYPE(self));
     if (st == NULL) {
@@ -433,6 +554,11 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     if (timeout != Py_None && cf_end_time_from_timeout(timeout, &end_time) < 0) {
         return NULL;
     }
+    /* Any object, by its truth, as the stdlib reads shutdown()'s flags. */
+    int ordered = ordered_arg == Py_True ? 1 : PyObject_IsTrue(ordered_arg);
+    if (ordered < 0) {
+        return NULL;
+    }
 
     MapIterator *it = PyObject_GC_New(MapIterator, st->MapIteratorType);
     if (it == NULL) {
@@ -441,7 +567,11 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     it->fn = Py_NewRef(fn);
     it->iterators = NULL;
     it->executor_ref = NULL;
-    it->futures = (fifo){NULL, 0, 0, 0};
+    it->futures = (cf_ring){NULL, 0, 0, 0};
+    it->pending = NULL;
+    it->outstanding = 0;
+    it->done = NULL;
+    it->ordered = ordered;
     it->has_timeout = timeout != Py_None;
     it->end_time = end_time;
     it->started = it->running = 0;
@@ -468,7 +598,7 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     PyObject *future;
     while ((buffersize == 0 || it->futures.count < buffersize) &&
            (future = submit_next(st, &s, fn, iterators)) != NULL) {
-        if (fifo_push(&it->futures, future) < 0) {
+        if (cf_ring_push(&it->futures, future) < 0) {
             break;
         }
     }
@@ -488,6 +618,9 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     else {
         Py_DECREF(iterators);
     }
+    if (!ordered && map_iterator_watch(st, it) < 0) {
+        goto error;
+    }
     return (PyObject *)it;
 
 error:
@@ -498,12 +631,13 @@ error:
     return NULL;
 }
 
-/* map(fn, /, *iterables, timeout=None, chunksize=1, buffersize=None) */
+/* map(fn, /, *iterables, timeout=None, chunksize=1, buffersize=None, ordered=True) */
 static PyObject *
 executor_map(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static const char *const keywords[] = {"fn", "timeout", "chunksize", "buffersize"};
-    PyObject *values[] = {NULL, Py_None, NULL, Py_None};
+    static const char *const keywords[] = {"fn", "timeout", "chunksize", "buffersize", "ordered"};
+    enum { NKEYWORDS = sizeof(keywords) / sizeof(keywords[0]) };
+    PyObject *values[] = {NULL, Py_None, NULL, Py_None, Py_True};
     Py_ssize_t npos = PyTuple_GET_SIZE(args);
     if (npos > 0) {
         values[0] = PyTuple_GET_ITEM(args, 0);
@@ -513,11 +647,11 @@ executor_map(PyObject *self, PyObject *args, PyObject *kwargs)
         PyObject *key, *value;
         while (PyDict_Next(kwargs, &pos, &key, &value)) {
             int i = 0;
-            while (i < 4 && !(PyUnicode_Check(key) &&
+            while (i < NKEYWORDS && !(PyUnicode_Check(key) &&
                               PyUnicode_CompareWithASCIIString(key, keywords[i]) == 0)) {
                 i++;
             }
-            if (i == 4) {
+            if (i == NKEYWORDS) {
                 PyErr_Format(PyExc_TypeError,
                              CF_QUALNAME("Executor.", "map") "() got an unexpected keyword argument '%S'",
                              key);
@@ -540,14 +674,14 @@ executor_map(PyObject *self, PyObject *args, PyObject *kwargs)
     if (iterables == NULL) {
         return NULL;
     }
-    PyObject *r = executor_map_impl(self, values[0], iterables, values[1], values[3]);
+    PyObject *r = executor_map_impl(self, values[0], iterables, values[1], values[3], values[4]);
     Py_DECREF(iterables);
     return r;
 }
 
 static PyMethodDef executor_methods[] = {
     {"map", (PyCFunction)(void (*)(void))executor_map, METH_VARARGS | METH_KEYWORDS,
-     "map($self, fn, *iterables, timeout=None, chunksize=1, buffersize=None)\n--\n\n"
+     "map($self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, ordered=True)\n--\n\n"
      "Returns an iterator equivalent to map(fn, iter).\n\n"
      "Args:\n"
      "    fn: A callable that will take as many arguments as there are\n"
@@ -560,10 +694,17 @@ static PyMethodDef executor_methods[] = {
      "    buffersize: The number of submitted tasks whose results have not\n"
      "        yet been yielded.  When the buffer is full, iteration over the\n"
      "        iterables pauses until a result is yielded.  If None, all input\n"
-     "        elements are taken at once and a task is submitted for each.\n\n"
+     "        elements are taken at once and a task is submitted for each.\n"
+     "    ordered: If true (the default), the results come in the order of\n"
+     "        the inputs.  If false (a cfutures extension), each comes as soon\n"
+     "        as its call is done, in the order the calls finish; with\n"
+     "        buffersize, each result taken is replaced by one more call, so\n"
+     "        at most buffersize calls are submitted and not yet yielded.\n"
+     "        Read by its truth value.\n\n"
      "Returns:\n"
      "    An iterator equivalent to map(fn, *iterables), the calls run by the\n"
-     "    executor (maybe out of order), the results in order.\n\n"
+     "    executor (maybe out of order), the results in order (ordered=True)\n"
+     "    or in the order the calls finish (ordered=False).\n\n"
      "Raises:\n"
      "    TimeoutError: If the entire result iterator could not be generated\n"
      "        before the given timeout.\n"

@@ -14,37 +14,13 @@
  * the stdlib's "check the state, then install a waiter" under that condition
  * stays atomic.  A future nobody asked that of never allocates one.
  *
- * Callbacks run in the completing thread and stay in `_done_callbacks`
- * afterwards, as in the stdlib; long chains of futures completing each
- * other from their callbacks never overflow the C stack (see below).
+ * Callbacks are future_callbacks.c's; repr and the private attributes
+ * future_attrs.c's.
  */
-#include "cfutures.h"
+#include "future.h"
+#include "pool.h"
 
 #include <stddef.h>
-
-static const char *const state_descriptions[CF_NSTATES] = {
-    "pending", "running", "cancelled", "cancelled", "finished",
-};
-
-static inline int
-future_is_cancelled(FutureObject *self)
-{
-    return self->state == CF_CANCELLED || self->state == CF_CANCELLED_AND_NOTIFIED;
-}
-
-static inline int
-future_is_done(FutureObject *self)
-{
-    return future_is_cancelled(self) || self->state == CF_FINISHED;
-}
-
-/* The name `obj.__class__.__name__` would give: tp_name after its last dot. */
-static const char *
-type_short_name(PyTypeObject *type)
-{
-    const char *dot = strrchr(type->tp_name, '.');
-    return dot == NULL ? type->tp_name : dot + 1;
-}
 
 /* ---- native waiter list ------------------------------------------------- */
 
@@ -101,23 +77,13 @@ future_wake_waiters(FutureObject *self, cf_ending ending, int plain_cancel)
 
 /* ---- the `_condition` and `_waiters` protocol --------------------------- */
 
-/* Enter `_condition` if it exists.  Returns a new reference to the entered
+/* Enter `_condition` if it exists: a new reference to the entered
  * condition, a new reference to None if there is none, NULL on error.  The
  * acquire may block, with the GIL released like any lock acquire. */
 static PyObject *
 future_enter_condition(FutureObject *self)
 {
-    if (self->condition == NULL) {
-        Py_RETURN_NONE;
-    }
-    PyObject *condition = Py_NewRef(self->condition);
-    PyObject *entered = PyObject_CallMethod(condition, "acquire", NULL);
-    if (entered == NULL) {
-        Py_DECREF(condition);
-        return NULL;
-    }
-    Py_DECREF(entered);
-    return condition;
+    return self->condition == NULL ? Py_NewRef(Py_None) : cf_condition_enter(self->condition);
 }
 
 /* Leave what future_enter_condition entered (stealing the reference),
@@ -129,25 +95,7 @@ future_exit_condition(PyObject *condition, int notify)
         Py_DECREF(condition);
         return 0;
     }
-    PyObject *pending_error = cf_err_take();
-    int failed = 0;
-    if (notify && pending_error == NULL) {
-        PyObject *r = PyObject_CallMethod(condition, "notify_all", NULL);
-        failed |= r == NULL;
-        Py_XDECREF(r);
-    }
-    PyObject *released = PyObject_CallMethod(condition, "release", NULL);
-    failed |= released == NULL;
-    Py_XDECREF(released);
-    Py_DECREF(condition);
-    if (pending_error != NULL) {
-        if (failed) {
-            PyErr_Clear();
-        }
-        cf_err_restore(pending_error);
-        return -1;
-    }
-    return failed ? -1 : 0;
+    return cf_condition_exit(condition, notify);
 }
 
 /* Call method `name` of every object in `_waiters` with this future, as the
@@ -174,208 +122,7 @@ future_tell_py_waiters(FutureObject *self, const char *name)
     return rc;
 }
 
-/* ---- callbacks and logging ---------------------------------------------- */
-
-/* LOGGER.exception('exception calling callback for %r', future) for the
- * exception being raised now, which it clears.  If logging itself raises,
- * that error stays set and -1 is returned: the stdlib's `except Exception:
- * LOGGER.exception(...)` lets it propagate too, so a RecursionError that
- * leaves no room to log is logged by a shallower caller, never dropped. */
-static int
-future_log_callback_error(FutureObject *self)
-{
-    PyObject *exc = cf_err_take();
-    cf_state *st = cf_state_of_type(Py_TYPE(self));
-    PyObject *args = NULL, *kwargs = NULL, *method = NULL, *r = NULL;
-    if (st == NULL) {
-        goto done;
-    }
-    args = Py_BuildValue("(sO)", "exception calling callback for %r", self);
-    kwargs = args == NULL ? NULL : Py_BuildValue("{sO}", "exc_info", exc);
-    method = kwargs == NULL ? NULL : PyObject_GetAttrString(st->logger, "exception");
-    r = method == NULL ? NULL : PyObject_Call(method, args, kwargs);
-done:
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(method);
-    Py_XDECREF(exc);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-/* Callbacks run in the completing thread, and a callback may complete
- * another future, whose callbacks run inside it: a chain of futures nests C
- * calls.  Two per-thread counters keep that safe and stdlib-like:
- *   - `nesting` counts the callback levels on this thread as the stdlib's
- *     Python frames would (two per level: set_result and _invoke_callbacks),
- *     carried across the hand-off below; past sys.getrecursionlimit() a call
- *     raises RecursionError, as it would in the stdlib — it is then logged.
- *   - `c_nesting` counts the levels actually nested on the C stack; past
- *     CALLBACK_C_NESTING_MAX a future's callbacks are handed to the outermost
- *     level of this thread, which runs them once the stack has unwound.  So
- *     a chain as long as the recursion limit allows never overflows the C
- *     stack (only the order of very deep chains changes: a future's
- *     callbacks then run after its set_result() returned). */
-#define CALLBACK_C_NESTING_MAX 32
-#define FRAMES_PER_CALLBACK_LEVEL 2
-
-typedef struct deferred_callbacks {
-    struct deferred_callbacks *next;
-    FutureObject *future;       /* strong reference */
-    int nesting;                /* the level its callbacks run at */
-} deferred_callbacks;
-
-static _Thread_local int nesting;
-static _Thread_local int c_nesting;
-static _Thread_local deferred_callbacks *deferred_head, *deferred_tail;
-
-/* The depth of Python frames on this thread. */
-static int
-python_depth(void)
-{
-    PyThreadState *ts = PyThreadState_Get();
-#if CF_PY312_PLUS
-    return ts->py_recursion_limit - ts->py_recursion_remaining;
-#elif CF_PY311_PLUS
-    return ts->recursion_limit - ts->recursion_remaining;
-#else
-    return ts->recursion_depth;
-#endif
-}
-
-/* Call fn(future).  An Exception is logged; a BaseException, or an error
- * raised while logging, propagates (-1), as in the stdlib. */
-static int
-future_call_callback(FutureObject *self, PyObject *fn)
-{
-    PyObject *r = NULL;
-    if (python_depth() + FRAMES_PER_CALLBACK_LEVEL * nesting > Py_GetRecursionLimit()) {
-        PyErr_SetString(PyExc_RecursionError,
-                        "maximum recursion depth exceeded while calling a Python object");
-    }
-    else {
-        nesting++;
-        c_nesting++;
-        r = PyObject_CallOneArg(fn, (PyObject *)self);
-        c_nesting--;
-        nesting--;
-    }
-    if (r != NULL) {
-        Py_DECREF(r);
-        return 0;
-    }
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-        return -1;
-    }
-    return future_log_callback_error(self);
-}
-
-/* The stdlib's _invoke_callbacks: every callback in `_done_callbacks`, which
- * the future keeps (a client may keep objects alive through a callback's
- * closure), iterated like a list, so one appended meanwhile runs too. */
-static int
-future_invoke_callbacks(FutureObject *self)
-{
-    PyObject *callbacks = Py_XNewRef(self->callbacks);
-    int rc = 0;
-    for (Py_ssize_t i = 0; rc == 0 && callbacks != NULL && i < PyList_GET_SIZE(callbacks); i++) {
-        PyObject *fn = Py_NewRef(PyList_GET_ITEM(callbacks, i));
-        rc = future_call_callback(self, fn);
-        Py_DECREF(fn);
-    }
-    Py_XDECREF(callbacks);
-    return rc;
-}
-
-/* Run the callbacks the outermost level of this thread was handed, in the
- * order they were handed over.  Every one runs; the first BaseException is
- * raised at the end. */
-static int
-future_run_deferred(void)
-{
-    PyObject *first_error = NULL;
-    deferred_callbacks *d;
-    while ((d = deferred_head) != NULL) {
-        deferred_head = d->next;
-        if (deferred_head == NULL) {
-            deferred_tail = NULL;
-        }
-        int saved = nesting;
-        nesting = d->nesting;
-        if (future_invoke_callbacks(d->future) < 0) {
-            PyObject *exc = cf_err_take();
-            if (first_error == NULL) {
-                first_error = exc;
-            }
-            else {
-                Py_DECREF(exc);
-            }
-        }
-        nesting = saved;
-        Py_DECREF(d->future);
-        PyMem_Free(d);
-    }
-    if (first_error != NULL) {
-        cf_err_restore(first_error);
-        return -1;
-    }
-    return 0;
-}
-
-/* The future just finished: run its callbacks now, or, deep in a chain of
- * callbacks, hand them to the outermost level of this thread. */
-static int
-future_run_callbacks(FutureObject *self)
-{
-    if (self->callbacks == NULL || PyList_GET_SIZE(self->callbacks) == 0) {
-        return 0;
-    }
-    if (c_nesting >= CALLBACK_C_NESTING_MAX) {
-        deferred_callbacks *d = PyMem_Malloc(sizeof(*d));
-        if (d == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        d->next = NULL;
-        d->future = (FutureObject *)Py_NewRef(self);
-        d->nesting = nesting;
-        if (deferred_tail == NULL) {
-            deferred_head = d;
-        }
-        else {
-            deferred_tail->next = d;
-        }
-        deferred_tail = d;
-        return 0;
-    }
-    int rc = future_invoke_callbacks(self);
-    if (c_nesting == 0 && deferred_head != NULL) {
-        PyObject *exc = cf_err_take();
-        int drained = future_run_deferred();
-        if (exc != NULL) {
-            if (drained < 0) {
-                PyErr_Clear();
-            }
-            cf_err_restore(exc);
-        }
-        else {
-            rc = drained;
-        }
-    }
-    return rc;
-}
-
 /* ---- errors ------------------------------------------------------------- */
-
-static PyObject *
-future_state_name(FutureObject *self)
-{
-    cf_state *st = cf_state_of_type(Py_TYPE(self));
-    return st == NULL ? NULL : Py_NewRef(st->state_names[self->state]);
-}
 
 /* InvalidStateError('{state}: {future!r}') */
 static void
@@ -431,34 +178,29 @@ result_waiter_notify(cf_waiter *waiter, PyObject *future, cf_ending ending)
     cf_parker_unpark(&waiter->parker);
 }
 
-/* Wait until the future is done (cancelled counts) or the timeout passes.
- * Returns 0, or -1 with an exception (bad timeout, Ctrl-C).
- *
- * The waiter lives on the heap, not the stack: a daemon thread that re-takes
- * the GIL while the interpreter finalizes is ended by CPython right there,
- * and the future must not be left pointing into a dead thread's stack (the
- * few bytes leak instead). */
-static PyObject *future_get_condition(PyObject *op, void *closure);
-
 /* Green threads, or a `_condition` that someone else put there (futurist's
  * GreenFuture sets an eventlet one): wait through the condition, as the
  * stdlib's result() does.  Every state change notifies it. */
 static int
 future_wait_done_by_condition(FutureObject *self, PyObject *timeout)
 {
-    PyObject *condition = future_get_condition((PyObject *)self, NULL);
-    PyObject *entered = condition ? PyObject_CallMethod(condition, "acquire", NULL) : NULL;
-    if (entered == NULL) {
-        Py_XDECREF(condition);
+    PyObject *existing = future_get_condition((PyObject *)self, NULL);
+    PyObject *condition = existing ? cf_condition_enter(existing) : NULL;
+    Py_XDECREF(existing);
+    if (condition == NULL) {
         return -1;
     }
-    Py_DECREF(entered);
-    PyObject *waited = Py_NewRef(Py_None);
+    int rc = 0;
     if (!future_is_done(self)) {
-        Py_DECREF(waited);
-        waited = PyObject_CallMethod(condition, "wait", "O", timeout ? timeout : Py_None);
+        rc = cf_consume(PyObject_CallMethod(condition, "wait", "O", timeout ? timeout : Py_None));
     }
-    return future_exit_condition(condition, 0) < 0 || cf_consume(waited) < 0 ? -1 : 0;
+    return cf_condition_exit(condition, 0) < 0 || rc < 0 ? -1 : 0;
+}
+
+static int
+future_done_ready(void *arg)
+{
+    return future_is_done((FutureObject *)arg);
 }
 
 static int
@@ -487,26 +229,13 @@ future_wait_done(FutureObject *self, PyObject *timeout)
     w->waiter.notify = result_waiter_notify;
     cf_parker_init(&w->waiter.parker);
     future_link_waiter(self, &w->link, &w->waiter);
-
-    int rc = 0, timed_out = 0;
     Py_INCREF(self);
-    for (;;) {
-        cf_parker_arm(&w->waiter.parker);
-        if (future_is_done(self) || timed_out) {
-            break;
-        }
-        int parked = cf_park_released(&w->waiter.parker, deadline);
-        if (parked < 0) {
-            rc = -1;
-            break;
-        }
-        timed_out = parked == 0;
-    }
+    cf_wait_status status = cf_wait_until(st, &w->waiter.parker, future_done_ready, self, deadline);
     future_unlink_waiter(&w->link);
     cf_parker_fini(&w->waiter.parker);
     PyMem_Free(w);
     Py_DECREF(self);
-    return rc;
+    return status == CF_WAIT_ERROR ? -1 : 0;
 }
 
 /* ---- type slots --------------------------------------------------------- */
@@ -530,6 +259,7 @@ future_reset(FutureObject *self)
     Py_CLEAR(self->py_waiters);
     Py_CLEAR(self->condition);
     self->condition_foreign = 0;
+    self->stoppable = 0;
 }
 
 static int
@@ -646,28 +376,6 @@ future_dealloc(PyObject *op)
     Py_DECREF(type);
 }
 
-static PyObject *
-future_repr(PyObject *op)
-{
-    FutureObject *self = (FutureObject *)op;
-    const char *name = type_short_name(Py_TYPE(op));
-    const char *state = state_descriptions[self->state];
-    if (self->state != CF_FINISHED) {
-        return PyUnicode_FromFormat("<%s at %p state=%s>", name, op, state);
-    }
-    int raised = self->exception != NULL ? PyObject_IsTrue(self->exception) : 0;
-    if (raised < 0) {
-        return NULL;
-    }
-    if (raised) {
-        return PyUnicode_FromFormat("<%s at %p state=%s raised %s>", name, op, state,
-                                    type_short_name(Py_TYPE(self->exception)));
-    }
-    PyObject *result = self->result != NULL ? self->result : Py_None;
-    return PyUnicode_FromFormat("<%s at %p state=%s returned %s>", name, op, state,
-                                type_short_name(Py_TYPE(result)));
-}
-
 /* ---- public methods ----------------------------------------------------- */
 
 PyObject *
@@ -681,8 +389,15 @@ future_cancel(PyObject *op, PyObject *unused)
     }
     if (self->state == CF_RUNNING || self->state == CF_FINISHED || future_is_cancelled(self)) {
         int was_cancelled = future_is_cancelled(self);
+        int ask_pools = self->state == CF_RUNNING && self->stoppable;
         if (future_exit_condition(condition, 0) < 0) {
             return NULL;
+        }
+        if (ask_pools) {
+            /* Outside the condition: the pool calls Python code. */
+            cf_state *st = cf_state_of_type(Py_TYPE(self));
+            int stopped = st == NULL ? -1 : pools_cancel_running(st, op);
+            return stopped < 0 ? NULL : PyBool_FromLong(stopped);
         }
         return PyBool_FromLong(was_cancelled);
     }
@@ -780,9 +495,7 @@ future_exception(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject
                                    future_finished_exception);
 }
 
-/* The one argument of `qualname(self, name)`, positional or by keyword;
- * NULL with the TypeError otherwise.  Borrowed. */
-static PyObject *
+PyObject *
 future_one_arg(const char *qualname, const char *name, PyObject *const *args, Py_ssize_t nargs,
                PyObject *kwnames)
 {
@@ -796,36 +509,24 @@ future_one_arg(const char *qualname, const char *name, PyObject *const *args, Py
                : value;
 }
 
-static PyObject *
-future_add_done_callback(PyObject *op, PyObject *fn)
+int
+future_cancel_running(PyObject *op)
 {
     FutureObject *self = (FutureObject *)op;
-    if (!future_is_done(self) && self->callbacks == NULL) {
-        /* Allocate before checking: the allocation may run the garbage
-         * collector, hence Python code, hence let the future finish. */
-        PyObject *callbacks = PyList_New(0);
-        if (callbacks == NULL) {
-            return NULL;
-        }
-        if (self->callbacks == NULL) {
-            self->callbacks = callbacks;
-        }
-        else {
-            Py_DECREF(callbacks);
-        }
+    PyObject *condition = future_enter_condition(self);
+    if (condition == NULL) {
+        return -1;
     }
-    /* Check again: it may have finished meanwhile.  From this check to the
-     * append nothing can run Python code (appending only reallocates). */
-    if (!future_is_done(self)) {
-        if (PyList_Append(self->callbacks, fn) < 0) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
+    if (self->state != CF_RUNNING) {
+        return future_exit_condition(condition, 0) < 0 ? -1 : 0;
     }
-    if (future_call_callback(self, fn) < 0) {
-        return NULL;
+    self->state = CF_CANCELLED_AND_NOTIFIED;
+    future_wake_waiters(self, CF_ENDED_CANCELLED, 0);
+    int told = future_tell_py_waiters(self, "add_cancelled");
+    if (future_exit_condition(condition, 1) < 0 || told < 0 || future_run_callbacks(self) < 0) {
+        return -1;
     }
-    Py_RETURN_NONE;
+    return 1;
 }
 
 PyObject *
@@ -862,15 +563,13 @@ future_set_running_or_notify_cancel(PyObject *op, PyObject *unused)
         return NULL;
     }
     PyObject *id = PyLong_FromVoidPtr(self);
-    PyObject *r = id == NULL ? NULL
-                             : PyObject_CallMethod(st->logger, "critical", "sOO",
-                                                   "Future %s in unexpected state: %s", id,
-                                                   st->state_names[self->state]);
+    PyObject *args = id ? Py_BuildValue("(sOO)", "Future %s in unexpected state: %s", id,
+                                        st->state_names[self->state])
+                        : NULL;
     Py_XDECREF(id);
-    if (r == NULL) {
+    if (cf_log(st, "critical", args, NULL) < 0) {
         return NULL;
     }
-    Py_DECREF(r);
     PyErr_SetString(PyExc_RuntimeError, "Future in unexpected state");
     return NULL;
 }
@@ -921,17 +620,6 @@ future_set_exception(PyObject *op, PyObject *exception)
     return future_finish((FutureObject *)op, exception, 1);
 }
 
-/* The Python-facing add_done_callback(fn), set_result(result),
- * set_exception(exception): their argument by position or keyword. */
-static PyObject *
-future_add_done_callback_method(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
-                                PyObject *kwnames)
-{
-    PyObject *fn = future_one_arg(CF_QUALNAME("Future.", "add_done_callback"), "fn", args, nargs,
-                                  kwnames);
-    return fn == NULL ? NULL : future_add_done_callback(op, fn);
-}
-
 static PyObject *
 future_set_result_method(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -948,158 +636,6 @@ future_set_exception_method(PyObject *op, PyObject *const *args, Py_ssize_t narg
                                          args, nargs, kwnames);
     return exception == NULL ? NULL : future_set_exception(op, exception);
 }
-
-/* asyncio (3.15+) reads a finished future through this in one call. */
-static PyObject *
-future_get_snapshot(PyObject *op, PyObject *unused)
-{
-    (void)unused;
-    FutureObject *self = (FutureObject *)op;
-    if (self->state == CF_FINISHED) {
-        return Py_BuildValue("(OOOO)", Py_True, Py_False,
-                             self->result ? self->result : Py_None,
-                             self->exception ? self->exception : Py_None);
-    }
-    if (future_is_cancelled(self)) {
-        return Py_BuildValue("(OOOO)", Py_True, Py_True, Py_None, Py_None);
-    }
-    return Py_BuildValue("(OOOO)", Py_False, Py_False, Py_None, Py_None);
-}
-
-/* ---- attributes of the stdlib's private protocol ------------------------ */
-
-static PyObject *
-future_get_state(PyObject *op, void *closure)
-{
-    (void)closure;
-    return future_state_name((FutureObject *)op);
-}
-
-static int
-future_set_state(PyObject *op, PyObject *value, void *closure)
-{
-    (void)closure;
-    FutureObject *self = (FutureObject *)op;
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete _state");
-        return -1;
-    }
-    cf_state *st = cf_state_of_type(Py_TYPE(op));
-    if (st == NULL) {
-        return -1;
-    }
-    for (int i = 0; i < CF_NSTATES; i++) {
-        int equal = PyObject_RichCompareBool(value, st->state_names[i], Py_EQ);
-        if (equal < 0) {
-            return -1;
-        }
-        if (equal) {
-            self->state = (unsigned char)i;
-            return 0;
-        }
-    }
-    PyErr_Format(PyExc_ValueError, "unknown future state: %R", value);
-    return -1;
-}
-
-/* _result and _exception: the field's offset is the closure. */
-static PyObject *
-future_get_field(PyObject *op, void *offset)
-{
-    PyObject *value = *(PyObject **)((char *)op + (size_t)offset);
-    return Py_NewRef(value != NULL ? value : Py_None);
-}
-
-static int
-future_set_field(PyObject *op, PyObject *value, void *offset)
-{
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete this attribute");
-        return -1;
-    }
-    PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
-    Py_XSETREF(*slot, value == Py_None ? NULL : Py_NewRef(value));
-    return 0;
-}
-
-/* _waiters and _done_callbacks: lists created the first time they are read. */
-static PyObject *
-future_get_list(PyObject *op, void *offset)
-{
-    PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
-    if (*slot == NULL) {
-        PyObject *list = PyList_New(0);     /* may run Python code (the GC) */
-        if (list == NULL) {
-            return NULL;
-        }
-        if (*slot == NULL) {
-            *slot = list;
-        }
-        else {
-            Py_DECREF(list);
-        }
-    }
-    return Py_NewRef(*slot);
-}
-
-static int
-future_set_list(PyObject *op, PyObject *value, void *offset)
-{
-    if (value == NULL || !PyList_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "this attribute must be a list");
-        return -1;
-    }
-    PyObject **slot = (PyObject **)((char *)op + (size_t)offset);
-    Py_XSETREF(*slot, Py_NewRef(value));
-    return 0;
-}
-
-static PyObject *
-future_get_condition(PyObject *op, void *closure)
-{
-    (void)closure;
-    FutureObject *self = (FutureObject *)op;
-    if (self->condition == NULL) {
-        cf_state *st = cf_state_of_type(Py_TYPE(op));
-        /* threading.Condition as it is now: a green one once patched. */
-        PyObject *condition_class = st == NULL ? NULL : cf_threading_attr(st, "Condition");
-        PyObject *condition = condition_class ? PyObject_CallNoArgs(condition_class) : NULL;
-        Py_XDECREF(condition_class);
-        if (condition == NULL) {
-            return NULL;
-        }
-        /* Creating it ran Python code: another thread may have won. */
-        if (self->condition == NULL) {
-            self->condition = condition;
-        }
-        else {
-            Py_DECREF(condition);
-        }
-    }
-    return Py_NewRef(self->condition);
-}
-
-static int
-future_set_condition(PyObject *op, PyObject *value, void *closure)
-{
-    (void)closure;
-    FutureObject *self = (FutureObject *)op;
-    Py_XSETREF(self->condition, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
-    self->condition_foreign = self->condition != NULL;
-    return 0;
-}
-
-#define FIELD(name) ((void *)offsetof(FutureObject, name))
-
-static PyGetSetDef future_getset[] = {
-    {"_state", future_get_state, future_set_state, NULL, NULL},
-    {"_result", future_get_field, future_set_field, NULL, FIELD(result)},
-    {"_exception", future_get_field, future_set_field, NULL, FIELD(exception)},
-    {"_waiters", future_get_list, future_set_list, NULL, FIELD(py_waiters)},
-    {"_done_callbacks", future_get_list, future_set_list, NULL, FIELD(callbacks)},
-    {"_condition", future_get_condition, future_set_condition, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
 
 #define FASTCALL_KW(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 

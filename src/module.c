@@ -1,61 +1,55 @@
-/* module.c — the `cfutures._cfutures` module: definition, state, start-up.
+/* module.c — the `cfutures._cfutures` module: definition, state, start-up,
+ * and the hooks that concern every pool: interpreter exit and fork.
  *
- * Everything the C code needs from Python — the stdlib's exception classes,
- * its state names, its logger, threading.Condition — is imported once here
- * into the module state, so the rest never imports at run time.
+ * What the C code needs from Python at every import — the stdlib's
+ * exception classes, its state names, its logger, threading — is imported
+ * here into the module state; the thread and process modules' names wait
+ * for their first use (runtime.h).  The module keeps its state per module
+ * object, but the extension declares it does not support several
+ * interpreters (a few process-wide statics, listed in runtime.h).
  */
 #include "cfutures.h"
 #include "pool.h"
+#include "waiter.h"
 
-#if !CF_PY311_PLUS
-/* PyType_GetModuleByDef arrived in 3.11: walk the MRO for a heap type that
- * was created from our module. */
-PyObject *
-cf_type_get_module_by_def(PyTypeObject *type, PyModuleDef *def)
-{
-    PyObject *mro = type->tp_mro;
-    for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!PyType_HasFeature(base, Py_TPFLAGS_HEAPTYPE)) {
-            continue;
-        }
-        PyObject *module = ((PyHeapTypeObject *)base)->ht_module;
-        if (module != NULL && PyModule_GetDef(module) == def) {
-            return module;
-        }
-    }
-    PyErr_Format(PyExc_TypeError, "PyType_GetModuleByDef: No superclass of '%s' has the given module",
-                 type->tp_name);
-    return NULL;
-}
-#endif
+/* ---- hooks -------------------------------------------------------------- */
 
-void
-cf_log_critical(cf_state *st, const char *message, PyObject *exc)
-{
-    PyObject *args = Py_BuildValue("(s)", message);
-    PyObject *kwargs = args ? Py_BuildValue("{sO}", "exc_info", exc ? exc : Py_True) : NULL;
-    PyObject *method = kwargs ? PyObject_GetAttrString(st->logger, "critical") : NULL;
-    PyObject *r = method ? PyObject_Call(method, args, kwargs) : NULL;
-    if (r == NULL) {
-        PyErr_WriteUnraisable(NULL);
-    }
-    Py_XDECREF(r);
-    Py_XDECREF(method);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(args);
-}
-
-PyObject *waiters_wait(PyObject *module, PyObject *args, PyObject *kwargs);
-PyObject *waiters_as_completed(PyObject *module, PyObject *args, PyObject *kwargs);
-
+/* In the child of os.fork(): the forking thread is the main thread now, and
+ * each pool forgets the parent's workers (pool.h). */
 static PyObject *
 module_after_fork_child(PyObject *module, PyObject *unused)
 {
     (void)unused;
     cf_set_main_thread(PyThread_get_thread_ident());
-    tpool_after_fork_child();
     pools_after_fork_child(cf_state_of_module(module));
+    Py_RETURN_NONE;
+}
+
+/* Is the program ending by Ctrl-C?  The interpreter printed an uncaught
+ * KeyboardInterrupt, and so set sys.last_value, before it exits. */
+static int
+exit_is_interrupted(void)
+{
+    PyObject *last = PySys_GetObject("last_value");      /* borrowed */
+    return last != NULL && PyErr_GivenExceptionMatches(last, PyExc_KeyboardInterrupt);
+}
+
+/* Registered with threading._register_atexit, as the stdlib's two
+ * _python_exit: no new work; every pool finishes what it accepted — unless
+ * Ctrl-C ends the program: then what has not started is cancelled, and a
+ * process pool's running tasks get a short grace; their threads are joined
+ * before the interpreter joins its other threads. */
+static PyObject *
+module_python_exit(PyObject *module, PyObject *unused)
+{
+    (void)unused;
+    cf_state *st = cf_state_of_module(module);
+    st->interpreter_exiting = 1;
+    st->exit_interrupted = exit_is_interrupted();
+    pools_python_exit(st);
+    if (st->threads_queues != NULL && cf_join_threads(st->threads_queues) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -68,84 +62,33 @@ module_adopt_future_class(PyObject *module, PyObject *cls)
     Py_RETURN_NONE;
 }
 
-/* Borrowed attribute `name` of the imported module `modname`, stored as a
- * new reference in *slot. */
-static int
-import_into(PyObject **slot, const char *modname, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(modname);
-    if (mod == NULL) {
-        return -1;
-    }
-    *slot = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return *slot == NULL ? -1 : 0;
-}
-
-int
-cf_load_thread_names(cf_state *st)
-{
-    if (st->threads_queues != NULL) {
-        return 0;
-    }
-    PyObject *weak_key_dict = NULL;
-    if (import_into(&st->BrokenThreadPool, "concurrent.futures.thread", "BrokenThreadPool") < 0 ||
-        import_into(&weak_key_dict, "weakref", "WeakKeyDictionary") < 0) {
-        Py_CLEAR(st->BrokenThreadPool);
-        return -1;
-    }
-    st->threads_queues = PyObject_CallNoArgs(weak_key_dict);
-    Py_DECREF(weak_key_dict);
-    return st->threads_queues == NULL ? -1 : 0;
-}
-
-int
-cf_load_process_names(cf_state *st)
-{
-    if (st->pickle_dumps != NULL) {
-        return 0;
-    }
-    const char *process = "concurrent.futures.process";
-    PyObject *forking_pickler = NULL;
-    if (cf_load_thread_names(st) < 0 ||
-        import_into(&st->BrokenProcessPool, process, "BrokenProcessPool") < 0 ||
-        import_into(&st->ExceptionWithTraceback, process, "_ExceptionWithTraceback") < 0 ||
-        import_into(&st->RemoteTraceback, process, "_RemoteTraceback") < 0 ||
-        import_into(&st->format_exception, "traceback", "format_exception") < 0 ||
-        import_into(&st->pickle_loads, "pickle", "loads") < 0 ||
-        import_into(&forking_pickler, "multiprocessing.reduction", "ForkingPickler") < 0) {
-        return -1;
-    }
-    st->pickle_dumps = PyObject_GetAttrString(forking_pickler, "dumps");
-    Py_DECREF(forking_pickler);
-    return st->pickle_dumps == NULL ? -1 : 0;
-}
+/* ---- start-up ----------------------------------------------------------- */
 
 static int
-module_exec(PyObject *module)
+module_import_names(cf_state *st)
 {
-    cf_state *st = cf_state_of_module(module);
     static const char *const state_names[CF_NSTATES] = {
         "PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED",
     };
     const char *base = "concurrent.futures._base";
-    if (import_into(&st->stdlib_future_class, base, "Future") < 0 ||
-        import_into(&st->CancelledError, base, "CancelledError") < 0 ||
-        import_into(&st->TimeoutError, base, "TimeoutError") < 0 ||
-        import_into(&st->InvalidStateError, base, "InvalidStateError") < 0 ||
-        import_into(&st->DoneAndNotDoneFutures, base, "DoneAndNotDoneFutures") < 0 ||
-        import_into(&st->logger, base, "LOGGER") < 0 ||
-        import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
-        import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
-        import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
-        import_into(&st->stdlib_wait, base, "wait") < 0 ||
-        import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
+    if (cf_import_into(&st->stdlib_future_class, base, "Future") < 0 ||
+        cf_import_into(&st->CancelledError, base, "CancelledError") < 0 ||
+        cf_import_into(&st->TimeoutError, base, "TimeoutError") < 0 ||
+        cf_import_into(&st->InvalidStateError, base, "InvalidStateError") < 0 ||
+        cf_import_into(&st->DoneAndNotDoneFutures, base, "DoneAndNotDoneFutures") < 0 ||
+        cf_import_into(&st->logger, base, "LOGGER") < 0 ||
+        cf_import_into(&st->FIRST_COMPLETED, base, "FIRST_COMPLETED") < 0 ||
+        cf_import_into(&st->FIRST_EXCEPTION, base, "FIRST_EXCEPTION") < 0 ||
+        cf_import_into(&st->ALL_COMPLETED, base, "ALL_COMPLETED") < 0 ||
+        cf_import_into(&st->stdlib_wait, base, "wait") < 0 ||
+        cf_import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL ||
-        (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL) {
+        (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL ||
+        (st->empty_dict = PyDict_New()) == NULL) {
         return -1;
     }
     for (int i = 0; i < CF_NSTATES; i++) {
-        if (import_into(&st->state_names[i], base, state_names[i]) < 0) {
+        if (cf_import_into(&st->state_names[i], base, state_names[i]) < 0) {
             return -1;
         }
     }
@@ -157,18 +100,35 @@ module_exec(PyObject *module)
     }
     st->map_cancels_popped = PyObject_HasAttrString(base_module, "_result_or_cancel");
     Py_DECREF(base_module);
-    if ((st->empty_dict = PyDict_New()) == NULL) {
-        return -1;
-    }
-    if (future_module_init(module, st) < 0 || waiters_module_init(module, st) < 0 ||
-        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
-        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
-        return -1;
-    }
+    return 0;
+}
 
-    /* The main thread runs signal handlers, so its waits wake up to let them
-     * run.  It need not be the thread importing us.  After os.fork() the
-     * forking thread is the child's main thread. */
+/* `module.<function>` handed to `registrar` (a callable) with kwargs. */
+static int
+register_hook(PyObject *module, const char *function, PyObject *registrar, PyObject *kwargs_of)
+{
+    PyObject *hook = PyObject_GetAttrString(module, function);
+    PyObject *r = NULL;
+    if (hook != NULL && kwargs_of == NULL) {
+        r = PyObject_CallOneArg(registrar, hook);
+    }
+    else if (hook != NULL) {
+        PyObject *kwargs = Py_BuildValue("{sO}", PyUnicode_AsUTF8(kwargs_of), hook);
+        PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
+        r = noargs ? PyObject_Call(registrar, noargs, kwargs) : NULL;
+        Py_XDECREF(kwargs);
+        Py_XDECREF(noargs);
+    }
+    Py_XDECREF(hook);
+    return cf_consume(r);
+}
+
+/* The main thread (it runs signal handlers, so its waits wake up to let
+ * them run; it need not be the thread importing us), the fork hook, the
+ * interpreter-exit hook. */
+static int
+module_register_hooks(PyObject *module, cf_state *st)
+{
     PyObject *main_thread = PyObject_CallMethod(st->threading, "main_thread", NULL);
     PyObject *ident = main_thread ? PyObject_GetAttrString(main_thread, "ident") : NULL;
     Py_XDECREF(main_thread);
@@ -177,28 +137,36 @@ module_exec(PyObject *module)
     }
     cf_set_main_thread(PyLong_AsUnsignedLong(ident));
     Py_DECREF(ident);
-    if (PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *os = PyImport_ImportModule("os");
-    PyObject *hook = os ? PyObject_GetAttrString(module, "_after_fork_child") : NULL;
-    PyObject *registered = NULL;
-    if (hook != NULL) {
-        PyObject *register_at_fork = PyObject_GetAttrString(os, "register_at_fork");
-        PyObject *kwargs = register_at_fork ? Py_BuildValue("{sO}", "after_in_child", hook) : NULL;
-        PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
-        registered = noargs ? PyObject_Call(register_at_fork, noargs, kwargs) : NULL;
-        Py_XDECREF(register_at_fork);
-        Py_XDECREF(kwargs);
-        Py_XDECREF(noargs);
-    }
+    PyObject *os = PyErr_Occurred() ? NULL : PyImport_ImportModule("os");
+    PyObject *register_at_fork = os ? PyObject_GetAttrString(os, "register_at_fork") : NULL;
+    PyObject *after_in_child = register_at_fork ? PyUnicode_FromString("after_in_child") : NULL;
+    PyObject *register_atexit = after_in_child
+                                    ? PyObject_GetAttrString(st->threading, "_register_atexit")
+                                    : NULL;
+    int rc = register_atexit == NULL ||
+                     register_hook(module, "_after_fork_child", register_at_fork,
+                                   after_in_child) < 0 ||
+                     register_hook(module, "_python_exit", register_atexit, NULL) < 0
+                 ? -1
+                 : 0;
     Py_XDECREF(os);
-    Py_XDECREF(hook);
-    if (registered == NULL) {
+    Py_XDECREF(register_at_fork);
+    Py_XDECREF(after_in_child);
+    Py_XDECREF(register_atexit);
+    return rc;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    cf_state *st = cf_state_of_module(module);
+    if (module_import_names(st) < 0 || future_module_init(module, st) < 0 ||
+        waiter_type_init(module, st) < 0 || as_completed_type_init(module, st) < 0 ||
+        executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
+        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
         return -1;
     }
-    Py_DECREF(registered);
-    return 0;
+    return module_register_hooks(module, st);
 }
 
 static int
@@ -222,7 +190,6 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->MapIteratorType);
     Py_VISIT(st->WorkQueueType);
     Py_VISIT(st->ThreadPoolType);
-    Py_VISIT(st->thread_pool_submit_descr);
     Py_VISIT(st->thread_worker);
     Py_VISIT(st->threads_queues);
     Py_VISIT(st->BrokenThreadPool);
@@ -250,6 +217,7 @@ static int
 module_clear(PyObject *module)
 {
     cf_state *st = cf_state_of_module(module);
+    pools_detach(st);
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->WaiterType);
     Py_CLEAR(st->AsCompletedType);
@@ -267,7 +235,6 @@ module_clear(PyObject *module)
     Py_CLEAR(st->MapIteratorType);
     Py_CLEAR(st->WorkQueueType);
     Py_CLEAR(st->ThreadPoolType);
-    Py_CLEAR(st->thread_pool_submit_descr);
     Py_CLEAR(st->thread_worker);
     Py_CLEAR(st->threads_queues);
     Py_CLEAR(st->BrokenThreadPool);
@@ -298,7 +265,7 @@ module_free(void *module)
 }
 
 static PyMethodDef module_methods[] = {
-    {"wait", (PyCFunction)(void (*)(void))waiters_wait, METH_VARARGS | METH_KEYWORDS,
+    {"wait", (PyCFunction)(void (*)(void))futures_wait, METH_VARARGS | METH_KEYWORDS,
      "wait(fs, timeout=None, return_when='ALL_COMPLETED')\n--\n\n"
      "Wait for the futures in the given sequence to complete.\n\n"
      "Args:\n"
@@ -320,7 +287,7 @@ static PyMethodDef module_methods[] = {
      "    completed.  The second set, named 'not_done', contains uncompleted\n"
      "    futures.  Duplicate futures given to *fs* are removed and will be\n"
      "    returned only once."},
-    {"as_completed", (PyCFunction)(void (*)(void))waiters_as_completed,
+    {"as_completed", (PyCFunction)(void (*)(void))futures_as_completed,
      METH_VARARGS | METH_KEYWORDS,
      "as_completed(fs, timeout=None)\n--\n\n"
      "An iterator over the given futures that yields each as it completes.\n\n"
@@ -337,6 +304,8 @@ static PyMethodDef module_methods[] = {
      "    TimeoutError: If the entire result iterator could not be generated\n"
      "        before the given timeout."},
     {"_after_fork_child", module_after_fork_child, METH_NOARGS, NULL},
+    {"_python_exit", module_python_exit, METH_NOARGS,
+     "Internal: every pool winds down at interpreter exit; their threads are joined."},
     {"_adopt_future_class", module_adopt_future_class, METH_O,
      "Register the package's public Future class (called once by cfutures)."},
     {NULL, NULL, 0, NULL},
@@ -344,6 +313,10 @@ static PyMethodDef module_methods[] = {
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
+#if CF_PY312_PLUS
+    /* Process-wide statics (runtime.h): one interpreter only. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
     {0, NULL},
 };
 
@@ -358,6 +331,8 @@ PyModuleDef cf_module_def = {
     .m_clear = module_clear,
     .m_free = module_free,
 };
+
+PyMODINIT_FUNC PyInit__cfutures(void);      /* the one symbol the module exports */
 
 PyMODINIT_FUNC
 PyInit__cfutures(void)

@@ -9,7 +9,8 @@
  *   prepare   (GIL held)      decide what to wait for and what to write
  *   transfer  (GIL released)  wait, read whole frames, write what fits
  *   apply     (GIL held)      complete futures, notice ended workers,
- *                             replace leavers, dispatch, decide to stop
+ *                             settle crashes, time out tasks, replace
+ *                             leavers, dispatch, decide to stop
  *
  * Without the GIL the thread touches only its batch, the inboxes, and the
  * bytes of frames it listed under the GIL (a worker being written is marked
@@ -45,6 +46,7 @@ typedef struct {
     pp_frame *frames;
     size_t nframes, frames_cap;
     int busy;                       /* work in flight: spin before sleeping */
+    int64_t deadline_ns;            /* wake by then (a timeout, a kill); 0: none */
     int failed_errno;
 } pp_batch;
 
@@ -97,10 +99,11 @@ batch_prepare(PoolCoreObject *core, pp_batch *b)
         b->iovcnt[i] = 0;
         b->written[i] = 0;
         b->ended[i] = 0;
-        if (w->state != WORKER_IDLE && w->state != WORKER_BUSY && w->state != WORKER_LEAVING) {
+        if (w->state != WORKER_IDLE && w->state != WORKER_BUSY && w->state != WORKER_LEAVING &&
+            w->state != WORKER_STOPPING) {
             continue;
         }
-        b->busy |= w->ntasks > 0;
+        b->busy |= w->tasks.count > 0;
         b->fds[b->nfds].fd = w->result_fd;
         b->fds[b->nfds].events = POLLIN;
         b->owner[b->nfds++] = i;
@@ -160,7 +163,12 @@ batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
     if (wait && b->busy) {
         cf_spin(pollset_ready, b, CF_SPIN_PIPE_NS, CF_FOREVER);     /* results come soon */
     }
-    int ready = poll(b->fds, (nfds_t)b->nfds, wait ? -1 : 0);
+    int timeout_ms = wait ? -1 : 0;
+    if (wait && b->deadline_ns != 0) {
+        int64_t left = b->deadline_ns - cf_monotonic_ns();
+        timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+    }
+    int ready = poll(b->fds, (nfds_t)b->nfds, timeout_ms);
     if (ready < 0 && errno != EINTR) {
         b->failed_errno = errno;
         return;
@@ -209,8 +217,8 @@ batch_wait_green(pp_batch *b)
 
 /* ---- apply (GIL held) --------------------------------------------------- */
 
-/* Complete the batch's futures, notice ended workers; 1 if one died. */
-static int
+/* Complete the batch's futures, notice ended workers, settle crashes. */
+static void
 batch_apply(cf_state *st, PoolCoreObject *core, pp_batch *b)
 {
     for (Py_ssize_t i = 0; i < b->nslots; i++) {
@@ -228,19 +236,21 @@ batch_apply(cf_state *st, PoolCoreObject *core, pp_batch *b)
                         f->kind, f->flags);
     }
     b->nframes = 0;
-    int died = 0;
     for (Py_ssize_t i = 0; i < b->nslots; i++) {
         pp_worker *w = &core->workers[i];
         if (b->ended[i] && (w->state == WORKER_IDLE || w->state == WORKER_BUSY ||
-                            w->state == WORKER_LEAVING)) {
+                            w->state == WORKER_LEAVING || w->state == WORKER_STOPPING)) {
             worker_ended(w);
-            died |= w->state == WORKER_DEAD;
+        }
+    }
+    for (Py_ssize_t i = 0; i < b->nslots && core->base.phase != POOL_BROKEN; i++) {
+        if (core->workers[i].state == WORKER_DEAD) {
+            core_settle_crash(st, core, &core->workers[i]);
         }
     }
     if (core_drained(core)) {
         core->mean_task_ns = -1;
     }
-    return died;
 }
 
 /* Should the pool wind down?  Shutdown, its executor collected, or the
@@ -287,7 +297,13 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
         pool_stopped(&core->base);
         return 1;
     }
+    /* Before prepare: a worker stopped here is not listed for writing. */
+    int64_t deadline = core_enforce_deadlines(st, core);
+    if (core->base.phase == POOL_BROKEN) {
+        return 1;
+    }
     batch_prepare(core, b);
+    b->deadline_ns = deadline;
     int green = core->green && cf_threads_are_green(st);
     if (green && batch_wait_green(b) < 0) {
         return -1;
@@ -300,8 +316,8 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    if (batch_apply(st, core, b)) {
-        core_break(st, core, NULL);
+    batch_apply(st, core, b);
+    if (core->base.phase == POOL_BROKEN) {
         return 1;
     }
     core_replace_leavers(st, core);
@@ -309,14 +325,14 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
 }
 
 PyObject *
-process_pool_io(PyObject *module, PyObject *arg)
+process_pool_io(PyObject *module, PyObject *args)
 {
     cf_state *st = cf_state_of_module(module);
-    if (!PyObject_TypeCheck(arg, st->PoolCoreType)) {
-        PyErr_SetString(PyExc_TypeError, "_process_pool_io() expects a pool core");
-        return NULL;
+    PoolCoreObject *core =
+        (PoolCoreObject *)pool_of_thread_args(args, st->PoolCoreType, "_process_pool_io");
+    if (core == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);    /* its start was given up */
     }
-    PoolCoreObject *core = (PoolCoreObject *)Py_NewRef(arg);
     pp_batch batch;
     int rc = batch_init(&batch, core->nslots) < 0 ? -1 : 0;
     while (rc == 0) {

@@ -36,6 +36,8 @@ core_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(core->context);
     Py_VISIT(core->initializer);
     Py_VISIT(core->initargs);
+    Py_VISIT(core->dumps);
+    Py_VISIT(core->worker_died);
     Py_VISIT(core->processes);
     Py_VISIT(core->io_thread);
     Py_VISIT(core->base.broken);
@@ -53,6 +55,8 @@ core_clear(PyObject *op)
     Py_CLEAR(core->context);
     Py_CLEAR(core->initializer);
     Py_CLEAR(core->initargs);
+    Py_CLEAR(core->dumps);
+    Py_CLEAR(core->worker_died);
     Py_CLEAR(core->processes);
     Py_CLEAR(core->io_thread);
     return 0;
@@ -86,16 +90,14 @@ core_dealloc(PyObject *op)
     PoolCoreObject *core = (PoolCoreObject *)op;
     PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
-    pool_fini(cf_state_of_type(type), &core->base);
-    PyErr_Clear();
+    pool_fini(&core->base);
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         task_free(t);
     }
     for (Py_ssize_t i = 0; core->workers != NULL && i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        while ((t = w->head) != NULL) {
-            w->head = t->next;
+        while ((t = pp_pop(&w->tasks)) != NULL) {
             task_free(t);
         }
         Py_CLEAR(w->process);
@@ -128,6 +130,11 @@ static PyType_Spec core_spec = {
 static void
 core_python_exit(cf_pool *pool)
 {
+    cf_state *st = cf_state_of_type(Py_TYPE(pool));
+    if (st != NULL && st->exit_interrupted) {
+        core_interrupt((PoolCoreObject *)pool, PP_INTERRUPT_GRACE_S);
+    }
+    PyErr_Clear();
     core_wake((PoolCoreObject *)pool);
 }
 
@@ -143,13 +150,12 @@ core_after_fork_child(cf_pool *pool)
     core_close_fds(core);
     /* The parent's tasks are the parent's to complete: drop our copies. */
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         task_free(t);
     }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        while ((t = w->head) != NULL) {
-            w->head = t->next;
+        while ((t = pp_pop(&w->tasks)) != NULL) {
             task_free(t);
         }
         Py_CLEAR(w->process);
@@ -171,24 +177,39 @@ core_after_fork_child(cf_pool *pool)
     return 0;
 }
 
+static int
+core_cancel_running_op(cf_pool *pool, PyObject *future)
+{
+    cf_state *st = cf_state_of_type(Py_TYPE(pool));
+    return st == NULL ? -1 : core_cancel_running(st, (PoolCoreObject *)pool, future);
+}
+
 static const cf_pool_ops core_ops = {
     .python_exit = core_python_exit,
     .after_fork_child = core_after_fork_child,
+    .cancel_running = core_cancel_running_op,
 };
 
 /* ---- starting ----------------------------------------------------------- */
 
-/* _setup(max_workers, mp_context, initializer, initargs, max_tasks, spawn):
- * called once by the package's __init__ after validating the arguments. */
+/* _setup(max_workers, mp_context, initializer, initargs, max_tasks, spawn,
+ *        task_timeout, isolate_crashes, cancel_running, max_memory, dumps,
+ *        worker_died): called once by the package's __init__ after
+ * validating the arguments (task_timeout: seconds, 0.0 for none; dumps:
+ * the pickler of calls, None for multiprocessing's). */
 static PyObject *
 process_pool_setup(PyObject *op, PyObject *args)
 {
     ProcessPoolObject *self = (ProcessPoolObject *)op;
     cf_state *st = cf_state_of_type(Py_TYPE(op));
-    Py_ssize_t max_workers, max_tasks;
-    PyObject *context, *initializer, *initargs, *spawn;
-    if (st == NULL || !PyArg_ParseTuple(args, "nOOOnO:_setup", &max_workers, &context,
-                                        &initializer, &initargs, &max_tasks, &spawn) ||
+    Py_ssize_t max_workers, max_tasks, max_memory;
+    double task_timeout;
+    int isolate_crashes, cancel_running;
+    PyObject *context, *initializer, *initargs, *spawn, *dumps, *worker_died;
+    if (st == NULL ||
+        !PyArg_ParseTuple(args, "nOOOnOdppnOO:_setup", &max_workers, &context, &initializer,
+                          &initargs, &max_tasks, &spawn, &task_timeout, &isolate_crashes,
+                          &cancel_running, &max_memory, &dumps, &worker_died) ||
         cf_load_process_names(st) < 0) {
         return NULL;
     }
@@ -212,17 +233,25 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->initializer = Py_NewRef(initializer);
     core->initargs = Py_NewRef(initargs);
     core->max_tasks_per_child = max_tasks;
+    core->task_timeout_ns = cf_seconds_to_ns(task_timeout);
+    core->isolate_crashes = isolate_crashes;
+    core->cancel_running = cancel_running;
+    core->max_memory = max_memory;
+    core->dumps = Py_NewRef(dumps == Py_None ? st->pickle_dumps : dumps);
+    core->worker_died = Py_NewRef(worker_died);
     core->start_on_demand = !forks;
     core->nslots = max_workers;
     core->workers = PyMem_Calloc((size_t)max_workers, sizeof(pp_worker));
-    core->pending_head = core->pending_tail = NULL;
-    core->npending = core->npickling = 0;
+    core->pending = (cf_tasklist){NULL, NULL, 0};
+    core->npickling = 0;
     core->processes = PyDict_New();
     core->io_thread = NULL;
     core->wake_fd = -1;
     core->green = cf_threads_are_green(st);
     core->next_worker = 0;
     core->mean_task_ns = -1;
+    core->abandon_at = 0;
+    core->hold_until = 0;
     for (Py_ssize_t i = 0; core->workers != NULL && i < max_workers; i++) {
         core->workers[i].state = WORKER_EMPTY;
         core->workers[i].task_fd = core->workers[i].result_fd = -1;
@@ -236,7 +265,9 @@ process_pool_setup(PyObject *op, PyObject *args)
 }
 
 /* The I/O thread, started once the first workers run (after them, so that
- * the fork start method forks before this pool has any thread). */
+ * the fork start method forks before this pool has any thread).  0 started;
+ * -1 with an error, not started; 1 with an error (Ctrl-C in start()), yet
+ * started: the thread runs, the pool is up. */
 static int
 core_start_io_thread(cf_state *st, PoolCoreObject *core)
 {
@@ -245,25 +276,34 @@ core_start_io_thread(cf_state *st, PoolCoreObject *core)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    PyObject *kwargs = Py_BuildValue("{sOs(O)sOss}", "target", st->process_pool_io, "args",
-                                     (PyObject *)core, "daemon", Py_False, "name",
-                                     "cfutures-process-pool-io");
+    PyObject *ticket = pool_ticket_new();
+    PyObject *kwargs = ticket ? Py_BuildValue("{sOs(OO)sOss}", "target", st->process_pool_io,
+                                              "args", (PyObject *)core, ticket, "daemon",
+                                              Py_False, "name", "cfutures-process-pool-io")
+                              : NULL;
     PyObject *noargs = kwargs ? PyTuple_New(0) : NULL;
     PyObject *thread_class = noargs ? cf_threading_attr(st, "Thread") : NULL;
     PyObject *thread = thread_class ? PyObject_Call(thread_class, noargs, kwargs) : NULL;
-    PyObject *started = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
+    int rc = thread == NULL ? -1 : cf_consume(PyObject_CallMethod(thread, "start", NULL));
+    if (rc < 0 && thread != NULL && !pool_ticket_abandon(ticket)) {
+        rc = 1;                     /* start() raised, but the thread runs */
+    }
+    if (rc >= 0) {
+        core->io_thread = Py_NewRef(thread);
+        /* Joined at interpreter exit.  Only the key matters: the core as
+         * value would keep its own thread, the weak key, alive forever. */
+        PyObject *exc = cf_err_take();
+        if (PyObject_SetItem(st->threads_queues, core->io_thread, Py_None) < 0) {
+            PyErr_WriteUnraisable(core->io_thread);
+        }
+        cf_err_restore(exc);
+    }
+    Py_XDECREF(ticket);
     Py_XDECREF(thread_class);
+    Py_XDECREF(thread);
     Py_XDECREF(kwargs);
     Py_XDECREF(noargs);
-    if (started == NULL) {
-        Py_XDECREF(thread);
-        return -1;
-    }
-    Py_DECREF(started);
-    core->io_thread = thread;
-    /* Joined at interpreter exit.  Only the key matters: the core as value
-     * would keep its own thread, the weak key, alive forever. */
-    return PyObject_SetItem(st->threads_queues, core->io_thread, Py_None);
+    return rc;
 }
 
 /* Stop the workers of a start that failed half-way: the pool is NEW again
@@ -275,8 +315,8 @@ core_unstart(PoolCoreObject *core)
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
         if (w->state == WORKER_IDLE) {
-            w->state = WORKER_DEAD;
-            worker_reap(core, w, 0);
+            worker_stop(w);
+            worker_reap(core, w, PP_TERMINATE_GRACE_S);
         }
     }
     PyErr_Clear();
@@ -302,18 +342,18 @@ core_start(cf_state *st, PoolCoreObject *core)
     /* RUNNING before the I/O thread runs: it may find a worker dead at once
      * and break the pool, which must stay broken. */
     pool_start(&core->base);
-    if (core_start_io_thread(st, core) < 0) {
+    int started = core_start_io_thread(st, core);
+    if (started < 0) {
         pool_unstart(&core->base);
         core_unstart(core);
-        return -1;
     }
-    return 0;
+    return started == 0 ? 0 : -1;
 }
 
 /* ---- submit ------------------------------------------------------------- */
 
 static pp_task *
-task_new(PyObject *future, PyObject *call)
+task_new(PyObject *future, PyObject *call, int64_t timeout_ns)
 {
     pp_task *task = PyMem_Calloc(1, sizeof(pp_task));
     if (task == NULL) {
@@ -322,18 +362,33 @@ task_new(PyObject *future, PyObject *call)
     }
     task->future = Py_NewRef(future);
     task->call = Py_NewRef(call);
+    task->timeout_ns = timeout_ns;
     return task;
 }
 
-/* The call as the worker will unpickle it: (fn, args, kwargs). */
+/* The call as the worker will unpickle it: (fn, args, kwargs), from a
+ * vectorcall's fn, positional and keyword arguments. */
 static PyObject *
-make_call(cf_state *st, PyObject *args, PyObject *kwargs)
+make_call(cf_state *st, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *call_args = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
-    PyObject *call = call_args ? PyTuple_Pack(3, PyTuple_GET_ITEM(args, 0), call_args,
-                                              kwargs ? kwargs : st->empty_dict)
-                               : NULL;
+    PyObject *call_args = PyTuple_New(nargs - 1);
+    PyObject *kwargs = kwnames == NULL ? Py_NewRef(st->empty_dict) : PyDict_New();
+    PyObject *call = NULL;
+    if (call_args == NULL || kwargs == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(call_args, i - 1, Py_NewRef(args[i]));
+    }
+    for (Py_ssize_t k = 0; kwnames != NULL && k < PyTuple_GET_SIZE(kwnames); k++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, k), args[nargs + k]) < 0) {
+            goto done;
+        }
+    }
+    call = PyTuple_Pack(3, args[0], call_args, kwargs);
+done:
     Py_XDECREF(call_args);
+    Py_XDECREF(kwargs);
     return call;
 }
 
@@ -345,10 +400,10 @@ make_call(cf_state *st, PyObject *args, PyObject *kwargs)
 static void
 core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
 {
-    if (pending_remove(core, task)) {
+    if (cf_tasklist_remove(&core->pending, &task->link)) {
         task_free(task);
     }
-    if (core->base.phase != POOL_NEW || core->pending_head == NULL ||
+    if (core->base.phase != POOL_NEW || core->pending.head == NULL ||
         core_count(core, WORKER_STARTING) > 0) {
         return;
     }
@@ -356,7 +411,7 @@ core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
     PyObject *error = PyObject_CallFunction(st->BrokenProcessPool, "s",
                                             "A worker process could not be started.");
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         if (error != NULL) {
             PyException_SetCause(error, Py_XNewRef(exc));
             PyObject *r = future_set_exception(t->future, error);
@@ -369,16 +424,17 @@ core_withdraw(cf_state *st, PoolCoreObject *core, pp_task *task)
     cf_err_restore(exc);
 }
 
-/* submit(fn, /, *args, **kwargs) */
+/* submit()'s work, for a task that may run `timeout_ns` (-1: the pool's
+ * task_timeout); args[0] is fn. */
 static PyObject *
-process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
+core_submit(ProcessPoolObject *self, int64_t timeout_ns, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
 {
-    ProcessPoolObject *self = (ProcessPoolObject *)op;
-    cf_state *st = cf_state_of_type(Py_TYPE(op));
+    cf_state *st = cf_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return NULL;
     }
-    if (PyTuple_GET_SIZE(args) < 1) {
+    if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError, CF_QUALNAME("ProcessPoolExecutor.", "submit")
                         "() missing 1 required positional argument: 'fn'");
         return NULL;
@@ -392,8 +448,10 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
         return pool_raise_closed(st, &core->base, st->BrokenProcessPool);
     }
     PyObject *future = future_new_public(st);
-    PyObject *call = future ? make_call(st, args, kwargs) : NULL;
-    pp_task *task = call ? task_new(future, call) : NULL;
+    PyObject *call = future ? make_call(st, args, nargs, kwnames) : NULL;
+    pp_task *task = call ? task_new(future, call, timeout_ns < 0 ? core->task_timeout_ns
+                                                                 : timeout_ns)
+                         : NULL;
     Py_XDECREF(call);
     if (task == NULL) {
         Py_XDECREF(future);
@@ -407,7 +465,7 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
         Py_DECREF(future);
         return pool_raise_closed(st, &core->base, st->BrokenProcessPool);
     }
-    pending_push(core, task);
+    cf_tasklist_push(&core->pending, &task->link);
     Py_INCREF(core);
     int rc = 0;
     if (core->base.phase == POOL_NEW) {
@@ -417,7 +475,8 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
             rc = core_start(st, core);
         }
     }
-    else if (core->start_on_demand) {
+    else if (core->start_on_demand || core_replaces_workers(core)) {
+        /* (A fork pool that replaces workers refills a slot left empty.) */
         rc = core_start_if_needed(st, core);
     }
     if (rc < 0) {
@@ -438,15 +497,43 @@ process_pool_submit(PyObject *op, PyObject *args, PyObject *kwargs)
     return future;
 }
 
+/* submit(fn, /, *args, **kwargs) */
+static PyObject *
+process_pool_submit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return core_submit((ProcessPoolObject *)op, -1, args, nargs, kwnames);
+}
+
+/* _submit_timed(timeout, fn, /, *args, **kwargs): submit() with a limit of
+ * its own (seconds; None for none), for options(timeout=...). */
+static PyObject *
+process_pool_submit_timed(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "_submit_timed() needs a timeout");
+        return NULL;
+    }
+    double timeout = 0.0;
+    if (args[0] != Py_None) {
+        timeout = PyFloat_AsDouble(args[0]);
+        if (timeout == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return core_submit((ProcessPoolObject *)op, cf_seconds_to_ns(timeout), args + 1, nargs - 1,
+                       kwnames);
+}
+
 /* ---- shutdown ----------------------------------------------------------- */
 
 /* shutdown(cancel_futures=True): what no worker has yet is cancelled, and
  * the cancel notified, as the stdlib's manager does when it drops them. */
-static void
+void
 core_cancel_pending(PoolCoreObject *core)
 {
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         PyObject *r = future_cancel(t->future, NULL);
         PyObject *n = r ? future_set_running_or_notify_cancel(t->future, NULL) : NULL;
         if (n == NULL) {
@@ -486,6 +573,22 @@ process_pool_shutdown(PyObject *op, PyObject *args, PyObject *kwargs)
             return NULL;
         }
         Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+/* _interrupt(grace): the `with` block was left by Ctrl-C (core_interrupt);
+ * shutdown() follows. */
+static PyObject *
+process_pool_interrupt(PyObject *op, PyObject *arg)
+{
+    double grace = PyFloat_AsDouble(arg);
+    if (grace == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PoolCoreObject *core = ((ProcessPoolObject *)op)->core;
+    if (core != NULL) {
+        core_interrupt(core, grace);
     }
     Py_RETURN_NONE;
 }
@@ -564,28 +667,14 @@ static PyGetSetDef process_pool_getset[] = {
 };
 
 static PyMethodDef process_pool_methods[] = {
-    {"submit", (PyCFunction)(void (*)(void))process_pool_submit, METH_VARARGS | METH_KEYWORDS,
-     "submit($self, fn, /, *args, **kwargs)\n--\n\n"
-     "Submits a callable to be executed with the given arguments.\n\n"
-     "Schedules the callable to be executed as fn(*args, **kwargs) in a worker\n"
-     "process and returns a Future instance representing the execution of the\n"
-     "callable.\n\n"
-     "Returns:\n"
-     "    A Future representing the given call."},
-    {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown,
-     METH_VARARGS | METH_KEYWORDS,
-     "shutdown($self, /, wait=True, *, cancel_futures=False)\n--\n\n"
-     "Clean-up the resources associated with the Executor.\n\n"
-     "It is safe to call this method several times.  Otherwise, no other\n"
-     "methods can be called after this one.\n\n"
-     "Args:\n"
-     "    wait: If True then shutdown will not return until all running\n"
-     "        futures have finished executing and the resources used by the\n"
-     "        executor have been reclaimed.\n"
-     "    cancel_futures: If True then shutdown will cancel all pending\n"
-     "        futures.  Futures that are completed or running will not be\n"
-     "        cancelled."},
+    {"submit", (PyCFunction)(void (*)(void))process_pool_submit, METH_FASTCALL | METH_KEYWORDS,
+     POOL_SUBMIT_DOC("in a worker process")},
+    {"shutdown", (PyCFunction)(void (*)(void))process_pool_shutdown, METH_VARARGS | METH_KEYWORDS,
+     POOL_SHUTDOWN_DOC},
     {"_setup", process_pool_setup, METH_VARARGS, "Internal: called once by __init__."},
+    {"_interrupt", process_pool_interrupt, METH_O, "Internal: Ctrl-C left the with block."},
+    {"_submit_timed", (PyCFunction)(void (*)(void))process_pool_submit_timed,
+     METH_FASTCALL | METH_KEYWORDS, "Internal: submit() with a timeout of its own."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -608,7 +697,8 @@ static PyType_Spec process_pool_spec = {
 };
 
 static PyMethodDef module_functions[] = {
-    {"_process_pool_io", process_pool_io, METH_O, "Internal: the I/O thread of a process pool."},
+    {"_process_pool_io", process_pool_io, METH_VARARGS,
+     "Internal: the I/O thread of a process pool."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,11 +1,13 @@
 /* process_worker.c — the loop of a worker process.
  *
  * `_cfutures._process_worker(task_conn, result_conn, initializer, initargs,
- * max_tasks)` is the target of the multiprocessing.Process
- * the parent starts.  It reads one task frame, runs it, writes one result
+ * max_tasks, max_memory)` is the target of the multiprocessing.Process the
+ * parent starts.  It reads one task frame, runs it, writes one result
  * frame, in order, until the parent says exit (or its pipe ends: the parent
- * is gone) or max_tasks are done.  Reads and writes happen with the GIL released;
- * a signal (Ctrl-C reaches the whole process group) interrupts the wait and
+ * is gone), max_tasks are done, or its resident memory after a task is
+ * over max_memory bytes; the last answer then says it leaves.  A task the
+ * parent may stop asks for a STARTED frame before it runs.  Reads and writes happen with the GIL released; a
+ * signal (Ctrl-C reaches the whole process group) interrupts the wait and
  * its handler runs, as in the stdlib's worker.
  *
  * Errors travel as the stdlib's do: an exception raised by the call (any
@@ -24,6 +26,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <unistd.h>
 
 static int
@@ -33,8 +36,9 @@ fd_readable(void *arg)
     return poll(&pfd, 1, 0) > 0;
 }
 
-/* Block for `size` bytes of `fd`, running signal handlers on EINTR.
- * DONE, EOF (end of file before any byte), or FAILED with an exception.
+/* Block for `size` bytes of `fd`, running signal handlers on EINTR (a
+ * KeyboardInterrupt they raise is dropped).  DONE, EOF (end of file before
+ * any byte), or FAILED with an exception.
  * A short spin first: the next task of a busy pool is usually there within
  * microseconds, sooner than the kernel would wake us for it. */
 static wire_read_status
@@ -55,23 +59,30 @@ read_exact(int fd, void *buf, size_t size)
             return WIRE_READ_FAILED;
         }
         if (PyErr_CheckSignals() < 0) {
-            return WIRE_READ_FAILED;
+            if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                return WIRE_READ_FAILED;
+            }
+            /* Ctrl-C reaches the whole process group.  Between tasks it is
+             * the parent's to act on (it cancels the work or stops this
+             * worker): no traceback from every idle worker. */
+            PyErr_Clear();
         }
     }
 }
 
-/* The next task's pickled call as bytes (new reference); NULL without an
- * exception when the parent says exit or closed the pipe. */
+/* The next task's pickled call as bytes (new reference), its flags in
+ * `*flags`; NULL without an exception when the parent says exit or closed
+ * the pipe. */
 static PyObject *
-read_task(int fd)
+read_task(int fd, uint32_t *flags_out)
 {
     unsigned char header[WIRE_HEADER_SIZE];
     if (read_exact(fd, header, sizeof(header)) != WIRE_READ_DONE) {
         return NULL;
     }
     uint64_t length;
-    uint32_t kind, flags;
-    wire_unpack_header(header, &length, &kind, &flags);
+    uint32_t kind;
+    wire_unpack_header(header, &length, &kind, flags_out);
     if (kind == WIRE_EXIT) {
         return NULL;                /* shut down */
     }
@@ -114,6 +125,31 @@ write_frame(int fd, uint32_t kind, uint32_t flags, PyObject *obj)
         return -1;
     }
     return 0;
+}
+
+/* A frame with no payload (STARTED).  -1 with an exception. */
+static int
+write_header_frame(int fd, uint32_t kind)
+{
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+    int rc = empty == NULL ? -1 : write_frame(fd, kind, 0, empty);
+    Py_XDECREF(empty);
+    return rc;
+}
+
+/* This process's resident memory in bytes (Linux: /proc/self/statm), or 0
+ * if it cannot be read. */
+static size_t
+resident_bytes(void)
+{
+    unsigned long size_pages = 0, resident_pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm == NULL) {
+        return 0;
+    }
+    int got = fscanf(statm, "%lu %lu", &size_pages, &resident_pages);
+    fclose(statm);
+    return got == 2 ? (size_t)resident_pages * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 /* _ExceptionWithTraceback(exc, exc.__traceback__), pickled.  Steals `exc`. */
@@ -172,9 +208,9 @@ process_worker(PyObject *module, PyObject *args)
 {
     cf_state *st = cf_state_of_module(module);
     PyObject *task_conn, *result_conn, *initializer, *initargs;
-    Py_ssize_t max_tasks;
-    if (!PyArg_ParseTuple(args, "OOOOn:_process_worker", &task_conn, &result_conn, &initializer,
-                          &initargs, &max_tasks) ||
+    Py_ssize_t max_tasks, max_memory;
+    if (!PyArg_ParseTuple(args, "OOOOnn:_process_worker", &task_conn, &result_conn, &initializer,
+                          &initargs, &max_tasks, &max_memory) ||
         cf_load_process_names(st) < 0) {
         return NULL;
     }
@@ -196,13 +232,20 @@ process_worker(PyObject *module, PyObject *args)
         }
         Py_DECREF(r);
     }
-    for (Py_ssize_t done = 0; max_tasks == 0 || done < max_tasks;) {
-        PyObject *task = read_task(task_fd);
+    Py_ssize_t done = 0;
+    for (int leaving = 0; !leaving;) {
+        uint32_t task_flags = 0;
+        PyObject *task = read_task(task_fd, &task_flags);
         if (task == NULL) {
             if (PyErr_Occurred()) {
                 return NULL;
             }
             Py_RETURN_NONE;             /* shut down */
+        }
+        if ((task_flags & WIRE_FLAG_REPORT_START) &&
+            write_header_frame(result_fd, WIRE_STARTED) < 0) {
+            Py_DECREF(task);
+            return NULL;
         }
         uint32_t kind;
         PyObject *payload;
@@ -212,8 +255,9 @@ process_worker(PyObject *module, PyObject *args)
             return NULL;
         }
         done++;
-        uint32_t flags = max_tasks != 0 && done == max_tasks ? WIRE_FLAG_LEAVING : 0;
-        rc = write_frame(result_fd, kind, flags, payload);
+        leaving = (max_tasks != 0 && done == max_tasks) ||
+                  (max_memory != 0 && resident_bytes() > (size_t)max_memory);
+        rc = write_frame(result_fd, kind, leaving ? WIRE_FLAG_LEAVING : 0, payload);
         Py_DECREF(payload);
         if (rc < 0) {
             return NULL;

@@ -41,6 +41,7 @@ task_free(pp_task *task)
         PyBuffer_Release(&task->payload);
     }
     Py_XDECREF(task->call);
+    Py_XDECREF(task->fn);
     Py_DECREF(task->future);
     PyMem_Free(task);
 }
@@ -60,71 +61,6 @@ fail_future(PyObject *future, PyObject *error)
         PyErr_Clear();
     }
     Py_XDECREF(r);
-}
-
-void
-pending_push(PoolCoreObject *core, pp_task *task)
-{
-    task->next = NULL;
-    if (core->pending_tail == NULL) {
-        core->pending_head = core->pending_tail = task;
-    }
-    else {
-        core->pending_tail->next = task;
-        core->pending_tail = task;
-    }
-    core->npending++;
-}
-
-/* Back to the front: it was first in line. */
-static void
-pending_push_front(PoolCoreObject *core, pp_task *task)
-{
-    task->next = core->pending_head;
-    core->pending_head = task;
-    if (core->pending_tail == NULL) {
-        core->pending_tail = task;
-    }
-    core->npending++;
-}
-
-pp_task *
-pending_pop(PoolCoreObject *core)
-{
-    pp_task *task = core->pending_head;
-    if (task != NULL) {
-        core->pending_head = task->next;
-        if (core->pending_head == NULL) {
-            core->pending_tail = NULL;
-        }
-        core->npending--;
-        task->next = NULL;
-    }
-    return task;
-}
-
-int
-pending_remove(PoolCoreObject *core, pp_task *task)
-{
-    pp_task *prev = NULL;
-    for (pp_task *t = core->pending_head; t != NULL; prev = t, t = t->next) {
-        if (t != task) {
-            continue;
-        }
-        if (prev == NULL) {
-            core->pending_head = t->next;
-        }
-        else {
-            prev->next = t->next;
-        }
-        if (core->pending_tail == t) {
-            core->pending_tail = prev;
-        }
-        core->npending--;
-        t->next = NULL;
-        return 1;
-    }
-    return 0;
 }
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -152,12 +88,12 @@ core_count(PoolCoreObject *core, worker_state state)
 int
 core_drained(PoolCoreObject *core)
 {
-    if (core->pending_head != NULL || core->npickling > 0) {
+    if (core->pending.head != NULL || core->npickling > 0) {
         return 0;
     }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        if (w->state == WORKER_STARTING || w->ntasks > 0) {
+        if (w->state == WORKER_STARTING || w->tasks.count > 0) {
             return 0;
         }
     }
@@ -244,9 +180,17 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     /* The spawner wraps the child's ends in Connections, starts the process
      * and closes those ends here, whatever happens.  Other threads run. */
-    PyObject *process = PyObject_CallFunction(core->spawn, "OiiOOn", core->context, child_ends[0],
-                                              child_ends[1], core->initializer, core->initargs,
-                                              core->max_tasks_per_child);
+    PyObject *started = PyObject_CallFunction(core->spawn, "OiiOOnn", core->context,
+                                              child_ends[0], child_ends[1], core->initializer,
+                                              core->initargs, core->max_tasks_per_child,
+                                              core->max_memory);
+    PyObject *process = NULL;
+    int interrupted = 0;
+    if (started != NULL && !PyArg_ParseTuple(started, "Op", &process, &interrupted)) {
+        process = NULL;
+    }
+    Py_XINCREF(process);
+    Py_XDECREF(started);
     PyObject *pid = process ? PyObject_GetAttrString(process, "pid") : NULL;
     if (pid == NULL || set_nonblocking(w->task_fd) < 0 || set_nonblocking(w->result_fd) < 0 ||
         PyDict_SetItem(core->processes, pid, process) < 0) {
@@ -269,10 +213,13 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     Py_DECREF(pid);
     worker_started(w, process);
+    if (interrupted) {
+        PyErr_SetInterrupt();       /* the Ctrl-C of its start, now it is recorded */
+    }
     if (core->base.phase == POOL_BROKEN) {
         /* It broke while this one started: it goes with the others. */
-        w->state = WORKER_DEAD;
-        worker_reap(core, w, 0);
+        worker_stop(w);
+        worker_reap(core, w, PP_TERMINATE_GRACE_S);
     }
     return 0;
 }
@@ -295,7 +242,7 @@ core_start_if_needed(cf_state *st, PoolCoreObject *core)
     /* As the stdlib's _adjust_process_count: a new process only when no
      * idle one (or one starting) will take the pending work. */
     Py_ssize_t ready = core_count(core, WORKER_IDLE) + core_count(core, WORKER_STARTING);
-    if (core->npending <= ready) {
+    if (core->pending.count <= ready) {
         return 0;
     }
     Py_ssize_t i = core_empty_slot(core);
@@ -333,15 +280,43 @@ worker_dismiss(pp_worker *w)
 }
 
 void
-worker_ended(pp_worker *w)
+process_signal(PyObject *process, const char *method)
 {
-    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
-    int announced = w->state == WORKER_LEAVING && w->ntasks == 0 && w->nreserved == 0;
-    w->state = announced ? WORKER_EXITED : WORKER_DEAD;
+    PyObject *r = PyObject_CallMethod(process, method, NULL);
+    if (r == NULL) {
+        PyErr_Clear();              /* it just ended */
+    }
+    Py_XDECREF(r);
 }
 
-/* process.join(timeout): 0 if it ended, 1 if it still runs. */
-static int
+/* BUSY -> LEAVING: its answer said it exits now (max_tasks_per_child). */
+static void
+worker_leaving(pp_worker *w)
+{
+    assert(w->state == WORKER_BUSY);
+    w->state = WORKER_LEAVING;
+}
+
+void
+worker_stop(pp_worker *w)
+{
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING);
+    if (w->process != NULL) {
+        process_signal(w->process, "terminate");
+    }
+    w->state = WORKER_DEAD;
+}
+
+void
+worker_ended(pp_worker *w)
+{
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING ||
+           w->state == WORKER_STOPPING);
+    int announced = w->state == WORKER_LEAVING && w->tasks.count == 0 && w->nreserved == 0;
+    w->state = announced || w->state == WORKER_STOPPING ? WORKER_EXITED : WORKER_DEAD;
+}
+
+int
 process_join(PyObject *process, double timeout)
 {
     PyObject *r = timeout < 0 ? PyObject_CallMethod(process, "join", NULL)
@@ -359,28 +334,23 @@ process_join(PyObject *process, double timeout)
     return running;
 }
 
-static void
-process_call(PyObject *process, const char *method)
-{
-    PyObject *r = PyObject_CallMethod(process, method, NULL);
-    if (r == NULL) {
-        PyErr_Clear();              /* it just ended */
-    }
-    Py_XDECREF(r);
-}
 
 void
 worker_reap(PoolCoreObject *core, pp_worker *w, double grace)
 {
     assert(w->state == WORKER_EXITED || w->state == WORKER_DEAD);
     worker_close_tasks(w, 0);
+    pp_task *t;
+    while ((t = pp_pop(&w->tasks)) != NULL) {
+        task_free(t);               /* settled when it was stopped */
+    }
     PyObject *process = w->process;
     w->process = NULL;
     if (process != NULL) {
         if (grace >= 0 && process_join(process, grace)) {
-            process_call(process, "terminate");
+            process_signal(process, "terminate");
             if (process_join(process, PP_TERMINATE_GRACE_S)) {
-                process_call(process, "kill");      /* it ignores SIGTERM */
+                process_signal(process, "kill");      /* it ignores SIGTERM */
                 process_join(process, -1);
             }
         }
@@ -415,9 +385,9 @@ core_depth(PoolCoreObject *core)
 }
 
 static int
-worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
+worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now, pp_task *task)
 {
-    Py_ssize_t held = w->ntasks + w->nreserved;
+    Py_ssize_t held = w->tasks.count + w->nreserved;
     if ((w->state != WORKER_IDLE && w->state != WORKER_BUSY) || w->task_fd < 0 ||
         held >= core_depth(core) ||
         (core->max_tasks_per_child != 0 && w->assigned + w->nreserved >= core->max_tasks_per_child)) {
@@ -426,30 +396,37 @@ worker_has_room(PoolCoreObject *core, pp_worker *w, int64_t now)
     if (held == 0) {
         return 1;
     }
+    /* A task the pool may stop is alone in its worker (process_pool.h), and
+     * so is one that may leave after any task (max_memory_per_child). */
+    if (task_stoppable(core, task->timeout_ns) || core->max_memory != 0 ||
+        w->tasks.head == NULL || pp_first(&w->tasks)->timeout_ns != 0) {
+        return 0;
+    }
     /* Queue behind a running task only with a backlog: a task bound to this
      * worker's pipe cannot be taken by another worker that falls free first
      * (the stdlib's shared queue allows that, and code may depend on it). */
-    if (core->npending <= core->nslots || w->head == NULL) {
+    if (core->pending.count <= core->nslots) {
         return 0;
     }
     /* Never queue behind a task that already ran past the queueing budget:
      * it may run long, and another worker may fall free first. */
-    int64_t began = w->head->dispatched_at > w->last_result_at ? w->head->dispatched_at
+    pp_task *running = pp_first(&w->tasks);
+    int64_t began = running->dispatched_at > w->last_result_at ? running->dispatched_at
                                                                 : w->last_result_at;
     return now - began < PP_QUEUED_NS;
 }
 
-/* The worker with room holding the fewest tasks, or -1. */
+/* The worker with room for `task` holding the fewest tasks, or -1. */
 static Py_ssize_t
-core_pick_worker(PoolCoreObject *core, int64_t now)
+core_pick_worker(PoolCoreObject *core, int64_t now, pp_task *task)
 {
     Py_ssize_t best = -1;
     for (Py_ssize_t k = 0; k < core->nslots; k++) {
         Py_ssize_t i = (core->next_worker + k) % core->nslots;
         pp_worker *w = &core->workers[i];
-        if (worker_has_room(core, w, now) &&
-            (best < 0 || w->ntasks + w->nreserved <
-                             core->workers[best].ntasks + core->workers[best].nreserved)) {
+        if (worker_has_room(core, w, now, task) &&
+            (best < 0 || w->tasks.count + w->nreserved <
+                             core->workers[best].tasks.count + core->workers[best].nreserved)) {
             best = i;
         }
     }
@@ -469,35 +446,41 @@ worker_take(pp_worker *w)
 static void
 worker_maybe_idle(pp_worker *w)
 {
-    if (w->state == WORKER_BUSY && w->ntasks == 0 && w->nreserved == 0) {
+    if (w->state == WORKER_BUSY && w->tasks.count == 0 && w->nreserved == 0) {
         w->state = WORKER_IDLE;
     }
 }
 
-/* The pickled call is in `task->payload`: append it to the worker's list. */
+/* IDLE -> BUSY (or stays BUSY): the pickled call, in `task->payload`, joins
+ * the worker's list. */
 static void
-worker_append(pp_worker *w, pp_task *task, int64_t now)
+worker_append(PoolCoreObject *core, pp_worker *w, pp_task *task, int64_t now)
 {
-    task->next = NULL;
+    assert(w->state == WORKER_IDLE || w->state == WORKER_BUSY);
     task->dispatched_at = now;
-    wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK, 0);
-    if (w->tail == NULL) {
-        w->head = w->tail = task;
+    /* A worker's first task reports its start too: a worker that dies
+     * before that died starting up (its initializer), not in a task. */
+    int report = task_stoppable(core, task->timeout_ns) || w->assigned == 0;
+    wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK,
+                     report ? WIRE_FLAG_REPORT_START : 0);
+    if (core->cancel_running) {
+        ((FutureObject *)task->future)->stoppable = 1;
     }
-    else {
-        w->tail->next = task;
-        w->tail = task;
-    }
+    cf_tasklist_push(&w->tasks, &task->link);
     if (w->unsent == NULL) {
         w->unsent = task;
         w->unsent_offset = 0;
     }
-    w->ntasks++;
     w->assigned++;
+    w->state = WORKER_BUSY;
 }
 
 /* The pickling error of a call, as the stdlib's feeder thread reports it:
- * on the future, with the formatted traceback as its __cause__. */
+ * on the future, with the formatted traceback as its __cause__.  The
+ * traceback objects themselves are dropped (their text is in the cause):
+ * their frames lead back to submit()'s caller, whose locals (the executor,
+ * say) the future would otherwise keep alive; the stdlib's, from its
+ * feeder thread, hold nothing of the caller either. */
 static void
 attach_remote_traceback(cf_state *st, PyObject *exc)
 {
@@ -519,32 +502,45 @@ attach_remote_traceback(cf_state *st, PyObject *exc)
     Py_XDECREF(empty);
     Py_XDECREF(text);
     Py_XDECREF(message);
+    for (PyObject *e = Py_NewRef(exc); e != NULL;) {
+        PyException_SetTraceback(e, Py_None);
+        PyObject *context = PyException_GetContext(e);      /* new reference */
+        Py_DECREF(e);
+        e = context;
+    }
 }
 
-/* Pickle `task`'s call into its payload.  0; 1 if pickling failed, the
- * error now on the future; -1 for a BaseException that is not an Exception
- * (Ctrl-C) when `may_raise`, left raised for the caller of submit(). */
-static int
-task_pickle(cf_state *st, pp_task *task, int may_raise)
+/* How pickling a call went. */
+typedef enum {
+    PICKLED,                /* the payload is ready */
+    PICKLE_FAILED,          /* the error is on the task's future */
+    PICKLE_INTERRUPTED,     /* Ctrl-C (a BaseException), raised for the caller */
+} pickle_outcome;
+
+/* Pickle `task`'s call into its payload.  A BaseException that is not an
+ * Exception is left raised when `may_raise` (submit()'s thread). */
+static pickle_outcome
+task_pickle(cf_state *st, PyObject *dumps, pp_task *task, int may_raise)
 {
-    PyObject *pickled = PyObject_CallFunction(st->pickle_dumps, "Oi", task->call, 5);
+    PyObject *pickled = PyObject_CallFunction(dumps, "Oi", task->call, 5);
     if (pickled != NULL) {
         int rc = PyObject_GetBuffer(pickled, &task->payload, PyBUF_SIMPLE);
         Py_DECREF(pickled);         /* the buffer view keeps it */
         if (rc == 0) {
+            task->fn = Py_NewRef(PyTuple_GET_ITEM(task->call, 0));
             Py_CLEAR(task->call);
-            return 0;
+            return PICKLED;
         }
     }
     if (may_raise && !PyErr_ExceptionMatches(PyExc_Exception)) {
-        return -1;
+        return PICKLE_INTERRUPTED;
     }
     /* As the stdlib: the error lands on this future, the pool goes on. */
     PyObject *exc = cf_err_take();
     attach_remote_traceback(st, exc);
     fail_future(task->future, exc);
     Py_DECREF(exc);
-    return 1;
+    return PICKLE_FAILED;
 }
 
 /* Fail a task of a pool that broke while it was being pickled. */
@@ -595,7 +591,7 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     worker_take(w);
     core->npickling++;
     Py_INCREF(core);
-    int pickled = task_pickle(st, task, may_raise);
+    pickle_outcome pickled = task_pickle(st, core->dumps, task, may_raise);
     core->npickling--;
     int same_worker = w->generation == generation &&
                       (w->state == WORKER_IDLE || w->state == WORKER_BUSY);
@@ -603,23 +599,22 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
         w->nreserved--;
         worker_maybe_idle(w);
     }
-    if (pickled > 0) {
+    if (pickled == PICKLE_FAILED) {
         task_free(task);            /* its error is on its future */
     }
     else if (core->base.phase == POOL_BROKEN) {
         task_fail_broken(st, task);
     }
-    else if (pickled < 0) {
+    else if (pickled == PICKLE_INTERRUPTED) {
         task_cancel_interrupted(task);
     }
     else if (!same_worker) {
-        pending_push_front(core, task);     /* its worker went away: first in line again */
+        cf_tasklist_push_front(&core->pending, &task->link);     /* its worker went away: first in line again */
     }
     else {
         PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
         if (go == Py_True) {
-            worker_append(w, task, cf_monotonic_ns());
-            w->state = WORKER_BUSY;
+            worker_append(core, w, task, cf_monotonic_ns());
         }
         else {
             /* Cancelled meanwhile: dropped, as the stdlib drops it. */
@@ -632,20 +627,21 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     }
     core_wake(core);                /* a pickler finishing may let it stop */
     Py_DECREF(core);
-    return pickled < 0 ? -1 : 0;
+    return pickled == PICKLE_INTERRUPTED ? -1 : 0;
 }
 
 int
 core_dispatch(cf_state *st, PoolCoreObject *core, int may_raise)
 {
     int rc = 0;
-    while (rc == 0 && core->pending_head != NULL &&
-           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN)) {
-        Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns());
+    while (rc == 0 && core->pending.head != NULL &&
+           (core->base.phase == POOL_RUNNING || core->base.phase == POOL_SHUTTING_DOWN) &&
+           cf_monotonic_ns() >= core->hold_until) {
+        Py_ssize_t i = core_pick_worker(core, cf_monotonic_ns(), pp_first(&core->pending));
         if (i < 0) {
             break;
         }
-        pp_task *task = pending_pop(core);
+        pp_task *task = pp_pop(&core->pending);
         if (task->call == NULL) {   /* cancelled by shutdown(cancel_futures) */
             task_free(task);
             continue;
@@ -668,7 +664,7 @@ worker_unsent_iov(pp_worker *w, struct iovec *iov)
 {
     int n = 0;
     size_t skip = w->unsent_offset;
-    for (pp_task *t = w->unsent; t != NULL && n < PP_MAX_IOV - 1; t = t->next) {
+    for (pp_task *t = w->unsent; t != NULL && n < PP_MAX_IOV - 1; t = pp_next(t)) {
         if (skip < WIRE_HEADER_SIZE) {
             iov[n].iov_base = t->header + skip;
             iov[n++].iov_len = WIRE_HEADER_SIZE - skip;
@@ -694,7 +690,7 @@ worker_advance(pp_worker *w, size_t written)
             return;
         }
         written -= left;
-        w->unsent = w->unsent->next;
+        w->unsent = pp_next(w->unsent);
         w->unsent_offset = 0;
     }
 }
@@ -775,19 +771,20 @@ void
 worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
                 size_t length, uint32_t kind, uint32_t flags)
 {
-    pp_task *t = w->head;
-    if (t == NULL || w->unsent == t) {
+    pp_task *t = pp_first(&w->tasks);
+    if (t == NULL || w->unsent == t || w->state == WORKER_STOPPING) {
         free(payload);
-        return;                     /* nothing was asked: ignore it */
+        return;                     /* nothing was asked, or too late: ignore it */
     }
-    w->head = t->next;
-    if (w->head == NULL) {
-        w->tail = NULL;
+    if (kind == WIRE_STARTED) {
+        free(payload);
+        t->started_at = cf_monotonic_ns();
+        return;
     }
-    w->ntasks--;
+    cf_tasklist_pop(&w->tasks);
     core_time_task(core, w, t);
     if (flags & WIRE_FLAG_LEAVING) {
-        w->state = WORKER_LEAVING;
+        worker_leaving(w);
     }
     worker_maybe_idle(w);
     int is_error;
@@ -800,6 +797,9 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
         Py_XDECREF(exc);
     }
     else {
+        if (is_error && PyErr_GivenExceptionMatches(value, PyExc_KeyboardInterrupt)) {
+            core->hold_until = cf_monotonic_ns() + PP_INTERRUPT_HOLD_NS;
+        }
         r = is_error ? future_set_exception(t->future, value)
                      : future_set_result(t->future, value);
         Py_DECREF(value);
@@ -818,14 +818,12 @@ static void
 worker_fail_tasks(pp_worker *w, PyObject *error)
 {
     pp_task *t;
-    while ((t = w->head) != NULL) {
-        w->head = t->next;
+    while ((t = pp_pop(&w->tasks)) != NULL) {
         fail_future(t->future, error);
         task_free(t);
     }
-    w->tail = w->unsent = NULL;
+    w->unsent = NULL;
     w->unsent_offset = 0;
-    w->ntasks = 0;
 }
 
 void
@@ -840,7 +838,7 @@ core_break(cf_state *st, PoolCoreObject *core, PyObject *cause)
         return;
     }
     pp_task *t;
-    while ((t = pending_pop(core)) != NULL) {
+    while ((t = pp_pop(&core->pending)) != NULL) {
         fail_future(t->future, error);
         task_free(t);
     }
@@ -848,10 +846,7 @@ core_break(cf_state *st, PoolCoreObject *core, PyObject *cause)
         pp_worker *w = &core->workers[i];
         worker_fail_tasks(w, error);
         if (w->state == WORKER_IDLE || w->state == WORKER_BUSY || w->state == WORKER_LEAVING) {
-            if (w->process != NULL) {
-                process_call(w->process, "terminate");
-            }
-            w->state = WORKER_DEAD;
+            worker_stop(w);
         }
     }
     Py_DECREF(error);
@@ -869,7 +864,7 @@ core_replace_leavers(cf_state *st, PoolCoreObject *core)
 {
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         if (core->workers[i].state == WORKER_EXITED) {
-            worker_reap(core, &core->workers[i], -1);
+            worker_reap(core, &core->workers[i], PP_TERMINATE_GRACE_S);
         }
     }
     /* Work that has no worker to go to gets one, during shutdown too: every
@@ -877,7 +872,7 @@ core_replace_leavers(cf_state *st, PoolCoreObject *core)
     if (core->base.phase != POOL_RUNNING && core->base.phase != POOL_SHUTTING_DOWN) {
         return;
     }
-    if (core->start_on_demand || core->max_tasks_per_child != 0) {
+    if (core->start_on_demand || core_replaces_workers(core)) {
         if (core_start_if_needed(st, core) < 0) {
             PyObject *exc = cf_err_take();
             if (core_count(core, WORKER_IDLE) + core_count(core, WORKER_BUSY) == 0) {

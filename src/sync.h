@@ -1,10 +1,12 @@
-/* sync.h — the only place that touches OS primitives.
+/* sync.h — the OS primitives the waits are built on (Linux): parkers,
+ * the bounded spin, the monotonic clock, main-thread identity.
  *
- * A parker is one word a thread can sleep on until another thread unparks it:
- * a futex on Linux, a mutex + condition variable elsewhere.  Before it
- * sleeps a thread may spin briefly (cf_spin), which is also used for pipes.  It is cheap
- * enough to live on a waiting thread's stack, so a future owns no OS object
- * of its own.
+ * A parker is one word a thread can sleep on until another thread unparks
+ * it (a futex).  Before it sleeps a thread may spin briefly (cf_spin, also
+ * used on pipes).  It is cheap enough to live in a waiting thread's record,
+ * so a future owns no OS object of its own.  Nothing here uses Python.
+ * (The process pool's pipes, eventfd and poll are its own, in process_*.c
+ * and wire.c.)
  *
  * Deadlines are absolute times on the monotonic clock, in nanoseconds;
  * CF_FOREVER means no deadline.
@@ -12,22 +14,15 @@
 #ifndef CF_SYNC_H
 #define CF_SYNC_H
 
-#include <stdint.h>
+#include <Python.h>          /* first: it defines _GNU_SOURCE */
 #include <stdatomic.h>
-
-#ifndef __linux__
-#include <pthread.h>
-#endif
+#include <stdint.h>
 
 #define CF_FOREVER INT64_MAX
 
 typedef struct {
     /* 0: armed, nobody asleep; 1: unparked; 2: the owner is asleep. */
     _Atomic uint32_t word;
-#ifndef __linux__
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-#endif
 } cf_parker;
 
 void cf_parker_init(cf_parker *p);
@@ -36,8 +31,8 @@ void cf_parker_fini(cf_parker *p);
 /* Arm the parker again before checking the condition one waits for. */
 void cf_parker_arm(cf_parker *p);
 
-/* Wake the owner (or make its next park return at once).  Async-safe in the
- * sense that it takes no lock on Linux; never calls into Python. */
+/* Wake the owner (or make its next park return at once).  Takes no lock and
+ * never calls into Python. */
 void cf_parker_unpark(cf_parker *p);
 
 /* Sleep until unparked, or until timeout_ns passed (CF_FOREVER: no limit), or
@@ -62,6 +57,11 @@ int64_t cf_monotonic_ns(void);
  * (or NaN) gives a deadline that has already passed. */
 int64_t cf_deadline_after(double timeout_seconds);
 
+/* A duration in seconds as nanoseconds: 0 for none (<= 0 or NaN), at least
+ * 1 for any positive value, capped so that adding it to a monotonic time
+ * cannot overflow. */
+int64_t cf_seconds_to_ns(double seconds);
+
 /* Is the calling thread the interpreter's main thread?  Only that thread
  * runs signal handlers, so only it needs to wake up periodically. */
 int cf_is_main_thread(void);
@@ -69,8 +69,5 @@ int cf_is_main_thread(void);
 /* Record which thread is the main thread: threading.main_thread() at import,
  * and the forking thread in the child after fork (it becomes the main one). */
 void cf_set_main_thread(unsigned long ident);
-
-/* The GIL-aware waits built on these (cf_park_released,
- * cf_deadline_from_timeout, cf_deadline_from_seconds) are declared in cfutures.h. */
 
 #endif /* CF_SYNC_H */

@@ -12,18 +12,18 @@
 #include <unistd.h>
 
 static void
-pack_le(unsigned char *out, uint64_t value, int nbytes)
+pack_le(unsigned char *out, uint64_t value, size_t nbytes)
 {
-    for (int i = 0; i < nbytes; i++) {
+    for (size_t i = 0; i < nbytes; i++) {
         out[i] = (unsigned char)(value >> (8 * i));
     }
 }
 
 static uint64_t
-unpack_le(const unsigned char *in, int nbytes)
+unpack_le(const unsigned char *in, size_t nbytes)
 {
     uint64_t value = 0;
-    for (int i = 0; i < nbytes; i++) {
+    for (size_t i = 0; i < nbytes; i++) {
         value |= (uint64_t)in[i] << (8 * i);
     }
     return value;
@@ -33,18 +33,18 @@ void
 wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], uint64_t length, uint32_t kind,
                  uint32_t flags)
 {
-    pack_le(header, length, 8);
-    pack_le(header + 8, kind, 4);
-    pack_le(header + 12, flags, 4);
+    pack_le(header + WIRE_LENGTH_AT, length, sizeof(uint64_t));
+    pack_le(header + WIRE_KIND_AT, kind, sizeof(uint32_t));
+    pack_le(header + WIRE_FLAGS_AT, flags, sizeof(uint32_t));
 }
 
 void
 wire_unpack_header(const unsigned char header[WIRE_HEADER_SIZE], uint64_t *length,
                    uint32_t *kind, uint32_t *flags)
 {
-    *length = unpack_le(header, 8);
-    *kind = (uint32_t)unpack_le(header + 8, 4);
-    *flags = (uint32_t)unpack_le(header + 12, 4);
+    *length = unpack_le(header + WIRE_LENGTH_AT, sizeof(uint64_t));
+    *kind = (uint32_t)unpack_le(header + WIRE_KIND_AT, sizeof(uint32_t));
+    *flags = (uint32_t)unpack_le(header + WIRE_FLAGS_AT, sizeof(uint32_t));
 }
 
 int

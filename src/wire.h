@@ -21,6 +21,9 @@
 #include <sys/uio.h>
 
 #define WIRE_HEADER_SIZE 16
+#define WIRE_LENGTH_AT 0        /* where each field starts in the header */
+#define WIRE_KIND_AT 8
+#define WIRE_FLAGS_AT 12
 
 typedef enum {
     WIRE_TASK = 1,          /* parent -> worker: pickled (fn, args, kwargs) */
@@ -28,10 +31,14 @@ typedef enum {
     WIRE_RESULT = 3,        /* worker -> parent: pickled return value */
     WIRE_ERROR = 4,         /* worker -> parent: pickled exception the call raised */
     WIRE_CALL_ERROR = 5,    /* worker -> parent: pickled exception unpickling the call */
+    WIRE_STARTED = 6,       /* worker -> parent: it begins the task (no payload) */
 } wire_kind;
 
-/* On an answer: the worker exits right after it (max_tasks_per_child). */
+/* On an answer: the worker exits right after it (max_tasks_per_child, or
+ * its memory grew past max_memory_per_child). */
 #define WIRE_FLAG_LEAVING 0x1
+/* On a task: say STARTED before running it (a task the pool may stop). */
+#define WIRE_FLAG_REPORT_START 0x2
 
 void wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], uint64_t length, uint32_t kind,
                       uint32_t flags);

@@ -39,16 +39,44 @@ def load_module(which):
     return importlib.import_module("cfutures")
 
 
+# The files that take longest (tens of seconds), longest first.  They run
+# first, so that under pytest-xdist (make test: two workers, one file at a
+# time each, handed out in this order: --no-loadscope-reorder) the short
+# files fill the end and both workers finish together.  Any order is
+# correct; this one is faster.
+LONG_FILES = ("test_packaging.py", "test_executor_contract.py",
+              "test_process_lifecycle.py", "test_typing.py", "test_refleaks.py", "test_process_pool.py",
+              "test_examples.py", "test_thread_stress.py", "test_main.py",
+              "test_ecosystem.py", "test_green_threads.py",
+              "test_thread_pool_races.py", "test_process_signals.py")
+
+
+def _file_rank(item):
+    name = os.path.basename(str(item.fspath))
+    return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+
 def pytest_collection_modifyitems(items):
     # `-k cfutures` also selects the cfutures-only tests.
     for item in items:
         if "cf" in getattr(item, "fixturenames", ()):
             item.extra_keyword_matches.add("cfutures")
+    items.sort(key=_file_rank)      # stable: the order within a file stays
 
 
 @pytest.fixture(params=MODULE_IDS)
 def mod(request):
     """The module under test: concurrent.futures or cfutures."""
+    return load_module(request.param)
+
+
+@pytest.fixture(params=MODULE_IDS)
+def mtmod(request):
+    """Like ``mod``, for ProcessPoolExecutor(max_tasks_per_child=...): the
+    stdlib half runs only where the stdlib has it (3.11+)."""
+    from futures_helpers import HAS_MAX_TASKS
+    if request.param == "stdlib" and not HAS_MAX_TASKS:
+        pytest.skip("the running stdlib has no max_tasks_per_child")
     return load_module(request.param)
 
 

@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from futures_helpers import TIMEOUT
+
 _GLOBAL = None
 
 # How long a blocking task waits for its release before giving up: long
@@ -120,7 +122,7 @@ def nested_pool_log(module_name, path, count):
             "fork"))
         try:
             fs = [ex.submit(write_line_to_fd, fd, i) for i in range(count)]
-            got = [f.result(timeout=30) for f in fs]
+            got = [f.result(timeout=TIMEOUT) for f in fs]
         finally:
             ex.shutdown(wait=True)
         try:
@@ -352,7 +354,6 @@ def print_pid(text):
 # =============================================================================
 
 METHODS = ("fork", "spawn", "forkserver")
-WAIT = 30.0             # bound of every wait a test makes for a worker
 
 
 class Sync(object):
@@ -361,7 +362,14 @@ class Sync(object):
     def __init__(self, directory):
         self.dir = str(directory)
 
-    def started(self, tag, timeout=WAIT):
+    def sub(self, name):
+        """A Sync of its own, in a new subdirectory `name`: one for each
+        module's run of a scenario, as a release must not carry over."""
+        s = Sync(os.path.join(self.dir, name))
+        os.mkdir(s.dir)
+        return s
+
+    def started(self, tag, timeout=TIMEOUT):
         """The pid of the worker that announced `tag` (waits for it)."""
         prefix = tag + ".started."
         deadline = time.monotonic() + timeout
@@ -374,7 +382,7 @@ class Sync(object):
                                      % (tag, timeout))
             time.sleep(0.002)
 
-    def started_some(self, tags, count, timeout=WAIT):
+    def started_some(self, tags, count, timeout=TIMEOUT):
         """{tag: pid} of the first `count` of `tags` that started."""
         deadline = time.monotonic() + timeout
         while True:
@@ -410,6 +418,19 @@ def proc_state(pid):
     return data[data.rindex(")") + 2]
 
 
+def wait_asleep(pid, timeout=TIMEOUT):
+    """Until the main thread of process `pid` sleeps in the kernel (it is
+    blocked, e.g. parked in a wait).  Without /proc (not Linux), give it a
+    moment instead."""
+    if proc_state(pid) is None:
+        time.sleep(0.2)
+        return
+    deadline = time.monotonic() + timeout
+    while proc_state(pid) not in ("S", "D"):
+        assert time.monotonic() < deadline, "process %d never blocked" % pid
+        time.sleep(0.001)
+
+
 def is_gone(pid):
     """The process no longer runs: it does not exist, or is a zombie (an
     orphan's zombie waits for whatever reaps orphans here)."""
@@ -422,7 +443,7 @@ def is_gone(pid):
     return proc_state(pid) in (None, "Z", "X")
 
 
-def wait_gone(pids, timeout=10.0):
+def wait_gone(pids, timeout=TIMEOUT):
     """Poll until every pid is gone; return those still running."""
     deadline = time.monotonic() + timeout
     while True:
@@ -432,7 +453,7 @@ def wait_gone(pids, timeout=10.0):
         time.sleep(0.01)
 
 
-def wait_dead(processes, timeout=10.0):
+def wait_dead(processes, timeout=TIMEOUT):
     """Poll until the multiprocessing Processes have ended; return the pids
     of those still running.  Never joins or polls a Process: the pool's own
     thread does that, and a second joiner would race it (under forkserver
@@ -440,7 +461,7 @@ def wait_dead(processes, timeout=10.0):
     return wait_gone([p.pid for p in processes], timeout)
 
 
-def wait_reaped(pids, timeout=10.0):
+def wait_reaped(pids, timeout=TIMEOUT):
     """Poll until no /proc entry is left (not even a zombie); return the
     pids that still have one."""
     deadline = time.monotonic() + timeout
@@ -451,7 +472,7 @@ def wait_reaped(pids, timeout=10.0):
         time.sleep(0.01)
 
 
-def join_threads(before, timeout=10.0):
+def join_threads(before, timeout=TIMEOUT):
     """Join the threads started since `before` (a pool's manager or I/O
     thread, which joins its workers); return those still alive."""
     deadline = time.monotonic() + timeout
@@ -472,7 +493,7 @@ def kill_all(processes):
             pass
     for p in processes:
         try:
-            p.join(5.0)
+            p.join(TIMEOUT)
         except (OSError, ValueError, AssertionError):
             pass
 
@@ -504,17 +525,22 @@ def context(method):
     return None if method is None else multiprocessing.get_context(method)
 
 
-@contextlib.contextmanager
 def pool(m, method="fork", sync=None, max_workers=2, **kwargs):
-    """A ProcessPoolExecutor of module `m` that is always cleaned up: on the
-    way out the blocking tasks are released, the pool is shut down without
-    waiting, its workers are given a bounded time to end (then killed) and
-    its thread is joined, so no test leaves a process or thread behind.
-    Yields (executor, watch)."""
-    threads = set(threading.enumerate())
+    """A ProcessPoolExecutor of module `m` that is always cleaned up (see
+    cleaned_up).  Yields (executor, watch)."""
     ex = m.ProcessPoolExecutor(max_workers, mp_context=context(method),
                                **kwargs)
-    watch = Watch(ex)
+    return cleaned_up(ex, Watch(ex), sync)
+
+
+@contextlib.contextmanager
+def cleaned_up(ex, watch, sync=None):
+    """Yields (ex, watch), for an executor that has started nothing yet;
+    on the way out the blocking tasks are released, the pool is shut down
+    without waiting, its worker processes (watch.processes, if any) are
+    given a bounded time to end (then killed) and its threads are joined,
+    so no test leaves a process or thread behind."""
+    threads = set(threading.enumerate())
     try:
         yield ex, watch
     finally:
@@ -524,9 +550,17 @@ def pool(m, method="fork", sync=None, max_workers=2, **kwargs):
         try:
             ex.shutdown(wait=False, cancel_futures=True)
         finally:
-            if wait_dead(watch.processes, 15.0):
-                kill_all(watch.processes)
-            join_threads(threads, 10.0)
+            workers = getattr(watch, "processes", [])
+            if wait_dead(workers):
+                kill_all(workers)
+            join_threads(threads)
+
+
+def goes_on(ex, fs):
+    """(the results of the futures `fs`, a new task's result, whether `ex`
+    is broken): what a pool that goes on working gives (..., 3, False)."""
+    return ([f.result(timeout=TIMEOUT) for f in fs],
+            ex.submit(add, 1, 2).result(timeout=TIMEOUT), bool(ex._broken))
 
 
 def warm_up(method):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from futures_helpers import agreed, outcome
+from futures_helpers import TIMEOUT, agreed, outcome, run_into
 
 PY313 = sys.version_info >= (3, 13)
 
@@ -153,10 +153,7 @@ def make_inline_executor(m):
             self.submitted.append((fn, args, kwargs))
             f = m.Future()
             if f.set_running_or_notify_cancel():
-                try:
-                    f.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # noqa: B902
-                    f.set_exception(exc)
+                run_into(f, fn, *args, **kwargs)
             return f
 
     return InlineExecutor
@@ -210,7 +207,7 @@ def test_exit_returns_false(mod):
 def test_map_with_timeout_on_user_executor(mod):
     def scenario(m):
         ex = make_inline_executor(m)()
-        it = ex.map(str, range(3), timeout=5)
+        it = ex.map(str, range(3), timeout=TIMEOUT)
         first = next(it)
         return first, list(it), outcome(next, it)[:2]
 

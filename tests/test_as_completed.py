@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from futures_helpers import (MyError, make_futures, LogCapture, agreed, complete, must_wait, outcome,
-                             start)
+from futures_helpers import (TIMEOUT, LogCapture, MyError, agreed, complete,
+                             make_futures, must_wait, outcome, start)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,7 +76,7 @@ def test_duplicates_yielded_once(mod):
 
         w = start(finish)
         go.set()
-        got = list(m.as_completed([a, b, a, c, c, b, a], timeout=30))
+        got = list(m.as_completed([a, b, a, c, c, b, a], timeout=TIMEOUT))
         w.join()
         return len(got), set(got) == {a, b, c}, got[-1] is c
 
@@ -108,7 +108,7 @@ def test_done_first_then_completion_order(mod):
             complete(fs[2], "exception")
 
         w = start(finish)
-        it = m.as_completed(fs, timeout=30)
+        it = m.as_completed(fs, timeout=TIMEOUT)
         first = [next(it) for _ in range(3)]
         go.set()
         rest, end = drain(it)
@@ -136,7 +136,7 @@ def test_completion_order_one_by_one(mod):
 
         w = start(finish)
         got = []
-        for k, f in enumerate(m.as_completed(fs, timeout=30)):
+        for k, f in enumerate(m.as_completed(fs, timeout=TIMEOUT)):
             got.append(f)
             received[k].set()
         w.join()
@@ -155,7 +155,7 @@ def test_cancelled_not_notified_waits_for_notification(mod):
             assert fs[0].set_running_or_notify_cancel() is False
 
         w = start(notify)
-        it = m.as_completed(fs, timeout=30)
+        it = m.as_completed(fs, timeout=TIMEOUT)
         first = next(it)
         go.set()
         second = next(it)
@@ -354,12 +354,12 @@ def test_no_waiter_left_behind(mod, futures_of, how):
         if how == "exhausted":
             fs[1].set_result(1)
             fs[3].set_result(3)
-            got = list(m.as_completed(fs, timeout=5))
+            got = list(m.as_completed(fs, timeout=TIMEOUT))
             n = len(got)
         elif how == "timeout":
             n = len(drain(m.as_completed(fs, timeout=0.01))[0])
         else:
-            it = m.as_completed(fs, timeout=5)
+            it = m.as_completed(fs, timeout=TIMEOUT)
             n = 0
             for f in it:
                 n += 1
@@ -410,7 +410,7 @@ def test_blocked_consumer_sees_completions_from_many_threads(mod):
 
         workers = [start(finish, range(k, n, 4)) for k in range(4)]
         go.set()
-        got = list(m.as_completed(fs, timeout=30))
+        got = list(m.as_completed(fs, timeout=TIMEOUT))
         for w in workers:
             w.join()
         return len(got), sorted(indexes(fs, got)) == list(range(n)), \

@@ -8,17 +8,13 @@ import threading
 
 import pytest
 
-WAIT = 10.0
-
-
-def must(event, timeout=WAIT):
-    assert event.wait(timeout), "event not set within %s s" % timeout
+from futures_helpers import TIMEOUT, Blocker, must_wait
 
 
 def run(coro):
     """asyncio.run with a bound on the whole coroutine."""
     async def bounded():
-        return await asyncio.wait_for(coro, WAIT)
+        return await asyncio.wait_for(coro, TIMEOUT)
     return asyncio.run(bounded())
 
 
@@ -113,18 +109,12 @@ def test_wrap_future(mod):
 
 
 def test_wrap_future_cancel_propagates(mod):
-    started, go = threading.Event(), threading.Event()
-
-    def blocker():
-        started.set()
-        must(go)
-        return "done"
-
+    blocker = Blocker()
     ex = mod.ThreadPoolExecutor(1)
     try:
         blocked = ex.submit(blocker)
         queued = ex.submit(pow, 2, 3)
-        must(started)
+        blocker.wait_started()
 
         async def main():
             af = asyncio.wrap_future(queued)
@@ -141,7 +131,7 @@ def test_wrap_future_cancel_propagates(mod):
 
         assert run(main()) is True
     finally:
-        go.set()
+        blocker.release()
         ex.shutdown()
     assert blocked.result(0) == "done"
 
@@ -153,7 +143,7 @@ def test_wrap_future_of_other_thread_completion(mod):
     ex = mod.ThreadPoolExecutor(1)
     try:
         async def main():
-            f = ex.submit(lambda: must(go) or "late")
+            f = ex.submit(lambda: must_wait(go) or "late")
             af = asyncio.wrap_future(f)
             asyncio.get_running_loop().call_later(0.05, go.set)
             return await af

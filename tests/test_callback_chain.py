@@ -7,68 +7,84 @@
       thread and in a threading.Thread (default stack size): every future is
       completed, nothing is logged, nothing crashes.  The 3.11+ stdlib does
       this; the 3.9/3.10 stdlib overflows the C stack itself, so its half is
-      skipped there (cfutures is still held to the 3.11+ behaviour).
+      skipped there (cfutures is still held to the 3.11+ behaviour).  The
+      stdlib half runs 10,000 links: it only establishes the oracle's
+      outcome, which does not depend on the length there (its callbacks
+      recurse in Python frames, not on the C stack; 3.9/3.10 overflow at
+      10,000 as at 40,000), at a quarter of the time.
     - With the default recursion limit and 5,000 links: the stdlib logs one
       RecursionError through the 'concurrent.futures' logger ("exception
       calling callback for <Future ...>") and the rest of the chain stays
       pending.  The shape is compared (a prefix done, the record), not the
       depth.
     These run in a child process: today's build crashes (C stack overflow)
-    or drops the RecursionError silently.
+    or drops the RecursionError silently.  All the chains of one module run
+    in one child, each reported on its own; one that crashes or hangs is
+    reported as such, and the rest run in a fresh child (child_batch.py).
 (b) The stdlib keeps the done-callbacks after running them: f._done_callbacks
     still lists them, and a callback stays alive as long as its future.
 """
 
-import ast
 import concurrent.futures
 import gc
-import logging
 import os
-import re
-import subprocess
 import sys
 import threading
 import weakref
 
 import pytest
 
-from futures_helpers import agreed
+import child_batch
+from futures_helpers import LogRecords, agreed
 
 REF = concurrent.futures
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 THIS = os.path.splitext(os.path.basename(__file__))[0]
-MARK = "@@outcome@@"
 
 pytestmark = pytest.mark.timeout(300)
 
 
-# ---- running a scenario in a child ------------------------------------------
+# ---- running the chains in a child ------------------------------------------
 
 class ChildDied(Exception):
     pass
 
 
-def child_outcome(which, *args, timeout=120):
-    """Run ``chain(m, *args)`` in a fresh interpreter (m: the module `which`
-    names) and return its outcome; ChildDied if it crashed or hung."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [ROOT, env.get("PYTHONPATH")] if p)
-    code = ("import sys; sys.path.insert(0, %r); import %s as T; "
-            "T.child_main(%r, %r)" % (HERE, THIS, which, args))
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], env=env,
-                              cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, encoding="utf-8",
-                              errors="replace", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ChildDied("%s hung (killed after %s s)" % (which, timeout))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-    if proc.returncode != 0 or not lines:
-        raise ChildDied("%s child died, rc=%s\nstderr:\n%s"
-                        % (which, proc.returncode, proc.stderr[-3000:]))
-    return ast.literal_eval(lines[-1][len(MARK):])
+HANG = 120.0        # the watchdog of each chain in the child
+_OUTCOMES = {}      # which -> {key: outcome or child_batch.Failure}
+
+
+def key_of(n, limit, where, link):
+    return "%d-%s-%s-%s" % (n, limit, where, link)
+
+
+def args_of(key):
+    n, limit, where, link = key.split("-")
+    return int(n), (None if limit == "None" else int(limit)), where, link
+
+
+N_CFUTURES = 40000      # links of the chains with a raised limit
+N_STDLIB = 10000        # the same for the oracle (see the docstring)
+
+
+def all_args(which):
+    """The arguments of chain() for every test of (a) below, on the module
+    `which` names."""
+    n = N_STDLIB if which == "stdlib" else N_CFUTURES
+    return ([(n, 10 ** 6, w, k) for w in WHERE for k in LINKS]
+            + [(5000, None, w, k) for w in WHERE for k in LINKS])
+
+
+def child_outcome(which, *args):
+    """The outcome of ``chain(m, *args)`` in a child interpreter (m: the
+    module `which` names); ChildDied if it crashed or hung.  Every chain
+    of one module runs in one child (computed once per test session)."""
+    if which not in _OUTCOMES:
+        _OUTCOMES[which] = child_batch.run_module_batch(
+            THIS, which, [key_of(*a) for a in all_args(which)], HANG)
+    got = _OUTCOMES[which][key_of(*args)]
+    if isinstance(got, child_batch.Failure):
+        raise ChildDied("%s: %s" % (which, got.message))
+    return got
 
 
 def cf_outcome(*args):
@@ -80,37 +96,20 @@ def cf_outcome(*args):
     pytest.fail(failure)
 
 
-def child_main(which, args):
+def child_main(which, keys):
     if which == "stdlib":
         m = REF
     else:
         import cfutures as m
-    result = chain(m, *args)
-    sys.stdout.write(MARK + repr(result) + "\n")
-    sys.stdout.flush()
+    default_limit = sys.getrecursionlimit()
 
+    def run(key):
+        try:
+            return chain(m, *args_of(key))
+        finally:
+            sys.setrecursionlimit(default_limit)
 
-class Records(logging.Handler):
-    """Records of the 'concurrent.futures' logger, as comparable tuples:
-    (logger, level, message without addresses, exception type name)."""
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.DEBUG)
-        self.seen = []
-
-    def emit(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        self.seen.append((
-            record.name, record.levelname,
-            re.sub(r"0x[0-9a-fA-F]+", "0xADDR", record.getMessage()),
-            None if exc is None else type(exc).__name__))
-
-    def __enter__(self):
-        logging.getLogger("concurrent.futures").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("concurrent.futures").removeHandler(self)
+    child_batch.serve(keys, run, HANG)
 
 
 def chain(m, n, limit, where, link):
@@ -133,7 +132,7 @@ def chain(m, n, limit, where, link):
         k = done.count(True)
         box.append((k, done == [True] * k + [False] * (n + 1 - k)))
 
-    with Records() as log:
+    with LogRecords() as log:
         if where == "main":
             run()
         else:
@@ -152,10 +151,9 @@ WHERE = ["main", "thread"]
 @pytest.mark.parametrize("link", LINKS)
 @pytest.mark.parametrize("where", WHERE)
 def test_long_chain_with_raised_limit_completes(mod, where, link):
-    n = 40000
-    args = (n, 10 ** 6, where, link)
+    n = N_CFUTURES
     try:
-        reference = child_outcome("stdlib", *args)
+        reference = child_outcome("stdlib", N_STDLIB, 10 ** 6, where, link)
     except ChildDied as exc:
         if sys.version_info >= (3, 11):
             raise AssertionError("the stdlib must complete the chain: %s"
@@ -164,11 +162,10 @@ def test_long_chain_with_raised_limit_completes(mod, where, link):
     if reference is None and mod is REF:
         pytest.skip("the %d.%d stdlib itself overflows the C stack on this "
                     "chain (%s)" % (sys.version_info[:2] + (crash,)))
-    expected = (n + 1, True, [])
     if reference is not None:
-        assert reference == expected
+        assert reference == (N_STDLIB + 1, True, [])
     if mod is not REF:
-        assert cf_outcome(*args) == expected
+        assert cf_outcome(n, 10 ** 6, where, link) == (n + 1, True, [])
 
 
 @pytest.mark.parametrize("link", LINKS)

@@ -20,17 +20,14 @@ and forkserver workers can import them.
 import importlib
 import importlib.util
 import os
-import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.timeout(180)
+from futures_helpers import run_child
 
-# A program that is not done by then hangs (its process group is killed).
-PROGRAM_TIMEOUT = 30
+pytestmark = pytest.mark.timeout(180)
 
 MODULE_PAIRS = [
     ("concurrent.futures", "cfutures"),
@@ -101,44 +98,20 @@ def need(module_name):
         pytest.skip("%s is not installed" % module_name)
 
 
-def child_env():
-    """The environment passed through, with the cfutures under test first on
-    PYTHONPATH."""
-    import cfutures
-    root = os.path.dirname(os.path.dirname(os.path.abspath(cfutures.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 @pytest.fixture(params=("stdlib", "cfutures"))
 def run_program(request, tmp_path):
     """run_program(source, *args) runs `source` as tmp_path/prog.py, plainly
     (stdlib) or under `python -m cfutures`; ecosystem_tasks.py lies next to it.
-    A program that hangs is killed with its workers, and the test fails."""
-    prefix = [] if request.param == "stdlib" else ["-m", "cfutures"]
-    env = child_env() if request.param == "cfutures" else dict(os.environ)
+    A program that is not done within TIMEOUT hangs: it is killed with its
+    workers, and the test fails."""
     (tmp_path / "ecosystem_tasks.py").write_text(TASKS)
 
     def run(source, *args):
         prog = tmp_path / "prog.py"
         prog.write_text(textwrap.dedent(source))
-        child = subprocess.Popen([sys.executable, *prefix, str(prog), *args],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, cwd=str(tmp_path), env=env,
-                                 start_new_session=True)
-        try:
-            out, err = child.communicate(timeout=PROGRAM_TIMEOUT)
-            hung = False
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            out, err = child.communicate()
-            hung = True
-        if hung:
-            pytest.fail("the program hung (killed after %ss)\nstdout:\n%s\nstderr:\n%s"
-                        % (PROGRAM_TIMEOUT, out, err[-3000:]))
-        return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+        rc, out, err = run_child([str(prog), *args], cwd=str(tmp_path),
+                                 launcher=request.param == "cfutures")
+        return subprocess.CompletedProcess(prog, rc, out, err)
 
     return run
 
@@ -276,19 +249,15 @@ MONKEY_PATCHED_POOL = """
 """
 
 
-def test_thread_pool_under_gevent_monkey_patching(run_program):
-    # Patched, the workers are greenlets: one that blocks the OS thread
-    # blocks every greenlet.
-    need("gevent")
-    not_under_asan(GREENLET_UNDER_ASAN)
-    done = run_program("from gevent import monkey\nmonkey.patch_all()\n"
-                       + textwrap.dedent(MONKEY_PATCHED_POOL))
-    assert_prints(done, "[0, 1, 4, 9] 0")
+MONKEY_PATCH = {"gevent": "from gevent import monkey\nmonkey.patch_all()\n",
+                "eventlet": "import eventlet\neventlet.monkey_patch()\n"}
 
 
-def test_thread_pool_under_eventlet_monkey_patching(run_program):
-    need("eventlet")
+@pytest.mark.parametrize("lib", ["gevent", "eventlet"])
+def test_thread_pool_under_monkey_patching(run_program, lib):
+    # Patched, the workers are greenlets (gevent) or green threads
+    # (eventlet): one that blocks the OS thread blocks every one of them.
+    need(lib)
     not_under_asan(GREENLET_UNDER_ASAN)
-    done = run_program("import eventlet\neventlet.monkey_patch()\n"
-                       + textwrap.dedent(MONKEY_PATCHED_POOL))
+    done = run_program(MONKEY_PATCH[lib] + textwrap.dedent(MONKEY_PATCHED_POOL))
     assert_prints(done, "[0, 1, 4, 9] 0")

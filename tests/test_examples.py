@@ -16,12 +16,11 @@ survive.  The thread-only scripts run once, with the default.
 """
 import multiprocessing
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from futures_helpers import ROOT, TIMEOUT, start_child
+
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
@@ -48,16 +47,21 @@ def example_runs():
     return runs
 
 
-def run(script, impl, start_method):
-    cmd = [sys.executable, os.path.join(EXAMPLES, script), "--impl", impl]
+def start(script, impl, start_method):
+    args = [os.path.join(EXAMPLES, script), "--impl", impl]
     if start_method is not None:
-        cmd += ["--start-method", start_method]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, (
-        f"{' '.join([script] + cmd[2:])} exited {proc.returncode}:\n"
-        f"{proc.stderr}")
-    return proc.stdout
+        args += ["--start-method", start_method]
+    return start_child(args, cwd=ROOT)
+
+
+def finish(script, child):
+    """The stdout of a run start() began."""
+    # (longer than TIMEOUT: some examples sleep on purpose, and two run at
+    # once)
+    rc, out, err = child.finish(4 * TIMEOUT)
+    assert rc == 0, (
+        f"{' '.join([script] + child.proc.args[2:])} exited {rc}:\n{err}")
+    return out
 
 
 def test_examples_found():
@@ -89,7 +93,16 @@ def test_example_same_output(script, start_method):
     missing = needs_missing_package(script)
     if missing:
         pytest.skip("%s needs %s, which is not installed" % (script, missing))
-    reference = run(script, "stdlib", start_method)
-    output = run(script, "cfutures", start_method)
+    # Both runs at once: the examples mostly sleep (their timings print as
+    # coarse booleans with wide margins).
+    runs = [start(script, impl, start_method)
+            for impl in ("stdlib", "cfutures")]
+    try:
+        reference = finish(script, runs[0])
+        output = finish(script, runs[1])
+    finally:
+        for child in runs:
+            child.kill()
+            child.close()
     assert reference.strip(), f"{script} printed nothing"
     assert output == reference

@@ -18,7 +18,7 @@ import weakref
 
 import pytest
 
-from futures_helpers import (LOGGER_NAME, STATES, LogCapture, addr,
+from futures_helpers import (LOGGER_NAME, STATES, TIMEOUT, LogCapture, addr,
                              agreed, must_wait, norm, outcome, record_view,
                              start, state)
 
@@ -622,9 +622,9 @@ def test_callback_can_use_the_future(mod):
         def cb(fut):
             seen.append(fut.result(timeout=0))
             seen.append(outcome(fut.set_result, 2)[:2])
-            r = m.wait([fut], timeout=5)
+            r = m.wait([fut], timeout=TIMEOUT)
             seen.append((r.done == {fut}, r.not_done))
-            seen.append([x is fut for x in m.as_completed([fut], timeout=5)])
+            seen.append([x is fut for x in m.as_completed([fut], timeout=TIMEOUT)])
 
         f.add_done_callback(cb)
         f.set_result(1)

@@ -17,23 +17,28 @@ does so without any monkey-patching, through ``eventlet.green.threading``),
 importing the module before patching, and the process pool (whose own
 thread is a greenlet then, and must wait for its pipes cooperatively).
 
-Patching is process-wide, so every scenario runs in a child process; the
-child arms ``faulthandler.dump_traceback_later(..., exit=True)`` so a hang
-ends it (with the stack on stderr) instead of the test run.  The stdlib's
-outcome is the expected one; both modules must give it.
+Patching is process-wide, so the scenarios run in child processes: one
+child per (library, module, import order) runs all the scenarios of that
+combination one after the other, each under its own
+``faulthandler.dump_traceback_later(..., exit=True)`` watchdog, so a hang
+ends the child (with the stack on stderr) instead of the test run.  Each
+scenario is reported on its own; one that hangs, crashes or raises is
+reported as such, and the rest run in a fresh child (child_batch.py).  The
+stdlib's outcome is the expected one; both modules must give it.
 """
 
-import functools
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import child_batch
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
 HANG = 5.0          # the child's watchdog: no scenario may take this long
 PROMPT = 2.0        # generous bound of an operation the stdlib does in ~10 ms
 LIBS = ("gevent", "eventlet")
@@ -101,8 +106,7 @@ def timed(fn, *args, **kwargs):
     return value, time.monotonic() - t0
 
 
-def report(**outcome):
-    print("OUTCOME " + json.dumps(outcome, sort_keys=True), flush=True)
+# report(**outcome): each scenario's own, given by the batch driver below.
 
 
 def double(x=21):
@@ -110,17 +114,16 @@ def double(x=21):
 '''
 
 
-@functools.lru_cache(maxsize=None)
 def unusable(lib):
     """Why *lib* cannot be used here (None if it can): not installed, or
-    its monkey-patching does not work on this Python."""
+    its monkey-patching does not work on this Python (the scenario USABLE,
+    on the stdlib, gives no outcome)."""
     if importlib.util.find_spec(lib) is None:
         return "%s is not installed" % lib
-    code = PRELUDE + "\ng = spawn(double)\njoin([g])\nreport(ok=True)\n"
-    proc = child(code, lib, "concurrent.futures", "patch-first")
-    if proc.returncode != 0 or "OUTCOME" not in proc.stdout:
+    got = batch(lib, "concurrent.futures", "patch-first")[USABLE]
+    if isinstance(got, child_batch.Failure) or got != {"ok": True}:
         return "%s does not work on Python %s: %s" % (
-            lib, sys.version.split()[0], proc.stderr.strip()[-500:])
+            lib, sys.version.split()[0], getattr(got, "message", got))
     return None
 
 
@@ -133,32 +136,83 @@ def lib(request):
     return request.param
 
 
-def child(code, lib, modname, order):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-c", code, lib, modname, order, str(HANG)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        encoding="utf-8", errors="replace", timeout=HANG + 60)
+# ---- the scenarios, run in batches ------------------------------------------
+
+# name -> (import order, libraries or None for both, code).  Registered in
+# the order a batch runs them: the process pool first, before the
+# scenarios that start (green) threads, so that it forks a process as
+# fresh as it was when each scenario had a child of its own.
+SCENARIOS = {}
 
 
-def run_green(lib, mod, *parts, order="patch-first"):
-    """Run the code *parts* (each dedented) after the prelude; return the
-    dict it report()ed.  A child that hung (its watchdog fired) or crashed
-    fails the test."""
-    code = PRELUDE + "".join(textwrap.dedent(p) for p in parts)
-    proc = child(code, lib, mod.__name__, order)
-    lines = [ln for ln in proc.stdout.splitlines()
-             if ln.startswith("OUTCOME ")]
-    if not lines:
-        what = ("hung (no outcome within %s s)" % HANG
-                if "Timeout (0:00:" in proc.stderr else
-                "died with return code %s" % proc.returncode)
-        pytest.fail("%s, %s, %s: the child %s; its stderr ends:\n%s"
-                    % (mod.__name__, lib, order, what,
-                       proc.stderr.strip()[-1500:]), pytrace=False)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(lines[-1][len("OUTCOME "):])
+def scenario(name, *parts, order="patch-first", libs=None):
+    """Register the code *parts* (each dedented), run after the prelude;
+    it must report() its outcome."""
+    SCENARIOS[name] = (order, libs,
+                       "".join(textwrap.dedent(p) for p in parts))
+    return name
+
+
+# Appended to the prelude in a batch child.  argv after the prelude's:
+# the tests directory, then [[name, code], ...] as JSON.
+BATCH = r'''
+sys.path.insert(0, sys.argv[5])
+import child_batch
+_CODES = dict(json.loads(sys.argv[6]))
+
+
+def _run(_name):
+    _box = []
+    _ns = dict(globals())
+    _ns["report"] = lambda **outcome: _box.append(outcome)
+    exec(_CODES[_name], _ns)
+    if not _box:
+        raise AssertionError("the scenario report()ed nothing")
+    return _box[-1]
+
+
+child_batch.serve(list(_CODES), _run, HANG)
+'''
+
+# First in every patch-first batch: whether the library works at all here.
+USABLE = scenario("usable", """
+    g = spawn(double)
+    join([g])
+    report(ok=True)
+""")
+
+_BATCHES = {}       # (lib, module name, order) -> {name: outcome or Failure}
+
+
+def batch(lib, modname, order):
+    """The outcomes of every scenario of `order` for `lib`, on the module
+    `modname`: one child runs them all (once per test session)."""
+    key = (lib, modname, order)
+    if key not in _BATCHES:
+        names = [n for n, (o, libs, _) in SCENARIOS.items()
+                 if o == order and (libs is None or lib in libs)]
+
+        def argv(keys):
+            codes = [[k, SCENARIOS[k][2]] for k in keys]
+            return ["-c", PRELUDE + BATCH, lib, modname, order, str(HANG),
+                    TESTS, json.dumps(codes)]
+
+        _BATCHES[key] = child_batch.run_batch(
+            argv, names, HANG, cwd=REPO,
+            describe="%s child (%s, %s)" % (modname, lib, order))
+    return _BATCHES[key]
+
+
+def run_green(lib, mod, name):
+    """The dict scenario `name` report()ed in the child for (lib, mod).  A
+    scenario that hung (its watchdog fired), crashed or raised fails the
+    test, and so does a child that failed at exit."""
+    order = SCENARIOS[name][0]
+    got = batch(lib, mod.__name__, order)[name]
+    if isinstance(got, child_batch.Failure):
+        pytest.fail("%s, %s, %s: %s" % (mod.__name__, lib, order,
+                                        got.message), pytrace=False)
+    return got
 
 
 def assert_prompt(got, *keys):
@@ -166,54 +220,93 @@ def assert_prompt(got, *keys):
     assert not slow, "took %r s (the bound is %s s): %r" % (slow, PROMPT, got)
 
 
+# ---- the process pool -------------------------------------------------------
+
+# The pool's own thread is a greenlet too: it must wait for the workers'
+# pipes cooperatively, or the greenlet that waits for a result never runs
+# again.  (Builtins as tasks: a `-c` program has no importable module.)
+PROCESS_POOL = """
+    import multiprocessing
+    ctx = multiprocessing.get_context(%r)
+    t0 = time.monotonic()
+    with m.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+        one = ex.submit(pow, 2, 5).result(timeout=3)
+        mapped = list(ex.map(abs, [-1, -2, -3], timeout=3))
+        fs = [ex.submit(pow, 3, i) for i in range(4)]
+        done = sorted(f.result(0) for f in m.as_completed(fs, timeout=3))
+    report(value=[one, mapped, done], elapsed=time.monotonic() - t0)
+"""
+for _method in ("fork", "spawn"):
+    scenario("process_pool_" + _method, PROCESS_POOL % _method)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_process_pool(lib, mod, method):
+    got = run_green(lib, mod, "process_pool_" + method)
+    assert got["value"] == [32, [1, 2, 3], [1, 3, 9, 27]], got
+    assert_prompt(got, "elapsed")
+
+
 # ---- the thread pool --------------------------------------------------------
 
+SUBMIT_RESULT = scenario("submit_result", """
+    ex = m.ThreadPoolExecutor(2)
+    value, elapsed = timed(lambda: ex.submit(double).result(timeout=3))
+    ex.shutdown(wait=True)
+    report(value=value, elapsed=elapsed)
+""")
+
+
 def test_submit_result_returns_promptly(lib, mod):
-    got = run_green(lib, mod, """
-        ex = m.ThreadPoolExecutor(2)
-        value, elapsed = timed(lambda: ex.submit(double).result(timeout=3))
-        ex.shutdown(wait=True)
-        report(value=value, elapsed=elapsed)
-    """)
+    got = run_green(lib, mod, SUBMIT_RESULT)
     assert got["value"] == 42, got
     assert_prompt(got, "elapsed")
 
 
+MAP = scenario("map", """
+    ex = m.ThreadPoolExecutor(2)
+    value, elapsed = timed(lambda: list(ex.map(double, range(5),
+                                               timeout=3)))
+    ex.shutdown(wait=True)
+    report(value=value, elapsed=elapsed)
+""")
+
+
 def test_map(lib, mod):
-    got = run_green(lib, mod, """
-        ex = m.ThreadPoolExecutor(2)
-        value, elapsed = timed(lambda: list(ex.map(double, range(5),
-                                                   timeout=3)))
-        ex.shutdown(wait=True)
-        report(value=value, elapsed=elapsed)
-    """)
+    got = run_green(lib, mod, MAP)
     assert got["value"] == [0, 2, 4, 6, 8], got
     assert_prompt(got, "elapsed")
 
 
+WAIT = scenario("wait", """
+    ex = m.ThreadPoolExecutor(2)
+    fs = [ex.submit(double, i) for i in range(3)]
+    (done, not_done), elapsed = timed(m.wait, fs, timeout=3)
+    ex.shutdown(wait=True)
+    report(done=len(done), not_done=len(not_done), elapsed=elapsed,
+           results=sorted(f.result(0) for f in done))
+""")
+
+
 def test_wait(lib, mod):
-    got = run_green(lib, mod, """
-        ex = m.ThreadPoolExecutor(2)
-        fs = [ex.submit(double, i) for i in range(3)]
-        (done, not_done), elapsed = timed(m.wait, fs, timeout=3)
-        ex.shutdown(wait=True)
-        report(done=len(done), not_done=len(not_done), elapsed=elapsed,
-               results=sorted(f.result(0) for f in done))
-    """)
+    got = run_green(lib, mod, WAIT)
     assert (got["done"], got["not_done"], got["results"]) == (3, 0,
                                                               [0, 2, 4]), got
     assert_prompt(got, "elapsed")
 
 
+AS_COMPLETED = scenario("as_completed", """
+    ex = m.ThreadPoolExecutor(2)
+    fs = [ex.submit(double, i) for i in range(3)]
+    value, elapsed = timed(lambda: sorted(
+        f.result(0) for f in m.as_completed(fs, timeout=3)))
+    ex.shutdown(wait=True)
+    report(value=value, elapsed=elapsed)
+""")
+
+
 def test_as_completed(lib, mod):
-    got = run_green(lib, mod, """
-        ex = m.ThreadPoolExecutor(2)
-        fs = [ex.submit(double, i) for i in range(3)]
-        value, elapsed = timed(lambda: sorted(
-            f.result(0) for f in m.as_completed(fs, timeout=3)))
-        ex.shutdown(wait=True)
-        report(value=value, elapsed=elapsed)
-    """)
+    got = run_green(lib, mod, AS_COMPLETED)
     assert got["value"] == [0, 2, 4], got
     assert_prompt(got, "elapsed")
 
@@ -228,43 +321,51 @@ TWO_TASKS = """
         return [f.result(0) if f.done() else "pending" for f in fs]
 """
 
+SHUTDOWN_WAIT = scenario("shutdown_wait", TWO_TASKS, """
+    ex = m.ThreadPoolExecutor(2)
+    fs = [ex.submit(double), ex.submit(sleepy)]
+    value, elapsed = timed(ex.shutdown, wait=True)
+    report(value=value, results=results(fs), elapsed=elapsed)
+""")
+
 
 def test_shutdown_wait(lib, mod):
-    got = run_green(lib, mod, TWO_TASKS, """
-        ex = m.ThreadPoolExecutor(2)
-        fs = [ex.submit(double), ex.submit(sleepy)]
-        value, elapsed = timed(ex.shutdown, wait=True)
-        report(value=value, results=results(fs), elapsed=elapsed)
-    """)
+    got = run_green(lib, mod, SHUTDOWN_WAIT)
     assert (got["value"], got["results"]) == (None, [42, 42]), got
     assert_prompt(got, "elapsed")
 
 
+WITH_BLOCK = scenario("with_block", TWO_TASKS, """
+    t0 = time.monotonic()
+    with m.ThreadPoolExecutor(2) as ex:
+        fs = [ex.submit(double), ex.submit(sleepy)]
+    elapsed = time.monotonic() - t0
+    report(results=results(fs), elapsed=elapsed)
+""")
+
+
 def test_with_block(lib, mod):
-    got = run_green(lib, mod, TWO_TASKS, """
-        t0 = time.monotonic()
-        with m.ThreadPoolExecutor(2) as ex:
-            fs = [ex.submit(double), ex.submit(sleepy)]
-        elapsed = time.monotonic() - t0
-        report(results=results(fs), elapsed=elapsed)
-    """)
+    got = run_green(lib, mod, WITH_BLOCK)
     assert got["results"] == [42, 42], got
     assert_prompt(got, "elapsed")
 
 
 # ---- futures completed by greenlets -----------------------------------------
 
+COMPLETED_BY_GREENLET = scenario("completed_by_greenlet", """
+    f = m.Future()
+    def complete():
+        green_sleep(0.05)
+        f.set_result(42)
+    g = spawn(complete)
+    value, elapsed = timed(f.result, timeout=3)
+    join([g])
+    report(value=value, elapsed=elapsed)
+""")
+
+
 def test_result_of_future_completed_by_greenlet(lib, mod):
-    got = run_green(lib, mod, """
-        f = m.Future()
-        def complete():
-            green_sleep(0.05)
-            f.set_result(42)
-        g = spawn(complete)
-        value, elapsed = timed(f.result, timeout=3)
-        join([g])
-        report(value=value, elapsed=elapsed)
-    """)
+    got = run_green(lib, mod, COMPLETED_BY_GREENLET)
     assert got["value"] == 42, got
     assert_prompt(got, "elapsed")
 
@@ -286,69 +387,55 @@ REPLACED_CONDITION = """
     report(value=value, elapsed=elapsed)
 """
 
+PATCHED_CONDITION = scenario("patched_condition", """
+    import threading        # patched
+    CONDITION = threading.Condition
+""", REPLACED_CONDITION)
+
 
 def test_result_waits_through_replaced_condition(lib, mod):
-    got = run_green(lib, mod, """
-        import threading        # patched
-        CONDITION = threading.Condition
-    """, REPLACED_CONDITION)
+    got = run_green(lib, mod, PATCHED_CONDITION)
     assert got["value"] == 42, got
     assert_prompt(got, "elapsed")
 
 
+# futurist's GreenFuture in an unpatched process: its _condition is an
+# eventlet.green.threading.Condition, and result() must wait on it.
+GREEN_CONDITION = scenario("green_condition", """
+    from eventlet.green import threading as green_threading
+    CONDITION = green_threading.Condition
+""", REPLACED_CONDITION, order="no-patch", libs=("eventlet",))
+
+
 def test_green_condition_without_monkey_patching(mod):
-    # futurist's GreenFuture in an unpatched process: its _condition is an
-    # eventlet.green.threading.Condition, and result() must wait on it.
     reason = unusable("eventlet")
     if reason:
         print(reason)
         pytest.skip(reason)
-    got = run_green("eventlet", mod, """
-        from eventlet.green import threading as green_threading
-        CONDITION = green_threading.Condition
-    """, REPLACED_CONDITION, order="no-patch")
+    got = run_green("eventlet", mod, GREEN_CONDITION)
     assert got["value"] == 42, got
     assert_prompt(got, "elapsed")
 
 
 # ---- import order -----------------------------------------------------------
 
+# The module imported first, then patched: the stdlib's pool looks up
+# threading.Thread at submit time, so it still works, without warning.
+IMPORT_FIRST = scenario("import_first", """
+    ex = m.ThreadPoolExecutor(2)
+    value, elapsed = timed(lambda: ex.submit(double).result(timeout=3))
+    ex.shutdown(wait=True)
+    f = m.Future()
+    g = spawn(f.set_result, 7)
+    green_value, green_elapsed = timed(f.result, timeout=3)
+    join([g])
+    report(value=value, elapsed=elapsed, green_value=green_value,
+           green_elapsed=green_elapsed, warnings=PATCH_WARNINGS)
+""", order="import-first")
+
+
 def test_import_before_patching(lib, mod):
-    # The module imported first, then patched: the stdlib's pool looks up
-    # threading.Thread at submit time, so it still works, without warning.
-    got = run_green(lib, mod, """
-        ex = m.ThreadPoolExecutor(2)
-        value, elapsed = timed(lambda: ex.submit(double).result(timeout=3))
-        ex.shutdown(wait=True)
-        f = m.Future()
-        g = spawn(f.set_result, 7)
-        green_value, green_elapsed = timed(f.result, timeout=3)
-        join([g])
-        report(value=value, elapsed=elapsed, green_value=green_value,
-               green_elapsed=green_elapsed, warnings=PATCH_WARNINGS)
-    """, order="import-first")
+    got = run_green(lib, mod, IMPORT_FIRST)
     assert (got["value"], got["green_value"], got["warnings"]) == (
         42, 7, []), got
     assert_prompt(got, "elapsed", "green_elapsed")
-
-
-# ---- the process pool -------------------------------------------------------
-
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_process_pool(lib, mod, method):
-    # The pool's own thread is a greenlet too: it must wait for the workers'
-    # pipes cooperatively, or the greenlet that waits for a result never runs
-    # again.  (Builtins as tasks: a `-c` program has no importable module.)
-    got = run_green(lib, mod, """
-        import multiprocessing
-        ctx = multiprocessing.get_context(%r)
-        t0 = time.monotonic()
-        with m.ProcessPoolExecutor(2, mp_context=ctx) as ex:
-            one = ex.submit(pow, 2, 5).result(timeout=3)
-            mapped = list(ex.map(abs, [-1, -2, -3], timeout=3))
-            fs = [ex.submit(pow, 3, i) for i in range(4)]
-            done = sorted(f.result(0) for f in m.as_completed(fs, timeout=3))
-        report(value=[one, mapped, done], elapsed=time.monotonic() - t0)
-    """ % method)
-    assert got["value"] == [32, [1, 2, 3], [1, 3, 9, 27]], got
-    assert_prompt(got, "elapsed")

@@ -8,13 +8,10 @@ ThreadPoolExecutor` does not, besides cfutures' own modules.  The process
 pool's machinery (multiprocessing, pickle, socket) waits for the first
 ProcessPoolExecutor, as in the stdlib.
 """
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from futures_helpers import run_child
+
 HEAVY = ("multiprocessing", "pickle", "socket", "concurrent.futures.process")
 
 
@@ -22,9 +19,8 @@ def imported_by(statement):
     """The modules a fresh interpreter imports for `statement`."""
     code = ("import sys; before = set(sys.modules); %s; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))" % statement)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    rc, out, err = run_child(["-c", code])
+    assert rc == 0, err
     return set(out.split())
 
 

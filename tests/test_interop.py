@@ -10,12 +10,14 @@ an all-stdlib list in the same positions.
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 
 import pytest
 
-from futures_helpers import (REF, DuckFuture, LogCapture, agreed, complete,
-                             must_wait, start, wait_until)
+from futures_helpers import (REF, TIMEOUT, DuckFuture, LogCapture, agreed,
+                             complete, in_lockstep, must_wait, run_into,
+                             start, wait_until)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,7 +90,7 @@ def test_oracle_wait_while_another_thread_completes(mod, return_when,
 
         w = start(finish)
         try:
-            r = REF.wait(fs, timeout=30, return_when=return_when)
+            r = REF.wait(fs, timeout=TIMEOUT, return_when=return_when)
         finally:
             returned.set()
             w.join()
@@ -110,7 +112,7 @@ def test_oracle_wait_cancel_notification(mod):
             assert fs[0].set_running_or_notify_cancel() is False
 
         w = start(notify)
-        r = REF.wait(fs, timeout=30, return_when="FIRST_COMPLETED")
+        r = REF.wait(fs, timeout=TIMEOUT, return_when="FIRST_COMPLETED")
         w.join()
         return r.done == {fs[0]}, r.not_done == {fs[1]}
 
@@ -121,26 +123,14 @@ def test_oracle_as_completed_order(mod):
     def scenario(m):
         fs = [m.Future() for _ in range(5)]
         fs[2].set_result(2)
-        received = [threading.Event() for _ in range(4)]
-
-        def finish():
-            wait_until(_installed(fs), what="stdlib waiter installed")
-            for k, (i, how) in enumerate([(4, "result"), (0, "exception"),
-                                          (3, "cancel"), (1, "result")]):
-                complete(fs[i], how)
-                must_wait(received[k])
-
-        it = REF.as_completed(fs, timeout=30)
-        first = next(it)
-        w = start(finish)
-        rest = []
-        for k, f in enumerate(it):
-            rest.append(f)
-            received[k].set()
-        w.join()
-        index = {f: i for i, f in enumerate(fs)}
-        return ([index[first]] + [index[f] for f in rest],
-                [list(f._waiters) for f in fs])
+        got = in_lockstep(
+            REF.as_completed(fs, timeout=TIMEOUT),
+            [functools.partial(complete, fs[i], how)
+             for i, how in [(4, "result"), (0, "exception"), (3, "cancel"),
+                            (1, "result")]],
+            before=lambda: wait_until(_installed(fs),
+                                      what="stdlib waiter installed"))
+        return [fs.index(f) for f in got], [list(f._waiters) for f in fs]
 
     assert agreed(scenario, mod) == ([2, 4, 0, 3, 1], [[]] * 5)
 
@@ -171,7 +161,7 @@ def test_oracle_wait_mixed_with_oracle_futures(mod):
                 complete(f, ("result", "exception", "cancel", "result")[i])
 
         w = start(finish)
-        r = REF.wait(fs, timeout=30)
+        r = REF.wait(fs, timeout=TIMEOUT)
         w.join()
         return len(r.done), r.not_done
 
@@ -195,7 +185,7 @@ def test_module_wait_over_oracle_futures(mod):
 
         w = start(finish)
         go.set()
-        r = m.wait(fs, timeout=30)
+        r = m.wait(fs, timeout=TIMEOUT)
         w.join()
         return len(r.done), r.not_done, [list(f._waiters) for f in fs]
 
@@ -206,23 +196,10 @@ def test_module_as_completed_over_oracle_futures(mod):
     def scenario(m):
         fs = [REF.Future() for _ in range(3)]
         fs[1].set_result(1)
-        received = [threading.Event() for _ in range(2)]
-
-        def finish():
-            for k, i in enumerate([2, 0]):
-                complete(fs[i], "result")
-                must_wait(received[k])
-
-        it = m.as_completed(fs, timeout=30)
-        first = next(it)
-        w = start(finish)
-        rest = []
-        for k, f in enumerate(it):
-            rest.append(f)
-            received[k].set()
-        w.join()
-        index = {f: i for i, f in enumerate(fs)}
-        return [index[first]] + [index[f] for f in rest]
+        got = in_lockstep(m.as_completed(fs, timeout=TIMEOUT),
+                          [functools.partial(complete, fs[i], "result")
+                           for i in (2, 0)])
+        return [fs.index(f) for f in got]
 
     assert agreed(scenario, mod) == [1, 2, 0]
 
@@ -251,7 +228,7 @@ def _finish_done(f, how, value):
         complete(f, "cancel")
 
 
-def run_mixed(impl, kinds, initially, later, return_when=None, timeout=30,
+def run_mixed(impl, kinds, initially, later, return_when=None, timeout=TIMEOUT,
               gate_after=None):
     """Futures of *kinds*; those in *initially* ({index: how}) are completed
     first; the others in *later* ([(index, how)]) by one helper thread, in
@@ -350,7 +327,7 @@ def test_mixed_wait_already_done(cf, done_kind):
             ("ALL_COMPLETED", {0: "result", 1: "cancel", 2: "exception",
                                3: "result"}, ([0, 1, 2, 3], []))]:
         got = mixed_agree(cf, kinds, initially, [],
-                          return_when=return_when, timeout=5)
+                          return_when=return_when, timeout=TIMEOUT)
         assert got == expected
 
 
@@ -391,7 +368,7 @@ def test_mixed_as_completed_sequenced_order(cf):
     w = start(finish)
     got = []
     try:
-        for k, f in enumerate(cf.as_completed(fs, timeout=30)):
+        for k, f in enumerate(cf.as_completed(fs, timeout=TIMEOUT)):
             got.append(fs.index(f))
             received[k].set()
     finally:
@@ -420,7 +397,7 @@ def test_mixed_as_completed_duplicates(cf):
     w = start(finish)
     go.set()
     got = list(cf.as_completed([duck, oracle, duck, mine, oracle, mine],
-                               timeout=30))
+                               timeout=TIMEOUT))
     w.join()
     assert len(got) == 3 and set(got) == {duck, oracle, mine}
     assert got[0] is duck
@@ -429,7 +406,7 @@ def test_mixed_as_completed_duplicates(cf):
 def test_mixed_as_completed_closed_early_then_completed(cf):
     fs = [DuckFuture(), REF.Future(), cf.Future()]
     fs[2].set_result(2)
-    it = cf.as_completed(fs, timeout=30)
+    it = cf.as_completed(fs, timeout=TIMEOUT)
     assert next(it) is fs[2]
     it.close()
     with LogCapture() as logs:
@@ -446,7 +423,7 @@ def test_mixed_wait_from_many_threads(cf):
 
     def waiter(i):
         ready[i].set()
-        r = cf.wait(fs, timeout=30)
+        r = cf.wait(fs, timeout=TIMEOUT)
         return len(r.done), len(r.not_done)
 
     waiters = [start(waiter, i) for i in range(3)]
@@ -468,32 +445,45 @@ def test_mixed_wait_from_many_threads(cf):
 # --------------------------------------------------------------------------
 
 def _run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
+    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
+
+
+def awaited(f, complete_it, main):
+    """What the coroutine ``main(af)`` returns, af being
+    asyncio.wrap_future(f), while a helper thread completes f by calling
+    complete_it() once af exists."""
+    go = threading.Event()
+
+    def finish():
+        must_wait(go)
+        complete_it()
+
+    async def wrapped():
+        af = asyncio.wrap_future(f)
+        go.set()
+        return await main(af)
+
+    w = start(finish)
+    try:
+        return _run(wrapped())
+    finally:
+        go.set()
+        w.join()
 
 
 def test_wrap_future_result_from_other_thread(mod):
     def scenario(m):
         f = m.Future()
-        go = threading.Event()
 
         def finish():
-            must_wait(go)
             assert f.set_running_or_notify_cancel()
             f.set_result({"answer": 42})
 
-        async def main():
-            af = asyncio.wrap_future(f)
+        async def main(af):
             assert isinstance(af, asyncio.Future)
-            go.set()
             return await af
 
-        w = start(finish)
-        try:
-            res = _run(main())
-        finally:
-            go.set()
-            w.join()
-        return res
+        return awaited(f, finish, main)
 
     assert agreed(scenario, mod) == {"answer": 42}
 
@@ -501,28 +491,15 @@ def test_wrap_future_result_from_other_thread(mod):
 def test_wrap_future_exception_from_other_thread(mod):
     def scenario(m):
         f = m.Future()
-        go = threading.Event()
         exc = MyError("remote")
 
-        def finish():
-            must_wait(go)
-            f.set_exception(exc)
-
-        async def main():
-            af = asyncio.wrap_future(f)
-            go.set()
+        async def main(af):
             try:
                 await af
             except MyError as e:
                 return e is exc
 
-        w = start(finish)
-        try:
-            res = _run(main())
-        finally:
-            go.set()
-            w.join()
-        return res
+        return awaited(f, lambda: f.set_exception(exc), main)
 
     assert agreed(scenario, mod) is True
 
@@ -530,27 +507,14 @@ def test_wrap_future_exception_from_other_thread(mod):
 def test_wrap_future_cancelled_from_other_thread(mod):
     def scenario(m):
         f = m.Future()
-        go = threading.Event()
 
-        def finish():
-            must_wait(go)
-            f.cancel()
-
-        async def main():
-            af = asyncio.wrap_future(f)
-            go.set()
+        async def main(af):
             try:
                 await af
             except asyncio.CancelledError:
                 return "cancelled", af.cancelled()
 
-        w = start(finish)
-        try:
-            res = _run(main())
-        finally:
-            go.set()
-            w.join()
-        return res
+        return awaited(f, f.cancel, main)
 
     assert agreed(scenario, mod) == ("cancelled", True)
 
@@ -591,10 +555,7 @@ def test_run_in_executor_with_user_executor(mod):
         def submit(self, fn, *args, **kwargs):
             f = mod.Future()
             if f.set_running_or_notify_cancel():
-                try:
-                    f.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # noqa: B902
-                    f.set_exception(exc)
+                run_into(f, fn, *args, **kwargs)
             return f
 
     async def main():

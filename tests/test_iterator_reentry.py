@@ -20,19 +20,17 @@ The stdlib has buffersize only from 3.14: below that its half runs
 stdlib's executor (the real map where the stdlib has buffersize).
 
 Every scenario runs in a child process (today's build crashes or hangs on
-several of them); both modules' outcomes are compared and asserted equal to
-the stdlib's known outcome.
+several of them): all the scenarios of one module in one child, each
+reported on its own, a crash or hang reported for the scenario that caused
+it (see child_batch.py); both modules' outcomes are compared and asserted
+equal to the stdlib's known outcome.
 """
 
-import ast
 import collections
 import concurrent.futures
 import inspect
 import itertools
-import logging
 import os
-import re
-import subprocess
 import sys
 import threading
 import time
@@ -40,44 +38,52 @@ import weakref
 
 import pytest
 
+import child_batch
+
+from futures_helpers import TIMEOUT, LogRecords, must_wait
+
 REF = concurrent.futures
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 THIS = os.path.splitext(os.path.basename(__file__))[0]
-WAIT = 10.0
 RUNNING = ("raise", "ValueError", "generator already executing")
-MARK = "@@outcome@@"
 
 pytestmark = pytest.mark.timeout(240)
 
 
-# ---- running a scenario in a child ------------------------------------------
+# ---- running the scenarios in a child ---------------------------------------
+#
+# All the scenarios of one module run in one child interpreter, one after
+# the other (child_batch): each is reported on its own, and one that
+# crashes, hangs or raises ends that child, is reported as such (with its
+# stderr), and the rest run in a fresh child.
 
-def child_outcome(scenario, which, timeout=30):
-    """Run ``scenario(m)`` in a fresh interpreter, m the module `which`
-    names; return its (literal) outcome.  A crash or a hang fails."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [ROOT, env.get("PYTHONPATH")] if p)
-    code = ("import sys; sys.path.insert(0, %r); import %s as T; "
-            "T.child_main(%r, %r)" % (HERE, THIS, scenario, which))
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], env=env,
-                              cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, encoding="utf-8",
-                              errors="replace", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail("%s: %s hung (killed after %s s)"
-                    % (scenario, which, timeout))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-    if proc.returncode != 0 or not lines:
-        pytest.fail("%s: %s child died, rc=%s\nstdout:\n%s\nstderr:\n%s"
-                    % (scenario, which, proc.returncode, proc.stdout[-2000:],
-                       proc.stderr[-3000:]))
-    return ast.literal_eval(lines[-1][len(MARK):])
+HANG = 30.0         # the watchdog of each scenario in the child
+_OUTCOMES = {}      # which -> {scenario: outcome or child_batch.Failure}
 
 
-def child_main(scenario, which):
+def batch_outcomes(which):
+    """{scenario: outcome} of every scenario, run on the module `which`
+    names (computed once per test session)."""
+    if which not in _OUTCOMES:
+        _OUTCOMES[which] = child_batch.run_module_batch(
+            THIS, which, scenario_names(), HANG)
+    return _OUTCOMES[which]
+
+
+def child_outcome(scenario, which):
+    """The (literal) outcome of ``scenario(m)`` in a child interpreter, m
+    the module `which` names.  A crash, a hang or an error fails."""
+    got = batch_outcomes(which)[scenario]
+    if isinstance(got, child_batch.Failure):
+        pytest.fail("%s: %s" % (which, got.message), pytrace=False)
+    return got
+
+
+def scenario_names():
+    return [name for name, obj in globals().items()
+            if name.startswith("sc_") and callable(obj)]
+
+
+def child_main(which, scenarios):
     if which == "stdlib":
         m = REF
     else:
@@ -86,9 +92,7 @@ def child_main(scenario, which):
     # scenario: a thread that was told "A is inside next()" or that runs a
     # done-callback keeps the GIL until it blocks.
     sys.setswitchinterval(5.0)
-    result = globals()[scenario](m)
-    sys.stdout.write(MARK + repr(result) + "\n")
-    sys.stdout.flush()
+    child_batch.serve(scenarios, lambda name: globals()[name](m), HANG)
 
 
 def agreed_child(scenario, mod):
@@ -106,18 +110,25 @@ def agreed_child(scenario, mod):
 
 # ---- helpers used inside the children ---------------------------------------
 
-def res(fn, *args):
-    """('return', value) / ('stop',) / ('raise', type name, message)."""
+def res(fn, *args, cause=False):
+    """('return', value) / ('stop',) / ('raise', type name, message); with
+    `cause`, the last also has (type name, args) of the exception's
+    __cause__, or None."""
     try:
         return ("return", fn(*args))
     except StopIteration:
         return ("stop",)
     except BaseException as exc:  # noqa: B902 - outcomes include all
-        return ("raise", type(exc).__name__, str(exc))
+        out = ("raise", type(exc).__name__, str(exc))
+        if cause:
+            c = exc.__cause__
+            out += (None if c is None else (type(c).__name__, c.args),)
+        return out
 
 
-def steps(it, limit=20):
-    """Outcomes of next(it) up to the first StopIteration, then one more."""
+def steps(it, limit=20, res=res):
+    """Outcomes (``res``) of next(it) up to the first StopIteration, then
+    one more."""
     out = []
     for _ in range(limit):
         out.append(res(next, it))
@@ -125,10 +136,6 @@ def steps(it, limit=20):
             out.append(res(next, it))
             return out
     raise AssertionError("iterator did not end")
-
-
-def must(event, timeout=WAIT):
-    assert event.wait(timeout), "event not set within %s s" % timeout
 
 
 def _result_or_cancel(fut, timeout=None):
@@ -206,7 +213,7 @@ def next_in_thread(it):
 
 
 def join(t):
-    t.join(WAIT)
+    t.join(TIMEOUT)
     assert not t.is_alive(), "thread still blocked"
 
 
@@ -219,28 +226,6 @@ def act_raising(it, action):
         next(it)
     else:
         it.close()
-
-
-class Records(logging.Handler):
-    """Records of the 'concurrent.futures' logger, as comparable tuples."""
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.DEBUG)
-        self.seen = []
-
-    def emit(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        self.seen.append((
-            record.name, record.levelname,
-            re.sub(r"0x[0-9a-fA-F]+", "0xADDR", record.getMessage()),
-            None if exc is None else (type(exc).__name__, str(exc))))
-
-    def __enter__(self):
-        logging.getLogger("concurrent.futures").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("concurrent.futures").removeHandler(self)
 
 
 class Unraisable(object):
@@ -356,7 +341,7 @@ def _map_two_threads(m, action, buffersize):
 
     def task(i):
         if i == 0:
-            must(go)
+            must_wait(go)
         return i
 
     ex = m.ThreadPoolExecutor(2)
@@ -364,7 +349,7 @@ def _map_two_threads(m, action, buffersize):
         kwargs = {} if buffersize is None else {"buffersize": buffersize}
         it = bmap(m, ex, task, range(3), **kwargs)
         t, inside, box = next_in_thread(it)
-        must(inside)
+        must_wait(inside)
         second = act(it, action)
         go.set()
         join(t)
@@ -407,7 +392,7 @@ def _as_completed_two_threads(m, action):
     f = m.Future()
     it = m.as_completed([f])
     t, inside, box = next_in_thread(it)
-    must(inside)
+    must_wait(inside)
     second = act(it, action)
     f.set_result(7)
     join(t)
@@ -440,7 +425,7 @@ def sc_as_completed_slow_input(m):
     def slow():
         yield f0
         in_gen.set()
-        must(go)
+        must_wait(go)
         yield f1
 
     it = m.as_completed(slow())
@@ -448,7 +433,7 @@ def sc_as_completed_slow_input(m):
     t = threading.Thread(target=lambda: box.append(res(next, it)),
                          daemon=True)
     t.start()
-    must(in_gen)            # the first thread is consuming the input
+    must_wait(in_gen)            # the first thread is consuming the input
     second = res(next, it)
     go.set()
     join(t)
@@ -483,15 +468,15 @@ def _map_callback(m, action):
 
     def task(i):
         if i == 0:
-            must(go)
+            must_wait(go)
         return i
 
     ex = Pool(2)
     try:
-        with Records() as log:
+        with LogRecords(exc_text=True) as log:
             box.append(ex.map(task, range(3)))
             t, inside, out = next_in_thread(box[0])
-            must(inside)
+            must_wait(inside)
             go.set()            # the worker runs reenter() with the GIL
             join(t)
             rest = res(list, box[0])
@@ -530,9 +515,9 @@ def _as_completed_callback(m, action):
     it = m.as_completed([f])
     seen = []
     f.add_done_callback(lambda _: seen.append(act_raising(it, action)))
-    with Records() as log:
+    with LogRecords(exc_text=True) as log:
         t, inside, box = next_in_thread(it)
-        must(inside)
+        must_wait(inside)
         f.set_result(3)         # reenter() runs here, the GIL held
         join(t)
     first = [(o[0], o[1] is f) for o in box]

@@ -10,13 +10,13 @@ cfutures, also in process workers started by spawn or forkserver; and
 `python -m cfutures -m pytest` runs a project's test suite on cfutures.
 """
 import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from futures_helpers import run_child
+
 
 # Prints what python set up; the last line says which futures it got.
 SHOW = textwrap.dedent("""
@@ -31,12 +31,8 @@ SHOW = textwrap.dedent("""
 
 def run(args, cwd, stdin=None, launcher=False):
     """(stdout, stderr, returncode) of `python [-m cfutures] args`."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    prefix = ["-m", "cfutures"] if launcher else []
-    done = subprocess.run([sys.executable, *prefix, *args], cwd=str(cwd), env=env,
-                          input=stdin, capture_output=True, text=True, timeout=120)
-    return done.stdout, done.stderr, done.returncode
+    rc, out, err = run_child(args, cwd=str(cwd), stdin=stdin, launcher=launcher)
+    return out, err, rc
 
 
 def compare(args, cwd, stdin=None):

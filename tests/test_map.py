@@ -17,17 +17,11 @@ import time
 
 import pytest
 
-from futures_helpers import agreed, outcome
+from futures_helpers import TIMEOUT, agreed, must_wait, outcome, run_into
 
 REF = concurrent.futures
-WAIT = 10.0
-
 
 # ---- helpers ----------------------------------------------------------------
-
-def must(event, timeout=WAIT):
-    assert event.wait(timeout), "event not set within %s s" % timeout
-
 
 
 
@@ -79,7 +73,7 @@ class Recorder(object):
             self.calls.append(item)
             self._cond.notify_all()
 
-    def wait_for_count(self, n, timeout=WAIT):
+    def wait_for_count(self, n, timeout=TIMEOUT):
         with self._cond:
             return self._cond.wait_for(lambda: len(self.calls) >= n, timeout)
 
@@ -98,7 +92,7 @@ def test_results_in_order_when_completed_in_reverse(mod):
     finished = []
 
     def task(i):
-        must(events[i])
+        must_wait(events[i])
         finished.append(i)
         if i > 0:
             events[i - 1].set()
@@ -172,7 +166,7 @@ def test_all_submitted_at_call(mod):
         src = Counted(range(8))
         go = threading.Event()
         with m.ThreadPoolExecutor(2) as ex:
-            blocker = ex.submit(go.wait, WAIT)      # keeps the queue full
+            blocker = ex.submit(go.wait, TIMEOUT)      # keeps the queue full
             ex.map(rec.add, src)                     # result dropped at once
             taken = src.taken
             go.set()
@@ -254,7 +248,7 @@ def test_timeout_raises_when_turn_comes(mod):
 
     def task(i):
         if i == 2:
-            must(go)
+            must_wait(go)
         return i
 
     ex = mod.ThreadPoolExecutor(3)
@@ -266,7 +260,7 @@ def test_timeout_raises_when_turn_comes(mod):
         with pytest.raises(mod.TimeoutError):
             next(it)
         elapsed = time.monotonic() - t0
-        assert 0.25 <= elapsed < WAIT
+        assert 0.25 <= elapsed < TIMEOUT
         with pytest.raises(StopIteration):
             next(it)
     finally:
@@ -279,7 +273,7 @@ def test_timeout_counts_from_the_call(mod):
     go = threading.Event()
 
     def task(i):
-        must(go)
+        must_wait(go)
         return i
 
     ex = mod.ThreadPoolExecutor(1)
@@ -300,7 +294,7 @@ def test_timeout_counts_from_the_call(mod):
 
 def test_timeout_enough(mod):
     with mod.ThreadPoolExecutor(2) as ex:
-        assert list(ex.map(pow, range(10), range(10), timeout=WAIT)) == [
+        assert list(ex.map(pow, range(10), range(10), timeout=TIMEOUT)) == [
             i ** i for i in range(10)]
 
 
@@ -313,7 +307,7 @@ def test_timeout_over_but_results_done(mod):
             # One worker, FIFO: when this runs, the map's calls are done.
             fs_done = threading.Event()
             ex.submit(fs_done.set)
-            must(fs_done)
+            must_wait(fs_done)
             threading.Event().wait(0.2)     # the elapsed time is the point
             return list(it)
 
@@ -329,13 +323,13 @@ def test_timeout_cancels_the_rest(mod):
             rec.add(i)
             if i == 0:
                 started.set()
-                must(go)
+                must_wait(go)
             return i
 
         ex = m.ThreadPoolExecutor(1)
         try:
             it = ex.map(task, range(4), timeout=0.2)
-            must(started)
+            must_wait(started)
             r = outcome(next, it)[:2]
         finally:
             go.set()
@@ -400,22 +394,22 @@ class Stage(object):
     def task(self, i):
         self.rec.add(i)
         if i == 0:
-            must(self.go0)
+            must_wait(self.go0)
             if self.first_raises:
                 raise ValueError("item 0")
             return "zero"
         if i in self.started:
             self.started[i].set()
-            must(self.release)
+            must_wait(self.release)
         return i
 
     def run(self, m, action):
         ex = m.ThreadPoolExecutor(2)
         try:
             box = [ex.map(self.task, range(6))]
-            must(self.started[1])
+            must_wait(self.started[1])
             self.go0.set()
-            must(self.started[2])       # item 0's worker moved on
+            must_wait(self.started[2])       # item 0's worker moved on
             r = action(box)             # holds the only reference
         finally:
             self.go0.set()
@@ -467,7 +461,7 @@ def test_close_before_first_next(mod):
         rec = Recorder()
         go = threading.Event()
         with m.ThreadPoolExecutor(1) as ex:
-            ex.submit(go.wait, WAIT)
+            ex.submit(go.wait, TIMEOUT)
             it = ex.map(rec.add, range(5))
             it.close()
             go.set()
@@ -525,7 +519,7 @@ def test_buffersize_bounds_submissions(bmod):
 
     def task(i):
         rec.add(i)
-        must(gate(i))
+        must_wait(gate(i))
         return -i
 
     src = Counted(itertools.count())
@@ -597,7 +591,7 @@ def test_buffersize_with_timeout(bmod):
 
     def task(i):
         if i == 2:
-            must(go)
+            must_wait(go)
         return i
 
     ex = bmod.ThreadPoolExecutor(2)
@@ -608,7 +602,7 @@ def test_buffersize_with_timeout(bmod):
         assert next(it) == 1
         with pytest.raises(bmod.TimeoutError):
             next(it)
-        assert 0.25 <= time.monotonic() - t0 < WAIT
+        assert 0.25 <= time.monotonic() - t0 < TIMEOUT
     finally:
         go.set()
         ex.shutdown()
@@ -637,12 +631,7 @@ def inline_executor(m, future_class=None):
 
         def submit(self, fn, /, *args, **kwargs):
             self.submitted.append(args)
-            f = future_class()
-            try:
-                f.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: B902
-                f.set_exception(exc)
-            return f
+            return run_into(future_class(), fn, *args, **kwargs)
 
     return Inline()
 
@@ -651,7 +640,7 @@ def test_map_on_user_executor(mod):
     def scenario(m):
         ex = inline_executor(m)
         r1 = list(ex.map(pow, [1, 2, 3], [3, 2, 1]))
-        r2 = list(ex.map(pow, [4, 5], [2, 2], timeout=5))
+        r2 = list(ex.map(pow, [4, 5], [2, 2], timeout=TIMEOUT))
         it = ex.map(lambda x: 1 // x, [1, 0, 2])
         r3 = [outcome(next, it)[:2] for _ in range(3)]
         return r1, r2, r3, ex.submitted
@@ -666,7 +655,7 @@ def test_map_on_user_executor(mod):
 def test_map_on_user_executor_with_stdlib_futures(mod):
     def scenario(m):
         ex = inline_executor(m, REF.Future)
-        return list(ex.map(divmod, [7, 9], [2, 4], timeout=5))
+        return list(ex.map(divmod, [7, 9], [2, 4], timeout=TIMEOUT))
 
     assert agreed(scenario, mod) == [(3, 1), (2, 1)]
 

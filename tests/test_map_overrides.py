@@ -26,43 +26,28 @@ stdlib's executor).
 import ast
 import concurrent.futures
 import multiprocessing
-import os
-import subprocess
-import sys
 import textwrap
 from unittest import mock
 
 import pytest
 
-from futures_helpers import agreed
+from futures_helpers import agreed, run_child, run_into
 from test_iterator_reentry import bmap
+from test_iterator_reentry import res as reentry_res
+from test_iterator_reentry import steps as reentry_steps
 
 REF = concurrent.futures
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def res(fn, *args):
-    try:
-        return ("return", fn(*args))
-    except StopIteration:
-        return ("stop",)
-    except BaseException as exc:  # noqa: B902 - outcomes include all
-        cause = exc.__cause__
-        return ("raise", type(exc).__name__, str(exc),
-                None if cause is None else (type(cause).__name__,
-                                            cause.args))
+    """test_iterator_reentry.res, with the exception's __cause__."""
+    return reentry_res(fn, *args, cause=True)
 
 
-def steps(it, limit=20):
-    out = []
-    for _ in range(limit):
-        out.append(res(next, it))
-        if out[-1] == ("stop",):
-            out.append(res(next, it))
-            return out
-    raise AssertionError("iterator did not end")
+def steps(it):
+    return reentry_steps(it, res=res)
 
 
 def fork_pool(m, workers=2):
@@ -160,12 +145,7 @@ def recording_executor(m, calls, pool=False):
 
     class Inline(m.Executor):
         def submit(self, fn, /, *args, **kwargs):
-            f = Recorded(args[0])
-            try:
-                f.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: B902
-                f.set_exception(exc)
-            return f
+            return run_into(Recorded(args[0]), fn, *args, **kwargs)
 
     return Inline()
 
@@ -300,17 +280,10 @@ TQDM_SCRIPT = textwrap.dedent("""
 def test_tqdm_thread_map_progress(mod, tmp_path):
     script = tmp_path / "bar.py"
     script.write_text(TQDM_SCRIPT)
-    prefix = [] if mod is REF else ["-m", "cfutures"]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [ROOT, env.get("PYTHONPATH")] if p)
-    proc = subprocess.run([sys.executable, *prefix, str(script)], env=env,
-                          cwd=str(tmp_path), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, encoding="utf-8",
-                          errors="replace", timeout=60)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    name, ok, n, total = ast.literal_eval(
-        proc.stdout.strip().splitlines()[-1])
+    rc, out, err = run_child([str(script)], cwd=str(tmp_path),
+                             launcher=mod is not REF)
+    assert rc == 0, err[-3000:]
+    name, ok, n, total = ast.literal_eval(out.strip().splitlines()[-1])
     assert name == ("concurrent.futures" if mod is REF else "cfutures")
     assert ok
     assert (n, total) == (30, 30)

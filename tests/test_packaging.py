@@ -17,6 +17,8 @@ import zipfile
 
 import pytest
 
+from futures_helpers import run_once
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.timeout(600)
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     """(sdist path, wheel path), built from the repository."""
+    run_once("packaging")
     out = tmp_path_factory.mktemp("dist")
     done = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
                            str(out), ROOT], capture_output=True, text=True)

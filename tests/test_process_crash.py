@@ -19,6 +19,7 @@ announce their pid, and the test tells one of them to crash, or kills it.
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import os
 import signal
 import sys
@@ -27,15 +28,12 @@ import threading
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed, outcome
-from process_tasks import Sync, pool, wait_dead
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, TIMEOUT, agreed_once,
+                             cause_kind, outcome)
+from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
-BROKEN_POOL = ("A child process terminated abruptly, the process pool is not"
-               " usable anymore")
-BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
-                 " the future was running or pending.")
 BROKEN = (BrokenProcessPool, BROKEN_FUTURE, type(None))
 
 pytestmark = [
@@ -44,20 +42,13 @@ pytestmark = [
 ]
 
 
-def subsync(sync, m):
-    """A directory of its own for each module's run of a scenario."""
-    s = Sync(os.path.join(sync.dir, m.__name__))
-    os.mkdir(s.dir)
-    return s
-
-
 def exc_view(exc):
     if exc is None:
         return None
-    return (type(exc), str(exc), type(exc.__cause__))
+    return (type(exc), str(exc), cause_kind(exc))
 
 
-def future_view(f, timeout=30):
+def future_view(f, timeout=TIMEOUT):
     """How a future ended; 'still pending' if it did not within timeout."""
     try:
         return exc_view(f.exception(timeout=timeout))
@@ -69,6 +60,16 @@ def future_view(f, timeout=30):
 
 TAGS = ["b%d" % i for i in range(4)]
 
+
+@contextlib.contextmanager
+def two_running(m, method, s):
+    """A pool (two workers) given a block_or_crash task for each of TAGS:
+    yields (executor, watch, the futures, {tag: pid} of the two that run)
+    once two run."""
+    with pool(m, method, sync=s) as (ex, watch):
+        fs = [ex.submit(tasks.block_or_crash, s.dir, tag) for tag in TAGS]
+        yield ex, watch, fs, s.started_some(TAGS, 2)
+
 CASES = [("exit", "fork"), ("sigkill", "fork"), ("segfault", "fork"),
          ("oom", "fork"),
          ("exit", "spawn"), ("sigkill", "spawn"),
@@ -78,7 +79,7 @@ CASES = [("exit", "fork"), ("sigkill", "fork"), ("segfault", "fork"),
 @pytest.mark.parametrize("kind, method", CASES)
 def test_worker_dies_while_running_a_task(mod, sync, kind, method):
     def scenario(m):
-        s = subsync(sync, m)
+        s = sync.sub(m.__name__)
         with pool(m, method, sync=s) as (ex, watch):
             # Four blocking tasks on two workers: two run (one per worker),
             # two wait; then a few more queue behind them.
@@ -101,7 +102,7 @@ def test_worker_dies_while_running_a_task(mod, sync, kind, method):
         return (len(workers), len(set(running.values())), views, later,
                 left, broken, code)
 
-    got = agreed(scenario, mod)
+    got = agreed_once(scenario, mod)
     code = {"exit": 3, "segfault": -signal.SIGSEGV}.get(kind, -signal.SIGKILL)
     assert got == (2, 2, [BROKEN] * 8,
                    ("raise", BrokenProcessPool, BROKEN_POOL), [], BROKEN_POOL,
@@ -115,7 +116,7 @@ def test_idle_worker_killed(mod, method):
             # two tasks at once: both workers exist (the stdlib starts spawn
             # workers one per submit)
             done = [ex.submit(tasks.square, i) for i in range(2)]
-            results = [f.result(timeout=30) for f in done]
+            results = [f.result(timeout=TIMEOUT) for f in done]
             workers = watch.processes
             os.kill(sorted(p.pid for p in workers)[0], signal.SIGKILL)
             # The pool notices on its own, with no submit to trigger it.
@@ -125,7 +126,7 @@ def test_idle_worker_killed(mod, method):
             return (len(workers), results, [f.result(timeout=0) for f in done],
                     broke, later, left)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         2, [0, 1], [0, 1], BROKEN_POOL,
         ("raise", BrokenProcessPool, BROKEN_POOL), [])
 
@@ -159,7 +160,7 @@ def test_worker_dies_during_map(mod, kind):
             return (items == list(range(len(items))) and len(items) <= 5,
                     error, outcome(ex.submit, tasks.square, 1), left)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         True, BROKEN, ("raise", BrokenProcessPool, BROKEN_POOL), [])
 
 
@@ -168,10 +169,8 @@ def test_waiters_wake_when_a_worker_dies(mod, sync, method):
     # Threads blocked in result(), wait() and as_completed() with no
     # timeout all return when the pool breaks.
     def scenario(m):
-        s = subsync(sync, m)
-        with pool(m, method, sync=s) as (ex, watch):
-            fs = [ex.submit(tasks.block_or_crash, s.dir, tag) for tag in TAGS]
-            running = s.started_some(TAGS, 2)
+        s = sync.sub(m.__name__)
+        with two_running(m, method, s) as (ex, watch, fs, running):
             outcomes = {}
 
             def run(name, fn):
@@ -191,12 +190,12 @@ def test_waiters_wake_when_a_worker_dies(mod, sync, method):
                 t.start()
             s.order_crash(sorted(running.values())[-1], "exit")
             for t in waiters:
-                t.join(30)
+                t.join(TIMEOUT)
             hung = [t.name for t in waiters if t.is_alive()]
             s.release()     # lets a hung waiter's task end (cleanup)
             return hung, sorted(outcomes.items()), wait_dead(watch.processes)
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         [], [("as_completed", ("return", 4)), ("result", BROKEN),
              ("wait", ("return", 4))], [])
 
@@ -206,10 +205,8 @@ def test_worker_dies_during_shutdown(mod, sync, method):
     # shutdown(wait=True) is waiting for running work when a worker dies:
     # it returns, and the futures fail with the pool.
     def scenario(m):
-        s = subsync(sync, m)
-        with pool(m, method, sync=s) as (ex, watch):
-            fs = [ex.submit(tasks.block_or_crash, s.dir, tag) for tag in TAGS]
-            running = s.started_some(TAGS, 2)
+        s = sync.sub(m.__name__)
+        with two_running(m, method, s) as (ex, watch, fs, running):
             finished = threading.Event()
 
             def shut():
@@ -220,14 +217,14 @@ def test_worker_dies_during_shutdown(mod, sync, method):
             t.start()
             try:
                 s.order_crash(sorted(running.values())[0], "exit")
-                returned = finished.wait(30)
+                returned = finished.wait(TIMEOUT)
             finally:
                 s.release()
-                t.join(30)
+                t.join(TIMEOUT)
             return (returned, [future_view(f, 0) for f in fs],
                     wait_dead(watch.processes))
 
-    assert agreed(scenario, mod) == (True, [BROKEN] * 4, [])
+    assert agreed_once(scenario, mod) == (True, [BROKEN] * 4, [])
 
 
 def test_worker_killed_while_a_big_task_is_sent(mod, sync):
@@ -239,7 +236,7 @@ def test_worker_killed_while_a_big_task_is_sent(mod, sync):
     # blocked writing to the call queue's pipe (cpython gh-94777, fixed in
     # 3.11); there cfutures is checked alone.
     def scenario(m):
-        s = subsync(sync, m)
+        s = sync.sub(m.__name__)
         with pool(m, "fork", sync=s, max_workers=1) as (ex, watch):
             busy = ex.submit(tasks.block_or_crash, s.dir, "busy")
             pid = s.started("busy")
@@ -252,7 +249,7 @@ def test_worker_killed_while_a_big_task_is_sent(mod, sync):
 
     expected = ([BROKEN] * 3, ("raise", BrokenProcessPool, BROKEN_POOL), [])
     if sys.version_info >= (3, 11):
-        assert agreed(scenario, mod) == expected
+        assert agreed_once(scenario, mod) == expected
     elif mod is REF:
         pytest.skip("this stdlib hangs here (gh-94777, fixed in 3.11)")
     else:
@@ -266,7 +263,7 @@ def test_no_fds_or_zombies_left_after_a_crash(mod, sync, method):
     tasks.warm_up(method)
 
     def scenario(m):
-        s = subsync(sync, m)
+        s = sync.sub(m.__name__)
         gc.collect()
         before = tasks.open_fds()
         threads = set(threading.enumerate())
@@ -292,4 +289,4 @@ def test_no_fds_or_zombies_left_after_a_crash(mod, sync, method):
         return (views, hung, zombies,
                 {fd: after[fd] for fd in set(after) - set(before)})
 
-    assert agreed(scenario, mod) == ([BROKEN] * 4, [], [], {})
+    assert agreed_once(scenario, mod) == ([BROKEN] * 4, [], [], {})

@@ -31,24 +31,19 @@ import concurrent.futures.process
 import gc
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import outcome, wait_until
+from futures_helpers import (BROKEN_FUTURE, SHUTDOWN, TIMEOUT, outcome,
+                             run_child, start_child, wait_until, which)
 from process_tasks import Sync, pool, wait_dead, wait_gone
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
-BROKEN_FUTURE = ("A process in the process pool was terminated abruptly while"
-                 " the future was running or pending.")
-TESTS = os.path.dirname(os.path.abspath(__file__))
-HAS_MAX_TASKS = sys.version_info >= (3, 11)
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -56,52 +51,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(params=["stdlib", "cfutures"])
-def mtmod(request):
-    """Like ``mod`` for max_tasks_per_child: the stdlib half runs only where
-    the stdlib has it (3.11+)."""
-    if request.param == "stdlib":
-        if not HAS_MAX_TASKS:
-            pytest.skip("the running stdlib has no max_tasks_per_child")
-        return REF
-    import cfutures
-    return cfutures
-
-
-def which(m):
-    return "stdlib" if m is REF else "cfutures"
-
-
-def run_child(code, args, timeout):
-    """Run `code` in a child interpreter, in a session of its own; return
-    (stdout lines, stderr, return code or "timeout").  Whatever the child
-    left (workers, fork server) is killed with its process group."""
-    env = dict(os.environ)
-    root = os.path.dirname(TESTS)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [root, env.get("PYTHONPATH")] if p)
-    with tempfile.TemporaryFile("w+") as out, \
-            tempfile.TemporaryFile("w+") as err:
-        # Files, not pipes: a worker the child left must not hold us up.
-        proc = subprocess.Popen([sys.executable, "-c", code] + list(args),
-                                stdout=out, stderr=err, env=env,
-                                start_new_session=True)
-        try:
-            rc = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        out.seek(0)
-        err.seek(0)
-        return out.read().splitlines(), err.read(), rc
-
-
-def future_view(f, timeout=30):
+def future_view(f, timeout=TIMEOUT):
     """How a future ended; "still pending" if it did not within timeout.
     Never raises what the future holds (a KeyboardInterrupt would end the
     test session)."""
@@ -119,12 +69,11 @@ def future_view(f, timeout=30):
 # ---- 1. max_tasks_per_child never deadlocks ---------------------------------
 
 MAX_TASKS_CHILD = r"""
-import importlib, multiprocessing, sys
-which, method, tests, mode = sys.argv[1:5]
-sys.path.insert(0, tests)
+import multiprocessing, sys
 import process_tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+from child import futures
+which, method, mode = sys.argv[1:4]
+m = futures(which)
 
 if __name__ == "__main__":
     ctx = multiprocessing.get_context(method)
@@ -156,9 +105,8 @@ TASK_LINES = ["task %d" % i for i in range(6)]
 
 
 def run_max_tasks_child(m, method, mode):
-    lines, err, rc = run_child(MAX_TASKS_CHILD,
-                               [which(m), method, TESTS, mode], 15)
-    return sorted(lines), err, rc
+    rc, out, err = run_child(["-c", MAX_TASKS_CHILD, which(m), method, mode])
+    return sorted(out.splitlines()), err, rc
 
 
 @pytest.mark.parametrize("method, mode", [
@@ -196,8 +144,7 @@ def test_max_tasks_per_child_exit_after_shutdown_nowait(cf):
 # failed with the pool, or it was cancelled.
 ACCEPTED = [("result", 25), "cancelled",
             ("raise", BrokenProcessPool, BROKEN_FUTURE),
-            ("raise", RuntimeError,
-             "cannot schedule new futures after shutdown")]
+            ("raise", RuntimeError, SHUTDOWN)]
 
 # How long __reduce__ waits for the other thread's shutdown.  The stdlib's
 # shutdown(wait=True) cannot return while its feeder thread pickles (it
@@ -220,6 +167,11 @@ class ShutdownWhilePickled(object):
             self.helper.join(HELPER_BOUND)
         return (int, (5,))
 
+    def settled(self):
+        """Whether the other thread's shutdown returned (waited for)."""
+        self.helper.join(TIMEOUT)
+        return not self.helper.is_alive()
+
 
 class BreakWhilePickled(object):
     """Pickles as the int 5; while being pickled, a worker is killed with
@@ -239,8 +191,14 @@ class BreakWhilePickled(object):
             self.noticed = bool(self.ex._broken)
         return (int, (5,))
 
+    def settled(self):
+        """Whether the pool knew it was broken before pickling ended (the
+        stdlib pickles in its feeder thread: waits for that to end)."""
+        wait_until(lambda: self.noticed is not None, what="the pickling")
+        return self.noticed is True
 
-def bounded_shutdown(ex, timeout=30):
+
+def bounded_shutdown(ex, timeout=TIMEOUT):
     """Whether ex.shutdown(wait=True) returned within timeout."""
     t = threading.Thread(target=ex.shutdown, daemon=True)
     t.start()
@@ -248,43 +206,36 @@ def bounded_shutdown(ex, timeout=30):
     return not t.is_alive()
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_shutdown_while_submit_pickles(mod, method):
+# What happens while submit() pickles the call, and how the stdlib's
+# future ends then (observed on 3.9-3.13).
+WHILE_PICKLED = {
     # The shutdown is made by another thread, and completes (in a wrong
-    # build) before submit() has queued the call: the future is lost.
-    with pool(mod, method) as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=30) == 4  # warm
-        arg = ShutdownWhilePickled(ex)
-        f = ex.submit(tasks.square, arg)
-        view = future_view(f, 10)
-        arg.helper.join(30)
-        helper_returned = not arg.helper.is_alive()
-        returned = bounded_shutdown(ex)
-        left = wait_dead(watch.processes)
-    assert view in ACCEPTED, view
-    assert (helper_returned, returned, left) == (True, True, [])
-    if mod is REF:
-        # observed on 3.9-3.13: the shutdown waits for the task, which runs
-        assert view == ("result", 25)
+    # build) before submit() has queued the call: the future is lost.  The
+    # stdlib's shutdown waits for the task, which runs.
+    "shutdown": (ShutdownWhilePickled, ("result", 25)),
+    # The stdlib pickles later, in its feeder thread: the break comes
+    # after submit() returned, and the future fails with the pool.
+    "break": (BreakWhilePickled, ("raise", BrokenProcessPool,
+                                  BROKEN_FUTURE)),
+}
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_pool_breaks_while_submit_pickles(mod, method):
+@pytest.mark.parametrize("event", ["shutdown", "break"])
+def test_while_submit_pickles(mod, event, method):
+    pickled, stdlib_view = WHILE_PICKLED[event]
     with pool(mod, method) as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=30) == 4  # warm
-        arg = BreakWhilePickled(ex)
-        # the stdlib pickles later, in its feeder thread: the break comes
-        # after submit() returned
+        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
+        arg = pickled(ex)
         f = ex.submit(tasks.square, arg)
         view = future_view(f, 10)
+        settled = arg.settled()
         returned = bounded_shutdown(ex)
         left = wait_dead(watch.processes)
-    assert arg.noticed is True
     assert view in ACCEPTED, view
-    assert (returned, left) == (True, [])
+    assert (settled, returned, left) == (True, True, [])
     if mod is REF:
-        # observed on 3.9-3.13: the future fails with the pool
-        assert view == ("raise", BrokenProcessPool, BROKEN_FUTURE)
+        assert view == stdlib_view
 
 
 # ---- 3. Ctrl-C while the call is pickled ------------------------------------
@@ -324,7 +275,7 @@ class ThreadExceptions(object):
 @pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
 def test_ctrl_c_while_submit_pickles(mod, kind):
     with ThreadExceptions() as threads, pool(mod, "fork") as (ex, watch):
-        assert ex.submit(tasks.square, 2).result(timeout=30) == 4  # warm
+        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4  # warm
         got = outcome(ex.submit, tasks.square, InterruptWhilePickled(kind))
         if mod is REF:
             # The stdlib pickles in its queue feeder thread: the exception
@@ -351,7 +302,7 @@ def test_ctrl_c_while_submit_pickles(mod, kind):
                         % (future_view(got[1], 5),))
         assert got == ("raise", kind, "while pickled")
         assert threads.seen == []
-        assert ex.submit(tasks.square, 3).result(timeout=30) == 9
+        assert ex.submit(tasks.square, 3).result(timeout=TIMEOUT) == 9
         assert bounded_shutdown(ex)
         assert wait_dead(watch.processes) == []
 
@@ -359,16 +310,11 @@ def test_ctrl_c_while_submit_pickles(mod, kind):
 # ---- 4. a worker that survives SIGTERM --------------------------------------
 
 SIGTERM_CHILD = r"""
-import importlib, multiprocessing, os, signal, sys, threading, time
-which, method, tests, directory = sys.argv[1:5]
-sys.path.insert(0, tests)
+import multiprocessing, os, signal, sys, threading
 import process_tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
-
-def say(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+from child import futures, say
+which, method, directory = sys.argv[1:4]
+m = futures(which)
 
 if __name__ == "__main__":
     sync = process_tasks.Sync(directory)
@@ -392,21 +338,50 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "forkserver"])
-def test_broken_pool_shutdown_with_worker_ignoring_sigterm(cf, sync, method):
+SIGTERM_METHODS = ["fork", "forkserver"]
+
+
+@pytest.fixture(scope="module")
+def sigterm_children(tmp_path_factory):
+    """{method: child} for the test below, both children started at once
+    (at the first use): each spends most of its time waiting for the grace
+    a worker gets between SIGTERM and SIGKILL.  Their blocked tasks are
+    released at the end."""
+    children, syncs = {}, []
+    try:
+        for method in SIGTERM_METHODS:
+            s = Sync(tmp_path_factory.mktemp("sigterm-" + method))
+            syncs.append(s)
+            children[method] = start_child(
+                ["-c", SIGTERM_CHILD, "cfutures", method, s.dir])
+        yield children
+    finally:
+        for s in syncs:
+            s.release()
+        for child in children.values():
+            child.kill()
+            child.close()
+
+
+@pytest.mark.parametrize("method", SIGTERM_METHODS)
+def test_broken_pool_shutdown_with_worker_ignoring_sigterm(cf,
+                                                            sigterm_children,
+                                                            method):
     # cfutures alone: the stdlib hangs here on every version -- its broken-
     # pool path terminates (SIGTERM) the remaining workers and then joins
     # them, so shutdown(wait=True) waits as long as the blocked task runs
     # (3.9 and 3.11 return once it is released; 3.13 not even then).
-    lines, err, rc = run_child(SIGTERM_CHILD,
-                               ["cfutures", method, TESTS, sync.dir], 40)
+    # (longer than TIMEOUT: the child's own bounds, 10 s and 5 s, come
+    # after the grace the pool gives a worker between SIGTERM and SIGKILL)
+    rc, out, err = sigterm_children[method].finish(40)
+    lines = out.splitlines()
     pids = [int(p) for line in lines if line.startswith("pids ")
             for p in line.split()[1:]]
     lines = [line for line in lines if not line.startswith("pids ")]
     assert (lines, err, rc) == (
         ["shutdown returned", "left []",
          "futures ['BrokenProcessPool', 'BrokenProcessPool']"], "", 0)
-    assert len(pids) == 2 and wait_gone(pids, 5) == []
+    assert len(pids) == 2 and wait_gone(pids) == []
 
 
 # ---- 5. workers start on demand ---------------------------------------------
@@ -428,7 +403,7 @@ def sequential_counts(ex, n):
     for i in range(n):
         if i:
             wait_idle_token(ex)
-        pids.add(ex.submit(tasks.pid).result(timeout=30))
+        pids.add(ex.submit(tasks.pid).result(timeout=TIMEOUT))
         counts.append(len(ex._processes))
     return counts, len(pids)
 
@@ -444,14 +419,14 @@ def test_workers_start_on_demand(mod, sync, method):
         running = sync.started_some(tags, 4)
         burst = len(ex._processes)
         sync.release()
-        assert [f.result(timeout=30) for f in fs] == tags
+        assert [f.result(timeout=TIMEOUT) for f in fs] == tags
     assert (counts, used, burst, len(set(running.values()))) == (
         [1] * 5, 1, 4, 4)
 
 
 def test_one_task_starts_one_worker_of_many(mod):
     with pool(mod, "spawn", max_workers=64) as (ex, watch):
-        assert ex.submit(tasks.square, 3).result(timeout=30) == 9
+        assert ex.submit(tasks.square, 3).result(timeout=TIMEOUT) == 9
         assert len(ex._processes) == 1
 
 
@@ -491,8 +466,7 @@ def peak_while_queued(m, sync):
     """How much the parent's resident memory rose, at its peak, while 50
     tasks sharing one 20 MB argument queued behind a blocked worker and then
     ran."""
-    s = Sync(os.path.join(sync.dir, which(m)))
-    os.mkdir(s.dir)
+    s = sync.sub(which(m))
     data = os.urandom(20 * MB)
     with pool(m, "fork", sync=s, max_workers=1) as (ex, watch):
         first = ex.submit(tasks.block, s.dir, "first")
@@ -503,13 +477,16 @@ def peak_while_queued(m, sync):
         fs = [ex.submit(tasks.length, data) for _ in range(50)]
         after_submit = status_bytes("VmRSS")
         s.release()
-        assert [f.result(timeout=60) for f in fs] == [len(data)] * 50
-        assert first.result(timeout=30) == "first"
+        assert [f.result(timeout=2 * TIMEOUT) for f in fs] == [len(data)] * 50
+        assert first.result(timeout=TIMEOUT) == "first"
         if peak_known:
             peak = status_bytes("VmHWM")
         else:
             peak = max(after_submit, status_bytes("VmRSS"))
     return peak - base
+
+
+_STDLIB_PEAK = []       # the stdlib's peak_while_queued(), once measured
 
 
 def test_queued_tasks_share_their_argument(mod, sync):
@@ -521,10 +498,14 @@ def test_queued_tasks_share_their_argument(mod, sync):
     # freed memory went back to the system.  The stdlib keeps at most a
     # couple of pickled calls at a time (its call queue holds max_workers +
     # 1): about 40 MB here on 3.9-3.13; a pickled copy per queued task is
-    # 1 GB.  Bound: 3x the stdlib measured in this same test, but no less
-    # than 120 MB, so that a stdlib run that reused memory already resident
-    # (and so measured less) cannot make the bound unfairly tight.
-    ref = peak_while_queued(REF, sync)
+    # 1 GB.  Bound: 3x the stdlib measured in this process (by the stdlib
+    # half of this test, just before; by this half itself when it runs
+    # alone), but no less than 120 MB, so that a stdlib run that reused
+    # memory already resident (and so measured less) cannot make the bound
+    # unfairly tight.
+    if mod is REF or not _STDLIB_PEAK:
+        _STDLIB_PEAK[:] = [peak_while_queued(REF, sync)]
+    ref = _STDLIB_PEAK[0]
     assert ref < 200 * MB, "stdlib: %d MB" % (ref // MB)
     if mod is REF:
         return

@@ -21,17 +21,14 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 
 import pytest
 
-from futures_helpers import agreed
-from process_tasks import Sync, proc_state, wait_gone
+from futures_helpers import TIMEOUT, agreed_once, start_child, which
+from process_tasks import Sync, wait_asleep, wait_gone
 
 REF = concurrent.futures
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -45,16 +42,11 @@ pytestmark = [
 STDLIB_SHUTDOWN_OK = sys.version_info >= (3, 13)
 
 CHILD = r"""
-import importlib, multiprocessing, os, sys, time
-which, op, method, directory, tests = sys.argv[1:6]
-sys.path.insert(0, tests)
+import multiprocessing, sys
 import process_tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
-
-def say(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+from child import futures, say
+which, op, method, directory = sys.argv[1:5]
+m = futures(which)
 
 if __name__ == "__main__":
     sync = process_tasks.Sync(directory)
@@ -80,33 +72,26 @@ if __name__ == "__main__":
 """
 
 
-def _env():
-    env = dict(os.environ)
-    root = os.path.dirname(TESTS)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [root, env.get("PYTHONPATH")] if p)
-    return env
-
-
-def _wait_asleep(pid, timeout=10.0):
-    """Until the child's main thread sleeps in the kernel (blocked)."""
-    deadline = time.monotonic() + timeout
-    while proc_state(pid) not in ("S", "D"):
-        assert time.monotonic() < deadline, "child never blocked"
-        time.sleep(0.002)
+def _wait_all_asleep(child, pids):
+    """Until the child's main thread and its workers all sleep in the
+    kernel.  A worker that is runnable may have just been handed a lock it
+    waited for (the stdlib's idle worker: the call queue's reader lock)
+    without having run since: a SIGINT then raises KeyboardInterrupt in it
+    after the lock was taken and before the `with` that would release it,
+    the lock stays taken forever, and the stdlib's exit hangs (seen on a
+    loaded machine).  Asleep, it is past that point."""
+    for pid in [child.proc.pid] + list(pids):
+        wait_asleep(pid)
 
 
 class Child(object):
-    """The child interpreter, its stdout read line by line by a thread."""
+    """The child interpreter (start_child, its stdout a pipe), its stdout
+    read line by line by a thread."""
 
     def __init__(self, m, op, method, directory):
-        which = "stdlib" if m is REF else "cfutures"
-        self.err = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, which, op, method, directory,
-             TESTS],
-            stdout=subprocess.PIPE, stderr=self.err, env=_env(),
-            universal_newlines=True, start_new_session=True)
+        self.child = start_child(["-c", CHILD, which(m), op, method,
+                                  directory], pipe_stdout=True)
+        self.proc = self.child.proc
         self.lines = queue.Queue()
         self.reader = threading.Thread(target=self._read)
         self.reader.start()
@@ -116,7 +101,7 @@ class Child(object):
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def line(self, timeout=30.0):
+    def line(self, timeout=TIMEOUT):
         try:
             return self.lines.get(timeout=timeout)
         except queue.Empty:
@@ -134,41 +119,35 @@ class Child(object):
             if line.startswith("PIDS "):
                 pids = [int(p) for p in line.split()[1:]]
 
-    def rest(self, timeout=20.0):
+    def rest(self, timeout=TIMEOUT):
         """The remaining lines, and the exit status (None: still running
         after timeout)."""
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        # (what it leaves is left to the test to find)
+        if self.child.wait(timeout, reap_group=False) is None:
             return None, None
-        self.reader.join(10)
+        self.reader.join(TIMEOUT)
         lines = []
         while True:
-            line = self.lines.get(timeout=5)
+            line = self.lines.get(timeout=TIMEOUT)
             if line is None:
                 return lines, self.proc.returncode
             lines.append(line)
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
+        self.child.files[0].seek(0)
+        return self.child.files[0].read()
 
     def close(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(10)
-        self.reader.join(10)
-        self.proc.stdout.close()
-        self.err.close()
+        self.child.kill()
+        self.reader.join(TIMEOUT)
+        self.child.close()
 
 
 def compare(scenario, m, stdlib_ok, expected):
-    """agreed() where the stdlib behaves; else cfutures alone against what
+    """agreed_once() where the stdlib behaves; else cfutures alone against what
     the stdlib does where it does not hang."""
     if stdlib_ok:
-        return agreed(scenario, m)
+        return agreed_once(scenario, m)
     if m is REF:
         pytest.skip("this stdlib hangs here (fixed in 3.13)")
     got = scenario(m)
@@ -189,10 +168,10 @@ def test_ctrl_c_to_the_process_group(mod, tmp_path, op, method):
         child = Child(m, op, method, directory)
         try:
             pids = child.until_ready()
-            _wait_asleep(child.proc.pid)
+            _wait_all_asleep(child, pids)
             os.killpg(child.proc.pid, signal.SIGINT)
             lines, rc = child.rest()
-            left = wait_gone(pids, 10.0)
+            left = wait_gone(pids)
             return lines, rc, len(pids) > 0, left
         finally:
             Sync(directory).release()
@@ -212,7 +191,7 @@ def test_ctrl_c_to_the_main_process_only(mod, tmp_path, op):
         child = Child(m, op, "fork", directory)
         try:
             pids = child.until_ready()
-            _wait_asleep(child.proc.pid)
+            _wait_all_asleep(child, pids)
             child.proc.send_signal(signal.SIGINT)
             first = child.line()
             # Exit waits for the running task, as the stdlib's does.
@@ -223,7 +202,7 @@ def test_ctrl_c_to_the_main_process_only(mod, tmp_path, op):
                 waits = True
             Sync(directory).release()
             lines, rc = child.rest()
-            left = wait_gone(pids, 10.0)
+            left = wait_gone(pids)
             return first, waits, lines, rc, len(pids) > 0, left
         finally:
             Sync(directory).release()

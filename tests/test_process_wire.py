@@ -27,39 +27,24 @@ import gc
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import agreed, outcome
+from futures_helpers import (TIMEOUT, agreed_once, outcome, run_child,
+                             run_once, start_child, which)
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
 BrokenProcessPool = concurrent.futures.process.BrokenProcessPool
 RemoteTraceback = concurrent.futures.process._RemoteTraceback
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc, fds"),
 ]
-
-
-def child_env():
-    """The environment of a child interpreter: this worktree first."""
-    env = dict(os.environ)
-    root = os.path.dirname(TESTS_DIR)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [root, env.get("PYTHONPATH")] if p)
-    return env
-
-
-def which(m):
-    return "stdlib" if m is REF else "cfutures"
 
 
 # ---- 1. fds a forked process does not own -----------------------------------
@@ -81,10 +66,10 @@ def test_fork_worker_leaves_reused_fd_numbers_alone(mod, tmp_path):
         gc.collect()        # fds of earlier tests' garbage are not the pool's
         before = set(tasks.open_fds())
         with pool(m, "fork", max_workers=1) as (ex, watch):
-            assert ex.submit(tasks.square, 2).result(timeout=30) == 4
+            assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
             numbers = sorted(set(tasks.open_fds()) - before)
             taken = ex.submit(tasks.take_over_free_fds, str(directory),
-                              numbers, USER_TEXT).result(timeout=30)
+                              numbers, USER_TEXT).result(timeout=TIMEOUT)
             ex.shutdown(wait=True)
             assert wait_dead(watch.processes) == []
         assert sorted(p.name for p in directory.iterdir()) == sorted(
@@ -92,7 +77,7 @@ def test_fork_worker_leaves_reused_fd_numbers_alone(mod, tmp_path):
         return {p.name: p.read_bytes() for p in directory.iterdir()
                 if p.read_bytes() != USER_TEXT}
 
-    assert agreed(scenario, mod) == {}
+    assert agreed_once(scenario, mod) == {}
 
 
 def test_nested_pool_in_a_fork_worker(mod, tmp_path):
@@ -104,26 +89,25 @@ def test_nested_pool_in_a_fork_worker(mod, tmp_path):
     def scenario(m):
         log = tmp_path / ("%s.log" % which(m))
         with pool(m, "fork", max_workers=1) as (ex, _):
-            assert ex.submit(tasks.square, 2).result(timeout=30) == 4
+            assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
             f = ex.submit(tasks.nested_pool_log, m.__name__, str(log), 4)
-            got = outcome(f.result, timeout=60)
-            after = ex.submit(tasks.square, 3).result(timeout=30)
+            got = outcome(f.result, timeout=2 * TIMEOUT)
+            after = ex.submit(tasks.square, 3).result(timeout=TIMEOUT)
         lines = sorted(log.read_bytes().splitlines()) if log.exists() else []
         return got, after, lines
 
-    assert agreed(scenario, mod) == (
+    assert agreed_once(scenario, mod) == (
         ("return", ([0, 1, 2, 3], True)), 9,
         [b"line 0", b"line 1", b"line 2", b"line 3"])
 
 
 FORK_CHILD = r"""
-import gc, importlib, json, multiprocessing, multiprocessing.process, os, sys
+import gc, json, multiprocessing, multiprocessing.process, os, sys
 import warnings
-which, action, tests = sys.argv[1:4]
-sys.path.insert(0, tests)
 import process_tasks as tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+from child import futures
+which, action = sys.argv[1:3]
+m = futures(which)
 
 
 def report(**items):
@@ -182,21 +166,13 @@ if __name__ == "__main__":
 """
 
 
-def run_fork_child(m, action, timeout=60):
-    cmd = [sys.executable, "-c", FORK_CHILD, which(m), action, TESTS_DIR]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=child_env(),
-                            universal_newlines=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+def run_fork_child(m, action):
+    rc, out, err = run_child(["-c", FORK_CHILD, which(m), action],
+                             reap_group=False)
     got = {}
     for line in out.splitlines():
         got.update(json.loads(line))
-    return got, err, proc.returncode
+    return got, err, rc
 
 
 @pytest.mark.parametrize("action", ["exit", "drop", "shutdown"])
@@ -217,7 +193,7 @@ def test_forked_child_leaves_pool_fds_alone(mod, action):
         return (rc, err, got.get("first"), got.get("status"),
                 got.get("results"), "closed" in got)
 
-    assert agreed(scenario, mod) == (0, "", 9, 0, [i * i for i in range(6)],
+    assert agreed_once(scenario, mod) == (0, "", 9, 0, [i * i for i in range(6)],
                                      True)
     if mod is not REF:
         got, err, rc = run_fork_child(mod, action)
@@ -246,17 +222,15 @@ BIG = 4 * GIB + 16          # bytes(BIG): more than a 32-bit length can say
 RSS_BUDGET = 14 * GIB
 MEM_NEEDED = RSS_BUDGET + 2 * GIB
 BIG_TIMEOUT = 400           # the whole child; the stdlib took ~55 s here
-BIG_PAYLOAD_PYTHON = (3, 13)
 SIZE_WORDS = re.compile(r"large|big|size|length|limit|GiB|GB|bytes|2\*\*32"
                         r"|4294967", re.IGNORECASE)
 
 BIG_CHILD = r"""
-import importlib, json, multiprocessing, sys, time
-which, direction, tests, size, limit = sys.argv[1:6]
-sys.path.insert(0, tests)
+import json, multiprocessing, sys, time
 import process_tasks as tasks
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+from child import futures
+which, direction, size, limit = sys.argv[1:5]
+m = futures(which)
 size, limit = int(size), float(limit)
 
 
@@ -335,37 +309,30 @@ def session_rss(sid):
     return total
 
 
-def run_watched(cmd, tmp_path, timeout, budget):
-    """Run `cmd` in a session of its own; kill the whole session when it
-    outlives `timeout` or its resident memory exceeds `budget`.  Returns
-    (stdout, stderr, returncode, why killed or None, peak rss bytes)."""
-    out_path, err_path = tmp_path / "out", tmp_path / "err"
-    with open(str(out_path), "w") as out, open(str(err_path), "w") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env(),
-                                start_new_session=True)
+def run_watched(args, timeout, budget):
+    """Run ``python *args`` (start_child: in a session of its own); kill
+    the whole session when it outlives `timeout` or its resident memory
+    exceeds `budget`.  Returns (stdout, stderr, returncode, why killed or
+    None, peak rss bytes)."""
+    child = start_child(args)
     killed, peak = None, 0
     deadline = time.monotonic() + timeout
     try:
-        while proc.poll() is None:
-            rss = session_rss(proc.pid)
+        while child.proc.poll() is None:
+            rss = session_rss(child.proc.pid)
             peak = max(peak, rss)
             if rss > budget:
                 killed = "over its memory budget (%.1f GiB)" % (rss / GIB)
             elif time.monotonic() > deadline:
                 killed = "still running after %d s" % timeout
             if killed:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
                 break
             time.sleep(0.05)    # polling a measure, not synchronising
+        child.kill()            # whatever is left
+        out, err = child.output()
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)    # whatever is left
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    return (out_path.read_text(), err_path.read_text(), proc.returncode,
-            killed, peak)
+        child.close()
+    return out, err, child.proc.returncode, killed, peak
 
 
 def big_acceptable(m, big):
@@ -381,7 +348,7 @@ def big_acceptable(m, big):
 
 @pytest.mark.timeout(BIG_TIMEOUT + 60)
 @pytest.mark.parametrize("direction", ["call", "result"])
-def test_payload_of_4_gib(mod, direction, tmp_path):
+def test_payload_of_4_gib(mod, direction):
     # One worker: the small tasks follow the big frame on the same pipes.
     # Today cfutures writes the length modulo 2**32: the worker reads a
     # cut frame, then takes bytes of the big payload for frame headers
@@ -389,14 +356,14 @@ def test_payload_of_4_gib(mod, direction, tmp_path):
     # reads 4 GiB of zeros as 8-byte frames, futures get garbage and its
     # memory grows until the budget stops it).
     #
-    # Each case moves 4 GiB twice and takes 40 - 60 s, so the suite runs them
-    # once, on the newest Python, and for cfutures only: the stdlib carries
-    # 4 GiB in both directions on 3.9 - 3.13 (checked by hand: 8 GiB peak,
-    # ~55 s a direction), and the frames are the same on every version.
+    # Each case moves 4 GiB twice and takes 30 - 60 s, so the suite runs
+    # each once, on one Python (futures_helpers.ONCE_ON), and for cfutures
+    # only: the stdlib carries 4 GiB in both directions on 3.9 - 3.13
+    # (checked by hand: 8 GiB peak, ~55 s a direction), and the frames are
+    # the same on every version.
     if mod is REF:
         pytest.skip("the stdlib carries 4 GiB payloads (checked by hand)")
-    if sys.version_info[:2] != BIG_PAYLOAD_PYTHON:
-        pytest.skip("4 GiB payloads run once, on %d.%d" % BIG_PAYLOAD_PYTHON)
+    run_once("payload_4gib_" + direction)
     available = mem_available()
     if available < MEM_NEEDED:
         reason = ("needs %d GiB of MemAvailable (a %d GiB budget for a "
@@ -404,10 +371,9 @@ def test_payload_of_4_gib(mod, direction, tmp_path):
                   % (MEM_NEEDED // GIB, RSS_BUDGET // GIB, available / GIB))
         print(reason)
         pytest.skip(reason)
-    cmd = [sys.executable, "-c", BIG_CHILD, which(mod), direction, TESTS_DIR,
-           str(BIG), "300"]
-    out, err, rc, killed, peak = run_watched(cmd, tmp_path, BIG_TIMEOUT,
-                                             RSS_BUDGET)
+    out, err, rc, killed, peak = run_watched(
+        ["-c", BIG_CHILD, which(mod), direction, str(BIG), "300"],
+        BIG_TIMEOUT, RSS_BUDGET)
     print("peak RSS of the pool's processes: %.2f GiB" % (peak / GIB))
     assert killed is None, "the run was killed, %s; stderr:\n%s" % (
         killed, err[-3000:])
@@ -452,15 +418,15 @@ def test_unpickling_failure_raises_broken_process_pool(mod, case):
 
     def scenario(m):
         with pool(m, "fork", max_workers=1) as (ex, _):
-            assert ex.submit(tasks.square, 2).result(timeout=30) == 4
+            assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
             f = ex.submit(*call)
             try:
-                f.result(timeout=30)
+                f.result(timeout=TIMEOUT)
             except BaseException as exc:   # noqa: B902 - SystemExit today
                 return issubclass(type(exc), BrokenProcessPool), f.done()
             return "no error", f.done()
 
-    assert agreed(scenario, mod) == (True, True)
+    assert agreed_once(scenario, mod) == (True, True)
 
 
 def cause_chain(exc):
@@ -494,7 +460,7 @@ def test_unpickling_failure_fails_only_its_future(cf, case, method):
         before = [ex.submit(tasks.square, i) for i in range(3)]
         bad = ex.submit(*call)
         after = [ex.submit(tasks.square, i) for i in range(3, 6)]
-        exc = bad.exception(timeout=30)
+        exc = bad.exception(timeout=TIMEOUT)
         assert type(exc) is BrokenProcessPool, (
             "%s raised %r, not BrokenProcessPool" % (case, exc))
         cause = exc.__cause__
@@ -504,9 +470,7 @@ def test_unpickling_failure_fails_only_its_future(cf, case, method):
         if worker_function is not None:
             assert worker_function in chain_text(exc), (
                 "no worker traceback down the chain:\n" + chain_text(exc))
-        assert [f.result(timeout=30) for f in before + after] == [
-            i * i for i in range(6)]
-        assert ex.submit(tasks.add, 1, 2).result(timeout=30) == 3
-        assert not ex._broken
+        assert tasks.goes_on(ex, before + after) == (
+            [i * i for i in range(6)], 3, False)
         workers = watch.processes
     assert wait_dead(workers) == []

@@ -8,16 +8,15 @@ and measures the delay on the shared monotonic clock (CLOCK_MONOTONIC is
 system-wide on Linux).
 """
 
-import os
 import select
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
-from futures_helpers import agreed
+from futures_helpers import TIMEOUT, agreed, start_child, which
+from process_tasks import wait_asleep
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -27,10 +26,10 @@ pytestmark = [
 PROMPT = 1.0    # must; the design target is 0.1 s
 
 CHILD = r"""
-import importlib, sys, time
-which, op = sys.argv[1], sys.argv[2]
-m = importlib.import_module(
-    "concurrent.futures" if which == "stdlib" else "cfutures")
+import sys, time
+from child import futures
+m = futures(sys.argv[1])
+op = sys.argv[2]
 f = m.Future()
 other = m.Future()
 ops = {
@@ -62,64 +61,32 @@ OPS = ["result", "result_timeout", "exception", "exception_timeout", "wait",
        "wait_first", "wait_timeout", "as_completed", "as_completed_timeout"]
 
 
-def _child_env(m):
-    env = dict(os.environ)
-    if m.__name__ == "cfutures":
-        root = os.path.dirname(os.path.dirname(os.path.abspath(m.__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in [root, env.get("PYTHONPATH")] if p)
-    return env
-
-
 def _read_line(stream, timeout):
     ready, _, _ = select.select([stream], [], [], timeout)
     assert ready, "child did not report READY within %s s" % timeout
     return stream.readline().strip()
 
 
-def _proc_state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data[data.rindex(")") + 2]
-
-
-def _wait_asleep(pid, timeout=5.0):
-    """Until the child's main thread sleeps in the kernel (i.e. is parked in
-    the wait), where /proc exists; otherwise give it a moment."""
-    if _proc_state(pid) is None:
-        time.sleep(0.2)
-        return
-    deadline = time.monotonic() + timeout
-    while _proc_state(pid) not in ("S", "D"):
-        assert time.monotonic() < deadline, "child never blocked"
-        time.sleep(0.001)
-
-
-def run_child(m, op):
+def interrupted(m, op):
     """(what the child reported, its return code, its stderr, the delay)."""
-    cmd = [sys.executable, "-W", "error", "-c", CHILD,
-           "stdlib" if m.__name__ == "concurrent.futures" else "cfutures", op]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=_child_env(m), universal_newlines=True) as proc:
-        try:
-            assert _read_line(proc.stdout, 30) == "READY"
-            _wait_asleep(proc.pid)
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=15)
-        except BaseException:
-            proc.kill()
-            proc.communicate()
-            raise
+    child = start_child(["-W", "error", "-c", CHILD, which(m), op],
+                        pipe_stdout=True)
+    try:
+        assert _read_line(child.proc.stdout, TIMEOUT) == "READY"
+        wait_asleep(child.proc.pid)
+        sent = time.monotonic()
+        child.proc.send_signal(signal.SIGINT)
+    except BaseException:
+        child.kill()
+        child.close()
+        raise
+    rc, out, err = child.finish()
     words = out.split()
     delay = None
     if words[:1] == ["KI"]:
         delay = float(words[1]) - sent
         words = ["KI"] + words[2:]
-    return words, proc.returncode, err, delay
+    return words, rc, err, delay
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -127,7 +94,7 @@ def test_sigint_interrupts_blocking_call(mod, op):
     delays = {}
 
     def scenario(m):
-        words, rc, err, delay = run_child(m, op)
+        words, rc, err, delay = interrupted(m, op)
         delays[m.__name__] = delay
         return words, rc, err, delay is not None and delay < PROMPT
 

@@ -9,13 +9,11 @@ import threading
 
 import pytest
 
-from futures_helpers import must_wait, start
+from futures_helpers import TIMEOUT, must_wait, start
 
 pytestmark = pytest.mark.timeout(60)
 
 N = 20000
-WAIT = 30  # seconds; bounds every blocking call of the helpers
-
 
 class StressError(Exception):
     pass
@@ -49,19 +47,43 @@ def _complete(f, i):
         f.set_result(i)
 
 
+def recorded_futures(mod, n):
+    """`n` futures of `mod`, and the list their done-callbacks append them
+    to."""
+    fs = [mod.Future() for _ in range(n)]
+    calls = []
+    for f in fs:
+        f.add_done_callback(calls.append)
+    return fs, calls
+
+
+def start_completers(fs, count):
+    """`count` helper threads that complete every future of `fs` (each its
+    share, _complete) all at once, when the returned event is set."""
+    go = threading.Event()
+
+    def completer(part):
+        must_wait(go)
+        for i in part:
+            _complete(fs[i], i)
+
+    return go, [start(completer, range(k, len(fs), count))
+                for k in range(count)]
+
+
 def _check_one(m, f, i):
     """The final state of future i, seen through the public API."""
     kind = i % 4
     if kind == 2:
         try:
-            f.result(timeout=WAIT)
+            f.result(timeout=TIMEOUT)
         except m.CancelledError:
             return f.cancelled() and f.done()
         return False
     if kind == 1:
-        exc = f.exception(timeout=WAIT)
+        exc = f.exception(timeout=TIMEOUT)
         return type(exc) is StressError and exc.args == (i,) and f.done()
-    return f.result(timeout=WAIT) == i and not f.cancelled() and f.done()
+    return f.result(timeout=TIMEOUT) == i and not f.cancelled() and f.done()
 
 
 def test_mixed_completions_with_concurrent_waiters(mod):
@@ -70,7 +92,6 @@ def test_mixed_completions_with_concurrent_waiters(mod):
     calls = []
     for f in fs:
         f.add_done_callback(calls.append)
-    go = threading.Event()
     ready = []
 
     def watcher(fn):
@@ -83,22 +104,22 @@ def test_mixed_completions_with_concurrent_waiters(mod):
         return run
 
     def wait_all():
-        r = mod.wait(fs, timeout=WAIT)
+        r = mod.wait(fs, timeout=TIMEOUT)
         return len(r.done), len(r.not_done)
 
     def iterate():
-        seen = [index[f] for f in mod.as_completed(fs, timeout=WAIT)]
+        seen = [index[f] for f in mod.as_completed(fs, timeout=TIMEOUT)]
         return len(seen), len(set(seen))
 
     def first_exception():
-        r = mod.wait(fs, timeout=WAIT, return_when=mod.FIRST_EXCEPTION)
+        r = mod.wait(fs, timeout=TIMEOUT, return_when=mod.FIRST_EXCEPTION)
         return any(not f.cancelled() and f.exception(timeout=0) is not None
                    for f in r.done)
 
     def first_completed_in_chunks():
         hits = 0
         for k in range(0, N, 500):
-            r = mod.wait(fs[k:k + 500], timeout=WAIT,
+            r = mod.wait(fs[k:k + 500], timeout=TIMEOUT,
                          return_when=mod.FIRST_COMPLETED)
             hits += bool(r.done)
         return hits
@@ -112,16 +133,11 @@ def test_mixed_completions_with_concurrent_waiters(mod):
     for e in ready:
         must_wait(e)
 
-    def completer(part):
-        must_wait(go)
-        for i in part:
-            _complete(fs[i], i)
-
-    completers = [start(completer, range(k, N, 4)) for k in range(4)]
+    go, completers = start_completers(fs, 4)
     go.set()
     for w in completers:
-        w.join(WAIT)
-    outcomes = [w.join(WAIT) for w in watchers]
+        w.join(TIMEOUT)
+    outcomes = [w.join(TIMEOUT) for w in watchers]
 
     assert outcomes == [(N, 0), (N, N), True, N // 500, True]
     counts = collections.Counter(index[f] for f in calls)
@@ -133,10 +149,7 @@ def test_mixed_completions_with_concurrent_waiters(mod):
 
 def test_cancel_races_with_worker(mod):
     n = 5000
-    fs = [mod.Future() for _ in range(n)]
-    calls = []
-    for f in fs:
-        f.add_done_callback(calls.append)
+    fs, calls = recorded_futures(mod, n)
     go = threading.Event()
 
     def worker():
@@ -161,11 +174,11 @@ def test_cancel_races_with_worker(mod):
         return got
 
     def consumer():
-        return sum(1 for _ in mod.as_completed(fs, timeout=WAIT))
+        return sum(1 for _ in mod.as_completed(fs, timeout=TIMEOUT))
 
     ws = [start(worker), start(canceller), start(consumer)]
     go.set()
-    started, cancelled, consumed = [w.join(WAIT) for w in ws]
+    started, cancelled, consumed = [w.join(TIMEOUT) for w in ws]
 
     assert consumed == n
     assert len(calls) == n and len(set(map(id, calls))) == n
@@ -179,10 +192,7 @@ def test_cancel_races_with_worker(mod):
 
 def test_concurrent_setters_exactly_one_wins(mod):
     n = 5000
-    fs = [mod.Future() for _ in range(n)]
-    calls = []
-    for f in fs:
-        f.add_done_callback(calls.append)
+    fs, calls = recorded_futures(mod, n)
     go = threading.Event()
 
     def setter(tag):
@@ -202,7 +212,7 @@ def test_concurrent_setters_exactly_one_wins(mod):
 
     ws = [start(setter, tag) for tag in range(4)]
     go.set()
-    wins = [w.join(WAIT) for w in ws]
+    wins = [w.join(TIMEOUT) for w in ws]
 
     for i, f in enumerate(fs):
         winners = [tag for tag in range(4) if wins[tag][i]]
@@ -227,14 +237,14 @@ def test_many_threads_waiting_on_each_future_in_turn(mod):
         seen = []
         for i, f in enumerate(fs):
             if style == 0:
-                seen.append(f.result(timeout=WAIT))
+                seen.append(f.result(timeout=TIMEOUT))
             elif style == 1:
-                seen.append(f.exception(timeout=WAIT))
+                seen.append(f.exception(timeout=TIMEOUT))
             elif style == 2:
-                r = mod.wait([f], timeout=WAIT)
+                r = mod.wait([f], timeout=TIMEOUT)
                 seen.append(f in r.done)
             else:
-                seen.append(next(mod.as_completed([f], timeout=WAIT)) is f)
+                seen.append(next(mod.as_completed([f], timeout=TIMEOUT)) is f)
             if style == 0:
                 received[i].set()
         return seen
@@ -244,11 +254,11 @@ def test_many_threads_waiting_on_each_future_in_turn(mod):
     def produce():
         for i, f in enumerate(fs):
             f.set_result(i)
-            must_wait(received[i], WAIT)
+            must_wait(received[i], TIMEOUT)
 
     producer = start(produce)
-    producer.join(WAIT)
-    results = [w.join(WAIT) for w in followers]
+    producer.join(TIMEOUT)
+    results = [w.join(TIMEOUT) for w in followers]
     for k, seen in enumerate(results):
         expected = {0: list(range(n)), 1: [None] * n, 2: [True] * n,
                     3: [True] * n}[k % 4]
@@ -259,14 +269,7 @@ def test_wait_first_completed_loop_drains_everything(mod):
     # The classic consumer loop: wait(FIRST_COMPLETED) on what is left.
     n = 3000
     fs = [mod.Future() for _ in range(n)]
-    go = threading.Event()
-
-    def completer(part):
-        must_wait(go)
-        for i in part:
-            _complete(fs[i], i)
-
-    workers = [start(completer, range(k, n, 3)) for k in range(3)]
+    go, workers = start_completers(fs, 3)
     go.set()
     pending = set(fs)
     finished = set()
@@ -274,11 +277,11 @@ def test_wait_first_completed_loop_drains_everything(mod):
     while pending:
         rounds += 1
         assert rounds <= n + 1
-        r = mod.wait(pending, timeout=WAIT, return_when=mod.FIRST_COMPLETED)
+        r = mod.wait(pending, timeout=TIMEOUT, return_when=mod.FIRST_COMPLETED)
         assert r.done, "FIRST_COMPLETED returned nothing done"
         assert not (r.done & finished)
         finished |= r.done
         pending = r.not_done
     for w in workers:
-        w.join(WAIT)
+        w.join(TIMEOUT)
     assert len(finished) == n

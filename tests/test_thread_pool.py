@@ -1,5 +1,9 @@
 """ThreadPoolExecutor: constructor, submit, worker reuse, shutdown,
-initializer, an executor dropped without shutdown, interpreter exit, fork.
+initializer, an executor dropped without shutdown, interpreter exit, fork --
+what is particular to the thread pool.  What every executor does (argument
+checks, the shutdown modes, the context manager, a failing initializer,
+concurrent submitters, map) is the executor contract, in
+test_executor_contract.py.
 
 Every behaviour runs against concurrent.futures (the oracle) and cfutures
 through the ``mod`` fixture; where the outcome must match, the scenario is
@@ -14,9 +18,6 @@ import importlib
 import logging
 import os
 import re
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import warnings
@@ -24,40 +25,18 @@ import weakref
 
 import pytest
 
-from futures_helpers import agreed, outcome
+from futures_helpers import (TIMEOUT, Blocker, agreed, default_max_workers,
+                             join_all, must_wait, pool_threads, run_child,
+                             unique_prefix, wait_until)
 
 REF = concurrent.futures          # the oracle
-WAIT = 10.0                       # bound of every blocking call
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKEN_MSG = ("A thread initializer failed, the thread pool is not usable "
               "anymore")
 
-_prefix_counter = iter(range(10 ** 9))
-
-
 # ---- helpers ----------------------------------------------------------------
-
-def must(event, timeout=WAIT):
-    assert event.wait(timeout), "event not set within %s s" % timeout
-
 
 def thread_module(mod):
     return importlib.import_module(mod.__name__ + ".thread")
-
-
-def unique_prefix(tag):
-    return "tp%s-%d-%d" % (tag, os.getpid(), next(_prefix_counter))
-
-
-
-
-def wait_until(predicate, timeout=WAIT, what="condition"):
-    """Poll an internal state no event can signal."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(0.0005)
 
 
 def settle_idle(ex):
@@ -69,54 +48,6 @@ def settle_idle(ex):
     sem = getattr(ex, "_idle_semaphore", None)
     if sem is not None and type(ex) is REF.ThreadPoolExecutor:
         wait_until(lambda: sem._value > 0, what="stdlib worker idle")
-
-
-class Helper(object):
-    """A helper thread running fn(*args); join() is bounded and re-raises."""
-
-    def __init__(self, fn, *args):
-        self.value = self.error = None
-        self.done = threading.Event()
-        self._fn, self._args = fn, args
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.value = self._fn(*self._args)
-        except BaseException as exc:  # noqa: B902
-            self.error = exc
-        finally:
-            self.done.set()
-
-    def join(self, timeout=WAIT):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "helper thread did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-def pool_threads(prefix):
-    return [t for t in threading.enumerate()
-            if t.name.startswith(prefix + "_")]
-
-
-def join_all(threads, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    alive = [t for t in threads if t.is_alive()]
-    assert not alive, "worker threads still alive: %r" % (alive,)
-
-
-def run_child(code, timeout=60):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                          cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, encoding="utf-8",
-                          errors="replace", timeout=timeout)
 
 
 def raiser(exc):
@@ -146,24 +77,8 @@ def test_default_max_workers_follows_cpu_count(mod, monkeypatch, cpus):
     else:
         monkeypatch.setattr(os, "cpu_count", lambda: cpus)
 
-    def scenario(m):
-        ex = m.ThreadPoolExecutor()
-        try:
-            return ex._max_workers
-        finally:
-            ex.shutdown()
-
-    assert agreed(scenario, mod) == min(32, (cpus or 1) + 4)
-
-
-@pytest.mark.parametrize("n", [0, -1, -100])
-def test_max_workers_must_be_positive(mod, n):
-    with pytest.raises(ValueError) as info:
-        mod.ThreadPoolExecutor(n)
-    assert str(info.value) == "max_workers must be greater than 0"
-    with pytest.raises(ValueError) as info:
-        mod.ThreadPoolExecutor(max_workers=n)
-    assert str(info.value) == "max_workers must be greater than 0"
+    assert agreed(lambda m: default_max_workers(m.ThreadPoolExecutor),
+                  mod) == min(32, (cpus or 1) + 4)
 
 
 @pytest.mark.parametrize("max_workers", [2.0, 2.5, float("inf"), 2 ** 63,
@@ -174,23 +89,11 @@ def test_max_workers_any_number_as_stdlib(mod, max_workers):
     def scenario(m):
         ex = m.ThreadPoolExecutor(max_workers)
         try:
-            return (ex._max_workers, ex.submit(pow, 2, 3).result(WAIT))
+            return (ex._max_workers, ex.submit(pow, 2, 3).result(TIMEOUT))
         finally:
             ex.shutdown()
 
     assert agreed(scenario, mod) == (max_workers, 8)
-
-
-def test_initializer_must_be_callable(mod):
-    with pytest.raises(TypeError) as info:
-        mod.ThreadPoolExecutor(2, initializer=5)
-    assert str(info.value) == "initializer must be a callable"
-
-    def scenario(m):
-        return [outcome(m.ThreadPoolExecutor, 0, initializer=5),
-                outcome(m.ThreadPoolExecutor, 1, initializer="f")]
-
-    agreed(scenario, mod)
 
 
 @pytest.mark.parametrize("initargs", ["[1, 'a']", "(x for x in (1, 'a'))",
@@ -209,22 +112,21 @@ def test_initargs_any_iterable(mod, initargs):
     """
 
     def scenario(m):
-        got = run_child(code % (m.__name__, initargs))
-        return got.returncode, got.stdout, got.stderr
+        return run_child(code % (m.__name__, initargs))
 
     assert agreed(scenario, mod) == (0, "4 [(1, 'a')]\n", "")
 
 
 def test_thread_names_with_prefix(mod):
     prefix = unique_prefix("named")
-    barrier = threading.Barrier(3, timeout=WAIT)
+    barrier = threading.Barrier(3, timeout=TIMEOUT)
 
     def task():
         barrier.wait()
         return threading.current_thread().name
 
     with mod.ThreadPoolExecutor(3, thread_name_prefix=prefix) as ex:
-        names = sorted(f.result(WAIT) for f in
+        names = sorted(f.result(TIMEOUT) for f in
                        [ex.submit(task) for _ in range(3)])
         assert ex._thread_name_prefix == prefix
     assert names == [prefix + "_0", prefix + "_1", prefix + "_2"]
@@ -239,7 +141,7 @@ def test_default_thread_name_prefix(mod):
         assert m1 and m2, (ex1._thread_name_prefix, ex2._thread_name_prefix)
         # One counter per class, one step per executor.
         assert int(m2.group(1)) == int(m1.group(1)) + 1
-        name = ex1.submit(lambda: threading.current_thread().name).result(WAIT)
+        name = ex1.submit(lambda: threading.current_thread().name).result(TIMEOUT)
         assert name == ex1._thread_name_prefix + "_0"
     finally:
         ex1.shutdown()
@@ -250,7 +152,7 @@ def test_default_thread_name_prefix(mod):
 def test_empty_prefix_means_default(mod, prefix):
     ex = mod.ThreadPoolExecutor(1, thread_name_prefix=prefix)
     try:
-        name = ex.submit(lambda: threading.current_thread().name).result(WAIT)
+        name = ex.submit(lambda: threading.current_thread().name).result(TIMEOUT)
         assert re.match(r"^ThreadPoolExecutor-\d+_0$", name), name
     finally:
         ex.shutdown()
@@ -267,8 +169,7 @@ def test_non_str_thread_name_prefix(mod):
         print(ex.submit(lambda: threading.current_thread().name).result(10))
         ex.shutdown()
     """
-    got = run_child(code % mod.__name__)
-    assert (got.returncode, got.stdout, got.stderr) == (0, "123\n123_0\n", "")
+    assert run_child(code % mod.__name__) == (0, "123\n123_0\n", "")
 
 
 def test_workers_are_real_threads(mod):
@@ -286,7 +187,7 @@ def test_workers_are_real_threads(mod):
 
     ex = mod.ThreadPoolExecutor(1, thread_name_prefix=prefix)
     try:
-        t, ident = ex.submit(first).result(WAIT)
+        t, ident = ex.submit(first).result(TIMEOUT)
         assert isinstance(t, threading.Thread)
         assert t.ident == ident
         assert t in threading.enumerate()
@@ -296,7 +197,7 @@ def test_workers_are_real_threads(mod):
         assert t.daemon is False            # non-daemon, as since 3.9
         assert pool_threads(prefix) == [t]
         # threading.local is per worker thread and persists between tasks.
-        value, t2 = ex.submit(second).result(WAIT)
+        value, t2 = ex.submit(second).result(TIMEOUT)
         assert t2 is t
         assert value == "worker"
         assert local.value == "main"
@@ -313,142 +214,39 @@ def test_submit_args_and_kwargs(mod):
         return args, kwargs
 
     with mod.ThreadPoolExecutor(2) as ex:
-        assert ex.submit(echo).result(WAIT) == ((), {})
-        assert ex.submit(echo, 1, 2).result(WAIT) == ((1, 2), {})
-        assert ex.submit(echo, 1, a=2).result(WAIT) == ((1,), {"a": 2})
+        assert ex.submit(echo).result(TIMEOUT) == ((), {})
+        assert ex.submit(echo, 1, 2).result(TIMEOUT) == ((1, 2), {})
+        assert ex.submit(echo, 1, a=2).result(TIMEOUT) == ((1,), {"a": 2})
         # 'fn' and 'self' are ordinary keyword arguments of the call.
-        assert ex.submit(echo, fn=3).result(WAIT) == ((), {"fn": 3})
-        assert ex.submit(echo, 0, self=1, fn=2).result(WAIT) == (
+        assert ex.submit(echo, fn=3).result(TIMEOUT) == ((), {"fn": 3})
+        assert ex.submit(echo, 0, self=1, fn=2).result(TIMEOUT) == (
             (0,), {"self": 1, "fn": 2})
         big = tuple(range(50))
         assert ex.submit(echo, *big, **{"k%d" % i: i for i in range(20)}
-                         ).result(WAIT) == (big, {"k%d" % i: i
+                         ).result(TIMEOUT) == (big, {"k%d" % i: i
                                                   for i in range(20)})
-
-
-def test_submit_returns_future_of_the_module(mod):
-    with mod.ThreadPoolExecutor(1) as ex:
-        f = ex.submit(int)
-        assert isinstance(f, mod.Future)
-        assert isinstance(f, REF.Future)
-        assert f.result(WAIT) == 0
-
-
-def test_submit_without_fn(mod):
-    def scenario(m):
-        ex = m.ThreadPoolExecutor(1)
-        try:
-            return [outcome(ex.submit), outcome(ex.submit, fn=len)]
-        finally:
-            ex.shutdown()
-
-    got = agreed(scenario, mod)
-    assert all(o[0] == "raise" and o[1] is TypeError for o in got), got
-
-
-def test_exception_in_task_lands_on_future(mod):
-    err = ValueError("boom")
-    with mod.ThreadPoolExecutor(1) as ex:
-        f = ex.submit(raiser, err)
-        assert f.exception(WAIT) is err
-        with pytest.raises(ValueError) as info:
-            f.result(WAIT)
-        assert info.value is err
-        # The worker survived.
-        assert ex.submit(pow, 2, 4).result(WAIT) == 16
-        assert len(ex._threads) == 1
 
 
 class MyBaseError(BaseException):
     pass
 
 
-@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit,
-                                      MyBaseError])
-def test_base_exception_in_task_lands_on_future(mod, exc_type):
+@pytest.mark.parametrize("exc_type", [ValueError, KeyboardInterrupt,
+                                      SystemExit, MyBaseError])
+def test_exception_in_task_lands_on_future(mod, exc_type):
+    # Any exception, BaseExceptions too: the future holds it, and the
+    # worker survives.
     err = exc_type("stop")
     with mod.ThreadPoolExecutor(1) as ex:
         f = ex.submit(raiser, err)
-        assert f.exception(WAIT) is err
+        assert f.exception(TIMEOUT) is err
         with pytest.raises(exc_type) as info:
-            f.result(WAIT)
+            f.result(TIMEOUT)
         assert info.value is err
         assert f._state == "FINISHED"
         settle_idle(ex)
-        assert ex.submit(pow, 3, 2).result(WAIT) == 9
+        assert ex.submit(pow, 3, 2).result(TIMEOUT) == 9
         assert len(ex._threads) == 1
-
-
-@pytest.mark.parametrize("wait", [True, False])
-def test_submit_after_shutdown(mod, wait):
-    ex = mod.ThreadPoolExecutor(1)
-    assert ex.submit(int).result(WAIT) == 0
-    ex.shutdown(wait=wait)
-    with pytest.raises(RuntimeError) as info:
-        ex.submit(int)
-    assert str(info.value) == "cannot schedule new futures after shutdown"
-    ex.shutdown()
-
-
-def test_submit_after_shutdown_without_threads(mod):
-    ex = mod.ThreadPoolExecutor(1)
-    ex.shutdown()
-    with pytest.raises(RuntimeError) as info:
-        ex.submit(int)
-    assert str(info.value) == "cannot schedule new futures after shutdown"
-    assert len(ex._threads) == 0
-
-
-def test_cancelled_before_run_is_skipped(mod):
-    def scenario(m):
-        started, go = threading.Event(), threading.Event()
-        ran = []
-
-        def task(i):
-            if i == 0:
-                started.set()
-                must(go)
-            ran.append(i)
-            return i
-
-        ex = m.ThreadPoolExecutor(1)
-        try:
-            fs = [ex.submit(task, i) for i in range(3)]
-            must(started)
-            cancels = [f.cancel() for f in fs]
-            before = [f._state for f in fs]
-        finally:
-            go.set()
-            ex.shutdown(wait=True)
-        return (cancels, before, [f._state for f in fs], ran,
-                outcome(fs[1].result, 0)[:2])
-
-    assert agreed(scenario, mod) == (
-        [False, True, True], ["RUNNING", "CANCELLED", "CANCELLED"],
-        # The worker took the cancelled items and notified them.
-        ["FINISHED", "CANCELLED_AND_NOTIFIED", "CANCELLED_AND_NOTIFIED"],
-        [0], ("raise", REF.CancelledError))
-
-
-def test_concurrent_submitters(mod):
-    n_threads, per_thread = 4, 5000
-    barrier = threading.Barrier(n_threads, timeout=WAIT)
-    ex = mod.ThreadPoolExecutor(3)
-
-    def submitter(k):
-        barrier.wait()
-        return [ex.submit(int, k * per_thread + i) for i in range(per_thread)]
-
-    try:
-        helpers = [Helper(submitter, k) for k in range(n_threads)]
-        fs = [f for h in helpers for f in h.join()]
-        done, not_done = mod.wait(fs, timeout=WAIT)
-        assert not not_done
-        assert sorted(f.result(0) for f in fs) == list(
-            range(n_threads * per_thread))
-        assert len(ex._threads) <= 3
-    finally:
-        ex.shutdown()
 
 
 # ---- worker reuse -----------------------------------------------------------
@@ -457,18 +255,18 @@ def test_idle_worker_reused(mod):
     with mod.ThreadPoolExecutor(8) as ex:
         idents = set()
         for _ in range(20):
-            idents.add(ex.submit(threading.get_ident).result(WAIT))
+            idents.add(ex.submit(threading.get_ident).result(TIMEOUT))
             settle_idle(ex)
         assert len(idents) == 1
         assert len(ex._threads) == 1
 
 
 def test_idle_workers_reused_after_burst(mod):
-    barrier = threading.Barrier(4, timeout=WAIT)
+    barrier = threading.Barrier(4, timeout=TIMEOUT)
     with mod.ThreadPoolExecutor(8) as ex:
         for _ in range(3):
             for f in [ex.submit(barrier.wait) for _ in range(4)]:
-                f.result(WAIT)
+                f.result(TIMEOUT)
             if type(ex) is REF.ThreadPoolExecutor:
                 wait_until(lambda: ex._idle_semaphore._value >= 4,
                            what="stdlib workers idle")
@@ -478,7 +276,7 @@ def test_idle_workers_reused_after_burst(mod):
 
 def test_burst_uses_up_to_max_workers(mod):
     n = 4
-    barrier = threading.Barrier(n, timeout=WAIT)
+    barrier = threading.Barrier(n, timeout=TIMEOUT)
 
     def meet():
         barrier.wait()      # only passes if n workers run at once
@@ -487,151 +285,34 @@ def test_burst_uses_up_to_max_workers(mod):
     go = threading.Event()
 
     def blocked():
-        must(go)
+        must_wait(go)
         return threading.get_ident()
 
     with mod.ThreadPoolExecutor(n) as ex:
-        idents = {f.result(WAIT) for f in [ex.submit(meet) for _ in range(n)]}
+        idents = {f.result(TIMEOUT) for f in [ex.submit(meet) for _ in range(n)]}
         assert len(idents) == n
         assert len(ex._threads) == n
         fs = [ex.submit(blocked) for _ in range(3 * n)]
         assert len(ex._threads) == n        # never more than max_workers
         go.set()
-        more = {f.result(WAIT) for f in fs}
+        more = {f.result(TIMEOUT) for f in fs}
         assert more <= idents
         assert len(ex._threads) == n
 
 
 # ---- shutdown ---------------------------------------------------------------
+# (the shutdown modes, submit after shutdown and the context manager are in
+# the executor contract, test_executor_contract.py)
 
-def test_shutdown_wait_waits_for_running_and_queued(mod):
-    started, go = threading.Event(), threading.Event()
-
-    def first():
-        started.set()
-        must(go)
-        return 1
-
-    prefix = unique_prefix("sw")
-    ex = mod.ThreadPoolExecutor(1, thread_name_prefix=prefix)
-    f1 = ex.submit(first)
-    f2 = ex.submit(pow, 2, 3)
-    must(started)
-    workers = pool_threads(prefix)
-    h = Helper(ex.shutdown, True)
-    # shutdown(wait=True) must still be waiting: f1 is blocked.
-    assert not h.done.wait(0.2)
-    assert f1.running() and not f2.done()
-    go.set()
-    h.join()
-    assert (f1.result(0), f2.result(0)) == (1, 8)
-    assert workers and not any(t.is_alive() for t in workers)
-
-
-def test_shutdown_nowait_returns_at_once(mod):
-    started, go = threading.Event(), threading.Event()
-
-    def first():
-        started.set()
-        must(go)
-        return 1
-
-    prefix = unique_prefix("snw")
-    ex = mod.ThreadPoolExecutor(1, thread_name_prefix=prefix)
-    f1 = ex.submit(first)
-    f2 = ex.submit(pow, 2, 5)
-    must(started)
-    workers = pool_threads(prefix)
-    h = Helper(ex.shutdown, False)
-    try:
-        h.join()                            # returns while f1 is blocked
-        assert ex._shutdown is True
-        assert f1.running() and not f2.done()
-    finally:
-        go.set()
-    # Running and queued tasks still finish.
-    assert f1.result(WAIT) == 1
-    assert f2.result(WAIT) == 32
-    join_all(workers)
-
-
-def test_shutdown_cancel_futures(mod):
-    def scenario(m):
-        started, go = threading.Event(), threading.Event()
-        ran = []
-
-        def task(i):
-            if i == 0:
-                started.set()
-                must(go)
-            ran.append(i)
-            return i
-
-        ex = m.ThreadPoolExecutor(1)
-        fs = [ex.submit(task, i) for i in range(4)]
-        must(started)
-        try:
-            ex.shutdown(wait=False, cancel_futures=True)
-            during = [(f._state, f.cancelled(), f.running()) for f in fs]
-        finally:
-            go.set()
-        ex.shutdown(wait=True)
-        after = [(f._state, f.cancelled(), f.done()) for f in fs]
-        return during, after, fs[0].result(0), ran
-
-    during, after, result, ran = agreed(scenario, mod)
-    assert during[0] == ("RUNNING", False, True)
-    assert during[1:] == [("CANCELLED", True, False)] * 3
-    assert after[0] == ("FINISHED", False, True)
-    assert after[1:] == [("CANCELLED", True, True)] * 3
-    assert result == 0 and ran == [0]
-
-
-def test_shutdown_twice_and_shutdown_attribute(mod):
+def test_shutdown_attribute(mod):
     ex = mod.ThreadPoolExecutor(2)
     assert ex._shutdown is False
-    assert ex.submit(int, "7").result(WAIT) == 7
     ex.shutdown(wait=False)
     assert ex._shutdown is True
+    assert len(ex._threads) == 0        # shutdown started no worker
     ex.shutdown()
     ex.shutdown(wait=True, cancel_futures=True)
     assert ex._shutdown is True
-
-
-def test_shutdown_signature(mod):
-    def scenario(m):
-        ex = m.ThreadPoolExecutor(1)
-        try:
-            # cancel_futures is keyword-only.
-            return [outcome(ex.shutdown, True, True)[:2],
-                    outcome(ex.shutdown, wait=False, cancel_futures=False)]
-        finally:
-            ex.shutdown()
-
-    assert agreed(scenario, mod) == [("raise", TypeError), ("return", None)]
-
-
-def test_context_manager(mod):
-    prefix = unique_prefix("cm")
-    go = threading.Event()
-    with mod.ThreadPoolExecutor(2, thread_name_prefix=prefix) as ex:
-        assert ex.__enter__() is ex
-        f = ex.submit(lambda: must(go) or 5)
-        workers = pool_threads(prefix)
-        assert not ex._shutdown
-        go.set()
-    assert ex._shutdown is True
-    assert f.result(0) == 5                  # __exit__ waited
-    assert workers and not any(t.is_alive() for t in workers)
-
-
-def test_context_manager_does_not_swallow(mod):
-    with pytest.raises(ZeroDivisionError):
-        with mod.ThreadPoolExecutor(1) as ex:
-            f = ex.submit(pow, 2, 2)
-            1 / 0
-    assert ex._shutdown is True
-    assert f.result(0) == 4
 
 
 # ---- initializer ------------------------------------------------------------
@@ -647,7 +328,7 @@ def test_initializer_runs_once_per_worker(mod):
         state.ready = (a, b)
 
     n = 3
-    barrier = threading.Barrier(n, timeout=WAIT)
+    barrier = threading.Barrier(n, timeout=TIMEOUT)
 
     def task(meet):
         if meet:
@@ -656,9 +337,9 @@ def test_initializer_runs_once_per_worker(mod):
 
     ex = mod.ThreadPoolExecutor(n, initializer=init, initargs=(1, "x"))
     try:
-        first = [f.result(WAIT) for f in
+        first = [f.result(TIMEOUT) for f in
                  [ex.submit(task, True) for _ in range(n)]]
-        later = [f.result(WAIT) for f in
+        later = [f.result(TIMEOUT) for f in
                  [ex.submit(task, False) for _ in range(20)]]
         threads = set(ex._threads)
     finally:
@@ -697,7 +378,7 @@ def test_failing_initializer_breaks_pool(mod, caplog, exc_type):
     gate = threading.Event()
 
     def init():
-        must(gate)
+        must_wait(gate)
         raise exc_type("init failed")
 
     ran = []
@@ -706,7 +387,7 @@ def test_failing_initializer_breaks_pool(mod, caplog, exc_type):
         fs = [ex.submit(ran.append, i) for i in range(3)]
         gate.set()
         for f in fs:
-            exc = f.exception(WAIT)
+            exc = f.exception(TIMEOUT)
             assert type(exc) is broken_cls
             assert str(exc) == BROKEN_MSG
         assert ex._broken == BROKEN_MSG
@@ -731,66 +412,57 @@ def test_failing_initializer_breaks_pool(mod, caplog, exc_type):
 
 # ---- an executor dropped without shutdown -----------------------------------
 
+def collected(ref, task):
+    """Whether the executor `ref` refers to, dropped by the caller, is
+    collected (gc) while its worker runs the Blocker `task`; lets `task` go
+    in any case."""
+    gc.collect()
+    try:
+        return ref() is None
+    finally:
+        task.release()
+
+
 def test_dropped_executor_lets_workers_exit(mod):
     prefix = unique_prefix("drop")
-    started, go = threading.Event(), threading.Event()
-
-    def task():
-        started.set()
-        must(go)
-        return "done"
-
+    task = Blocker()
     ex = mod.ThreadPoolExecutor(2, thread_name_prefix=prefix)
     f1 = ex.submit(task)
-    must(started)
+    task.wait_started()
     f2 = ex.submit(pow, 2, 6)
-    assert f2.result(WAIT) == 64
+    assert f2.result(TIMEOUT) == 64
     settle_idle(ex)
     workers = pool_threads(prefix)
     assert len(workers) in (1, 2)
     ref = weakref.ref(ex)
     del ex
-    gc.collect()
-    try:
-        assert ref() is None
-    finally:
-        go.set()
-    assert f1.result(WAIT) == "done"
+    assert collected(ref, task)
+    assert f1.result(TIMEOUT) == "done"
     join_all(workers)
 
 
 def test_dropped_executor_runs_queued_tasks(mod):
     prefix = unique_prefix("dropq")
-    started, go = threading.Event(), threading.Event()
-
-    def task():
-        started.set()
-        must(go)
-        return "first"
-
+    task = Blocker("first")
     ex = mod.ThreadPoolExecutor(1, thread_name_prefix=prefix)
     f1 = ex.submit(task)
     fs = [ex.submit(pow, 2, i) for i in range(5)]
-    must(started)
+    task.wait_started()
     workers = pool_threads(prefix)
     ref = weakref.ref(ex)
     del ex
-    gc.collect()
-    try:
-        assert ref() is None
-    finally:
-        go.set()
-    assert f1.result(WAIT) == "first"
-    assert [f.result(WAIT) for f in fs] == [1, 2, 4, 8, 16]
+    assert collected(ref, task)
+    assert f1.result(TIMEOUT) == "first"
+    assert [f.result(TIMEOUT) for f in fs] == [1, 2, 4, 8, 16]
     join_all(workers)
 
 
 def test_dropped_idle_executor(mod):
     prefix = unique_prefix("dropi")
-    barrier = threading.Barrier(3, timeout=WAIT)
+    barrier = threading.Barrier(3, timeout=TIMEOUT)
     ex = mod.ThreadPoolExecutor(3, thread_name_prefix=prefix)
     for f in [ex.submit(barrier.wait) for _ in range(3)]:
-        f.result(WAIT)
+        f.result(TIMEOUT)
     workers = pool_threads(prefix)
     assert len(workers) == 3
     del ex, f
@@ -815,8 +487,8 @@ EXIT_SCRIPT = """
 
 def test_interpreter_exit_waits_for_work(mod):
     def scenario(m):
-        got = run_child(EXIT_SCRIPT % m.__name__)
-        return got.returncode, sorted(got.stdout.splitlines()), got.stderr
+        rc, out, err = run_child(EXIT_SCRIPT % m.__name__)
+        return rc, sorted(out.splitlines()), err
 
     rc, lines, err = agreed(scenario, mod)
     assert (rc, err) == (0, "")
@@ -843,8 +515,8 @@ def test_submit_after_interpreter_shutdown(mod):
     """
 
     def scenario(m):
-        got = run_child(code % m.__name__)
-        return got.returncode, got.stdout.splitlines(), got.stderr
+        rc, out, err = run_child(code % m.__name__)
+        return rc, out.splitlines(), err
 
     assert agreed(scenario, mod) == (
         0, ["True RuntimeError: cannot schedule new futures after shutdown",
@@ -867,11 +539,8 @@ def test_interpreter_exit_with_worker_blocked_until_main_ends(mod):
         threading.Timer(0.2, go.set).start()
     """
 
-    def scenario(m):
-        got = run_child(code % m.__name__)
-        return got.returncode, got.stdout, got.stderr
-
-    assert agreed(scenario, mod) == (0, "released True\n", "")
+    assert agreed(lambda m: run_child(code % m.__name__), mod) == (
+        0, "released True\n", "")
 
 
 # ---- fork -------------------------------------------------------------------
@@ -903,7 +572,7 @@ def fork_child(child):
         finally:
             os._exit(code)
     os.close(w)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + TIMEOUT
     status = None
     try:
         while True:
@@ -927,36 +596,33 @@ def fork_child(child):
     return code, b"".join(chunks).decode()
 
 
+def fork_with_busy_pool(ex, child):
+    """With the one worker of `ex` blocked and pow(2, 7) queued, fork and
+    run child() in the child (fork_child), then let the worker go.  Returns
+    (the child's exit code and text, the blocked task's and the queued
+    task's results)."""
+    task = Blocker("parent")
+    try:
+        running = ex.submit(task)
+        queued = ex.submit(pow, 2, 7)
+        task.wait_started()
+        forked = fork_child(child)
+    finally:
+        task.release()
+    return forked, running.result(TIMEOUT), queued.result(TIMEOUT)
+
+
 @needs_fork
 def test_fork_parent_pool_keeps_working(mod):
     # Both modules: the parent's pool is unaffected by a fork, and a pool
     # made in the child works.
-    started, go = threading.Event(), threading.Event()
+    def child():
+        with mod.ThreadPoolExecutor(2) as fresh:
+            return "%r" % (fresh.submit(pow, 3, 3).result(5),)
 
-    def task():
-        started.set()
-        must(go)
-        return "parent"
-
-    ex = mod.ThreadPoolExecutor(1)
-    try:
-        f1 = ex.submit(task)
-        f2 = ex.submit(pow, 2, 7)
-        must(started)
-
-        def child():
-            with mod.ThreadPoolExecutor(2) as fresh:
-                return "%r" % (fresh.submit(pow, 3, 3).result(5),)
-
-        code, text = fork_child(child)
-        assert (code, text) == (0, "27")
-        go.set()
-        assert f1.result(WAIT) == "parent"
-        assert f2.result(WAIT) == 128
-        assert ex.submit(pow, 2, 2).result(WAIT) == 4
-    finally:
-        go.set()
-        ex.shutdown()
+    with mod.ThreadPoolExecutor(1) as ex:
+        assert fork_with_busy_pool(ex, child) == ((0, "27"), "parent", 128)
+        assert ex.submit(pow, 2, 2).result(TIMEOUT) == 4
 
 
 # The stdlib's pool is not usable in a forked child when it has an idle
@@ -966,9 +632,8 @@ def test_fork_parent_pool_keeps_working(mod):
 
 @needs_fork
 def test_fork_child_can_use_inherited_idle_pool(cf):
-    ex = cf.ThreadPoolExecutor(2)
-    try:
-        assert ex.submit(pow, 2, 3).result(WAIT) == 8
+    with cf.ThreadPoolExecutor(2) as ex:
+        assert ex.submit(pow, 2, 3).result(TIMEOUT) == 8
 
         def child():
             f = ex.submit(pow, 2, 5)
@@ -978,41 +643,19 @@ def test_fork_child_can_use_inherited_idle_pool(cf):
             ex.shutdown(wait=True)
             return "%r %r" % (r1, r2)
 
-        code, text = fork_child(child)
-        assert (code, text) == (0, "32 [1, 3, 9, 27]")
-        assert ex.submit(pow, 2, 4).result(WAIT) == 16
-    finally:
-        ex.shutdown()
+        assert fork_child(child) == (0, "32 [1, 3, 9, 27]")
+        assert ex.submit(pow, 2, 4).result(TIMEOUT) == 16
 
 
 @needs_fork
 def test_fork_child_with_busy_pool(cf):
-    started, go = threading.Event(), threading.Event()
-
-    def task():
-        started.set()
-        must(go)
-        return "parent"
-
-    ex = cf.ThreadPoolExecutor(1)
-    try:
-        f1 = ex.submit(task)
-        queued = ex.submit(pow, 2, 7)
-        must(started)
-
+    with cf.ThreadPoolExecutor(1) as ex:
         def child():
             # The queued task belongs to the parent, which runs it.
             f = ex.submit(pow, 2, 5)
             return "%r" % (f.result(5),)
 
-        code, text = fork_child(child)
-        assert (code, text) == (0, "32")
-        go.set()
-        assert f1.result(WAIT) == "parent"
-        assert queued.result(WAIT) == 128
-    finally:
-        go.set()
-        ex.shutdown()
+        assert fork_with_busy_pool(ex, child) == ((0, "32"), "parent", 128)
 
 
 # ---- class relations --------------------------------------------------------
@@ -1043,6 +686,6 @@ def test_subclass_of_thread_pool(mod):
             return super().submit(fn, *args, **kwargs)
 
     with Pool(2, thread_name_prefix=unique_prefix("sub")) as ex:
-        assert ex.submit(pow, 2, 3).result(WAIT) == 8
+        assert ex.submit(pow, 2, 3).result(TIMEOUT) == 8
         assert list(ex.map(pow, [2, 3], [2, 2])) == [4, 9]
         assert ex.submitted == 3

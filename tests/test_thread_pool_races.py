@@ -18,7 +18,6 @@ counts the rounds that went wrong and asserts none did, on both modules.
 Every blocking call is bounded.
 """
 
-import os
 import random
 import sys
 import threading
@@ -26,16 +25,12 @@ import time
 
 import pytest
 
-from futures_helpers import outcome
+from futures_helpers import (SHUTDOWN, TIMEOUT, join_all, outcome,
+                             pool_threads, unique_prefix)
 
-WAIT = 10.0                     # bound of every blocking call
 ROUNDS = 100
-SHUTDOWN_MSG = "cannot schedule new futures after shutdown"
 
 pytestmark = pytest.mark.timeout(60)
-
-_prefix_counter = iter(range(10 ** 9))
-
 
 # ---- helpers ----------------------------------------------------------------
 
@@ -47,23 +42,6 @@ def tiny_switch_interval():
         yield
     finally:
         sys.setswitchinterval(old)
-
-
-def unique_prefix(tag):
-    return "race%s-%d-%d" % (tag, os.getpid(), next(_prefix_counter))
-
-
-def pool_threads(prefix):
-    return [t for t in threading.enumerate()
-            if t.name.startswith(prefix + "_")]
-
-
-def join_all(threads, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    alive = [t for t in threads if t.is_alive()]
-    assert not alive, "threads still alive: %r" % (alive,)
 
 
 _never = threading.Event()
@@ -93,7 +71,7 @@ def start_submitters(ex, n, per_thread, fs, errors, barrier):
                 try:
                     fs.append(ex.submit(short_task))
                 except RuntimeError as exc:
-                    if str(exc) != SHUTDOWN_MSG:
+                    if str(exc) != SHUTDOWN:
                         raise
                     return
         except BaseException as exc:  # noqa: B902 - reported by the test
@@ -117,7 +95,7 @@ def shutdown_while_submitting(mod, rounds=ROUNDS, workers=4, submitters=2,
         prefix = unique_prefix("sd")
         ex = mod.ThreadPoolExecutor(workers, thread_name_prefix=prefix)
         fs, errors = [], []
-        barrier = threading.Barrier(submitters + 1, timeout=WAIT)
+        barrier = threading.Barrier(submitters + 1, timeout=TIMEOUT)
         threads = start_submitters(ex, submitters, per_thread, fs, errors,
                                    barrier)
         barrier.wait()
@@ -131,7 +109,7 @@ def shutdown_while_submitting(mod, rounds=ROUNDS, workers=4, submitters=2,
         if pending:
             bad.append((r, len(pending), alive))
         # Let the stragglers finish before the next round.
-        done, not_done = mod.wait(fs, timeout=WAIT)
+        done, not_done = mod.wait(fs, timeout=TIMEOUT)
         assert not not_done
         join_all(pool_threads(prefix))
     return bad
@@ -167,7 +145,7 @@ def burst_rounds(mod, rounds=ROUNDS, workers=4, submitters=4, per_thread=10):
             return short_task()
 
         fs, errors = [], []
-        barrier = threading.Barrier(submitters, timeout=WAIT)
+        barrier = threading.Barrier(submitters, timeout=TIMEOUT)
 
         def submitter():
             try:
@@ -184,7 +162,7 @@ def burst_rounds(mod, rounds=ROUNDS, workers=4, submitters=4, per_thread=10):
         join_all(threads)
         if errors:
             raise errors[0]
-        done, not_done = mod.wait(fs, timeout=WAIT)
+        done, not_done = mod.wait(fs, timeout=TIMEOUT)
         assert not not_done
         peak[0] = max(peak[0], len(pool_threads(prefix)), len(ex._threads))
         names = sorted(t.name for t in ex._threads)
@@ -229,11 +207,11 @@ def test_shutdown_wait_inside_task_cannot_join_current_thread(mod, workers):
         ex = mod.ThreadPoolExecutor(workers)
         try:
             f = ex.submit(lambda: ex.shutdown(wait=True))
-            outcomes.append(outcome(f.result, WAIT))
+            outcomes.append(outcome(f.result, TIMEOUT))
         finally:
             ex.shutdown(wait=True)
         assert outcome(ex.submit, int) == ("raise", RuntimeError,
-                                           SHUTDOWN_MSG)
+                                           SHUTDOWN)
     wrong = [o for o in outcomes
              if o != ("raise", RuntimeError, "cannot join current thread")]
     assert wrong == [], (
@@ -253,9 +231,9 @@ def test_shutdown_nowait_then_wait_inside_task(mod):
 
     ex = mod.ThreadPoolExecutor(2)
     try:
-        got = ex.submit(task).result(WAIT)
+        got = ex.submit(task).result(TIMEOUT)
     finally:
         ex.shutdown(wait=True)
     assert got == [("return", None),
-                   ("raise", RuntimeError, SHUTDOWN_MSG),
+                   ("raise", RuntimeError, SHUTDOWN),
                    ("raise", RuntimeError, "cannot join current thread")]

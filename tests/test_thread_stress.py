@@ -41,72 +41,66 @@ def test_million_tasks_with_concurrent_cancel_wait_as_completed(mod):
     stats = collections.Counter()
     fired = []                      # indices whose done-callback ran
 
-    def guarded(fn):
-        def run():
-            try:
-                fn()
-            except BaseException as exc:  # noqa: B902
-                errors.append(exc)
-                stop.set()
-        return run
+    def helper(seed):
+        """A helper thread's body: step(rnd, k), k the number of futures
+        submitted so far (at least one), again and again until stopped; an
+        error is kept and stops every helper."""
+        def wrap(step):
+            def run():
+                rnd = random.Random(seed)
+                try:
+                    while not stop.is_set():
+                        k = len(fs)
+                        if k == 0:
+                            stop.wait(0.001)
+                            continue
+                        step(rnd, k)
+                except BaseException as exc:  # noqa: B902
+                    errors.append(exc)
+                    stop.set()
+            run.__name__ = step.__name__
+            return run
+        return wrap
 
-    @guarded
-    def canceller():
-        rnd = random.Random(1)
-        while not stop.is_set():
-            k = len(fs)
-            if k == 0:
-                stop.wait(0.001)
-                continue
-            # Mostly the recent (likely still queued) futures.
-            lo = max(0, k - 2000) if rnd.random() < 0.8 else 0
-            i = rnd.randrange(lo, k)
-            if fs[i].cancel():
-                cancelled_true.add(i)
-                stats["cancelled"] += 1
-            stats["cancel calls"] += 1
+    @helper(1)
+    def canceller(rnd, k):
+        # Mostly the recent (likely still queued) futures.
+        lo = max(0, k - 2000) if rnd.random() < 0.8 else 0
+        i = rnd.randrange(lo, k)
+        if fs[i].cancel():
+            cancelled_true.add(i)
+            stats["cancelled"] += 1
+        stats["cancel calls"] += 1
 
-    @guarded
-    def waiter():
-        rnd = random.Random(2)
-        modes = [mod.FIRST_COMPLETED, mod.FIRST_EXCEPTION, mod.ALL_COMPLETED]
-        while not stop.is_set():
-            k = len(fs)
-            if k == 0:
-                stop.wait(0.001)
-                continue
-            a = rnd.randrange(k)
-            part = fs[a:a + rnd.randrange(1, 1000)]
-            done, not_done = mod.wait(part, timeout=rnd.choice([0, 0.001,
-                                                                0.005]),
-                                      return_when=rnd.choice(modes))
-            assert not (done & not_done)
-            assert done | not_done == set(part)
-            assert all(f.done() for f in done)
-            stats["wait calls"] += 1
+    modes = [mod.FIRST_COMPLETED, mod.FIRST_EXCEPTION, mod.ALL_COMPLETED]
 
-    @guarded
-    def completer():
-        rnd = random.Random(3)
-        while not stop.is_set():
-            k = len(fs)
-            if k == 0:
-                stop.wait(0.001)
-                continue
-            a = rnd.randrange(k)
-            part = fs[a:a + rnd.randrange(1, 1000)]
-            seen = set()
-            try:
-                for f in mod.as_completed(part, timeout=0.01):
-                    assert f.done()
-                    assert f not in seen
-                    seen.add(f)
-            except mod.TimeoutError:
-                pass
-            assert seen <= set(part)
-            if len(seen) == len(part):
-                stats["as_completed full"] += 1
-            stats["as_completed calls"] += 1
+    @helper(2)
+    def waiter(rnd, k):
+        a = rnd.randrange(k)
+        part = fs[a:a + rnd.randrange(1, 1000)]
+        done, not_done = mod.wait(part, timeout=rnd.choice([0, 0.001, 0.005]),
+                                  return_when=rnd.choice(modes))
+        assert not (done & not_done)
+        assert done | not_done == set(part)
+        assert all(f.done() for f in done)
+        stats["wait calls"] += 1
+
+    @helper(3)
+    def completer(rnd, k):
+        a = rnd.randrange(k)
+        part = fs[a:a + rnd.randrange(1, 1000)]
+        seen = set()
+        try:
+            for f in mod.as_completed(part, timeout=0.01):
+                assert f.done()
+                assert f not in seen
+                seen.add(f)
+        except mod.TimeoutError:
+            pass
+        assert seen <= set(part)
+        if len(seen) == len(part):
+            stats["as_completed full"] += 1
+        stats["as_completed calls"] += 1
 
     def record(i, f):
         fired.append(i)

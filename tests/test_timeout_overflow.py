@@ -22,13 +22,11 @@ import threading
 
 import pytest
 
-from futures_helpers import agreed, outcome
+from futures_helpers import TIMEOUT, agreed, outcome
 from test_iterator_reentry import bmap
 
 REF = concurrent.futures
 LATE = 2.0              # when the timer completes what was pending
-WAIT = 10.0
-
 pytestmark = pytest.mark.timeout(120)
 
 TOO_LARGE = [
@@ -58,7 +56,7 @@ class Later(object):
 
     def __exit__(self, *exc):
         self.timer.cancel()
-        self.timer.join(WAIT)
+        self.timer.join(TIMEOUT)
 
 
 def short(o):
@@ -138,7 +136,7 @@ def map_waiting(m, timeout, buffersize):
     def task(i):
         if i == 1:
             started.set()
-            go.wait(WAIT)
+            go.wait(TIMEOUT)
         return i
 
     kwargs = {} if buffersize is None else {"buffersize": buffersize}
@@ -147,7 +145,7 @@ def map_waiting(m, timeout, buffersize):
         with Later(go.set):
             it = bmap(m, ex, task, [0, 1], timeout=timeout, **kwargs)
             # One worker, in order: item 1 started, so item 0 is done.
-            assert started.wait(WAIT)
+            assert started.wait(TIMEOUT)
             out = [outcome(next, it) for _ in range(3)]
     finally:
         go.set()

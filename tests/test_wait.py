@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from futures_helpers import (MyError, make_futures, agreed, complete, must_wait, outcome, start)
+from futures_helpers import (TIMEOUT, MyError, agreed, complete, make_futures,
+                             must_wait, outcome, start)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -113,7 +114,7 @@ def test_notify_cancel_wakes_wait(mod):
 
         w = start(notify)
         go.set()
-        r = m.wait(fs, timeout=30, return_when=FIRST)
+        r = m.wait(fs, timeout=TIMEOUT, return_when=FIRST)
         w.join()
         return split(fs, r)
 
@@ -214,7 +215,7 @@ def test_duplicates_completed_while_waiting(mod):
 
         w = start(finish)
         go.set()
-        r = m.wait([a, b, a, b, b], timeout=30)
+        r = m.wait([a, b, a, b, b], timeout=TIMEOUT)
         w.join()
         return r.done == {a, b}, r.not_done, no_waiters_left([a, b])
 
@@ -313,7 +314,7 @@ def test_first_completed_by_other_thread(mod, how):
         w = start(finish)
         go.set()
         try:
-            r = m.wait(fs, timeout=30, return_when=FIRST)
+            r = m.wait(fs, timeout=TIMEOUT, return_when=FIRST)
         finally:
             returned.set()
             w.join()
@@ -338,7 +339,7 @@ def test_first_exception_by_other_thread(mod):
         w = start(finish)
         go.set()
         try:
-            r = m.wait(fs, timeout=30, return_when=EXC)
+            r = m.wait(fs, timeout=TIMEOUT, return_when=EXC)
         finally:
             returned.set()
             w.join()
@@ -360,7 +361,7 @@ def test_first_exception_without_exception_waits_for_all(mod, last):
 
         w = start(finish)
         go.set()
-        r = m.wait(fs, timeout=30, return_when=EXC)
+        r = m.wait(fs, timeout=TIMEOUT, return_when=EXC)
         w.join()
         return split(fs, r)
 
@@ -405,7 +406,7 @@ def test_running_future_finishing_while_waited(mod):
 
         w = start(finish)
         go.set()
-        r = m.wait(fs, timeout=30)
+        r = m.wait(fs, timeout=TIMEOUT)
         w.join()
         return split(fs, r), fs[0].result(), repr(fs[1].exception())
 
@@ -419,7 +420,7 @@ def test_many_threads_waiting_on_the_same_futures(mod):
 
         def waiter(i, return_when):
             ready[i].set()
-            r = m.wait(fs, timeout=30, return_when=return_when)
+            r = m.wait(fs, timeout=TIMEOUT, return_when=return_when)
             return r.done == set(fs) if return_when == ALL else len(r.done) > 0
 
         waiters = [start(waiter, i, RETURN_WHENS[i % 3]) for i in range(6)]

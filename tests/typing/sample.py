@@ -6,6 +6,7 @@ import concurrent.futures
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import thread as std_thread
+from typing import Optional
 
 from typing_extensions import assert_type
 
@@ -49,12 +50,14 @@ def futures_of_threads() -> None:
         f = ex.submit(square, 3)
         assert_type(f, Future[int])
         assert_type(f.result(timeout=1.0), int)
-        assert_type(f.exception(), BaseException | None)
+        assert_type(f.exception(), Optional[BaseException])
         assert_type(f.done() or f.running() or f.cancelled() or f.cancel(), bool)
         g = ex.submit(describe, 2, label="n")
         assert_type(g, Future[str])
         assert_type(ex.map(square, [1, 2, 3]), Iterator[int])
         assert_type(ex.map(square, [1, 2], timeout=5, chunksize=1, buffersize=2), Iterator[int])
+        assert_type(ex.map(describe, [1, 2], timeout=5, buffersize=2, ordered=False),
+                    Iterator[str])
         done, not_done = wait([f], timeout=1, return_when=FIRST_COMPLETED)
         assert_type(done, set[concurrent.futures.Future[int]])
         for h in as_completed([f], timeout=1):
@@ -63,6 +66,12 @@ def futures_of_threads() -> None:
         ex.shutdown(wait=True, cancel_futures=False)
     ThreadPoolExecutor(2, "p", setup, ("a", 1))
     ThreadPoolExecutor(initializer=setup, initargs=("a", 1))
+    ThreadPoolExecutor(2, "p", setup, ("a", 1), copy_context=True)
+    ThreadPoolExecutor(initializer=setup, initargs=("a", 1), copy_context=True)
+    with ThreadPoolExecutor(2, copy_context=True) as in_context:
+        assert_type(in_context, ThreadPoolExecutor)
+        assert_type(in_context.submit(square, 3), Future[int])
+        assert_type(list(in_context.map(square, [1], ordered=True)), list[int])
     std: std_thread.ThreadPoolExecutor = ThreadPoolExecutor()      # a stdlib executor
     std.shutdown()
     loop = asyncio.new_event_loop()
@@ -75,9 +84,22 @@ def futures_of_processes() -> None:
     with ProcessPoolExecutor(2, mp_context=context, max_tasks_per_child=10) as ex:
         assert_type(ex.submit(square, 2), Future[int])
         assert_type(list(ex.map(square, range(4), chunksize=2, buffersize=4)), list[int])
+        assert_type(ex.map(square, range(4), chunksize=2, ordered=False), Iterator[int])
         ex.terminate_workers()
         ex.kill_workers()
     ProcessPoolExecutor(initializer=setup, initargs=("x", 2))
+    with ProcessPoolExecutor(2, task_timeout=1.5, isolate_crashes=True, cancel_running=True,
+                             max_memory_per_child=2**30, pickler="cloudpickle") as guarded:
+        limited = guarded.options(timeout=0.5)
+        assert_type(limited.submit(square, 2), Future[int])
+        assert_type(list(limited.map(square, range(4), chunksize=2)), list[int])
+        try:
+            guarded.submit(square, 3).result()
+        except cfutures.process.WorkerDied as died:
+            assert_type(died.pid, Optional[int])
+            assert_type(died.signal, Optional[str])
+            broken: BrokenProcessPool = died      # a subclass of the stdlib's error
+            print(broken)
 
 
 def plain_futures() -> None:
@@ -107,6 +129,11 @@ class InlineExecutor(Executor):
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise NotImplementedError
+
+
+def user_executor_map() -> None:
+    assert_type(InlineExecutor().map(square, [1, 2], buffersize=1, ordered=False),
+                Iterator[int])
 
 
 def modules() -> None:
