@@ -538,6 +538,72 @@ parse_buffersize(PyObject *value, Py_ssize_t *buffersize)
     return 0;
 }
 
+/* A fresh map iterator with nothing submitted yet (new reference, tracked). */
+static MapIterator *
+map_iterator_new(cf_state *st, PyObject *fn, int ordered, int has_timeout, double end_time)
+{
+    MapIterator *it = PyObject_GC_New(MapIterator, st->MapIteratorType);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->fn = Py_NewRef(fn);
+    it->iterators = NULL;
+    it->executor_ref = NULL;
+    it->futures = (cf_ring){NULL, 0, 0, 0};
+    it->pending = NULL;
+    it->outstanding = 0;
+    it->done = NULL;
+    it->ordered = ordered;
+    it->has_timeout = has_timeout;
+    it->end_time = end_time;
+    it->started = it->running = 0;
+    PyObject_GC_Track(it);
+    return it;
+}
+
+/* Submit the first calls (all, or `buffersize`) through `executor`; with
+ * a buffer full, keep the iterators and a weak reference to the executor
+ * for the refills.  0, or -1 with an exception. */
+static int
+map_iterator_fill(cf_state *st, MapIterator *it, PyObject *executor, PyObject *iterables,
+                  Py_ssize_t buffersize)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(iterables);
+    PyObject *iterators = PyTuple_New(n);
+    if (iterators == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *iterator = PyObject_GetIter(PyTuple_GET_ITEM(iterables, i));
+        if (iterator == NULL) {
+            Py_DECREF(iterators);
+            return -1;
+        }
+        PyTuple_SET_ITEM(iterators, i, iterator);
+    }
+    submitter s;
+    if (submitter_init(st, &s, executor) < 0) {
+        Py_DECREF(iterators);
+        return -1;
+    }
+    PyObject *future;
+    while ((buffersize == 0 || it->futures.count < buffersize) &&
+           (future = submit_next(st, &s, it->fn, iterators)) != NULL) {
+        if (cf_ring_push(&it->futures, future) < 0) {
+            break;
+        }
+    }
+    Py_XDECREF(s.submit);
+    if (!PyErr_Occurred() && buffersize > 0 && it->futures.count == buffersize) {
+        it->executor_ref = PyWeakref_NewRef(executor, NULL);
+        if (it->executor_ref != NULL) {
+            it->iterators = Py_NewRef(iterators);
+        }
+    }
+    Py_DECREF(iterators);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *
 executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *timeout,
                   PyObject *buffersize_arg, PyObject *ordered_arg)
@@ -559,76 +625,20 @@ executor_map_impl(PyObject *self, PyObject *fn, PyObject *iterables, PyObject *t
     if (ordered < 0) {
         return NULL;
     }
-
-    MapIterator *it = PyObject_GC_New(MapIterator, st->MapIteratorType);
+    MapIterator *it = map_iterator_new(st, fn, ordered, timeout != Py_None, end_time);
     if (it == NULL) {
         return NULL;
     }
-    it->fn = Py_NewRef(fn);
-    it->iterators = NULL;
-    it->executor_ref = NULL;
-    it->futures = (cf_ring){NULL, 0, 0, 0};
-    it->pending = NULL;
-    it->outstanding = 0;
-    it->done = NULL;
-    it->ordered = ordered;
-    it->has_timeout = timeout != Py_None;
-    it->end_time = end_time;
-    it->started = it->running = 0;
-    PyObject_GC_Track(it);
-
-    Py_ssize_t n = PyTuple_GET_SIZE(iterables);
-    PyObject *iterators = PyTuple_New(n);
-    if (iterators == NULL) {
-        goto error;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *iterator = PyObject_GetIter(PyTuple_GET_ITEM(iterables, i));
-        if (iterator == NULL) {
-            Py_DECREF(iterators);
-            goto error;
-        }
-        PyTuple_SET_ITEM(iterators, i, iterator);
-    }
-    submitter s;
-    if (submitter_init(st, &s, self) < 0) {
-        Py_DECREF(iterators);
-        goto error;
-    }
-    PyObject *future;
-    while ((buffersize == 0 || it->futures.count < buffersize) &&
-           (future = submit_next(st, &s, fn, iterators)) != NULL) {
-        if (cf_ring_push(&it->futures, future) < 0) {
-            break;
-        }
-    }
-    Py_XDECREF(s.submit);
-    if (PyErr_Occurred()) {
-        Py_DECREF(iterators);
-        goto error;
-    }
-    if (buffersize > 0 && it->futures.count == buffersize) {
-        it->executor_ref = PyWeakref_NewRef(self, NULL);
-        if (it->executor_ref == NULL) {
-            Py_DECREF(iterators);
-            goto error;
-        }
-        it->iterators = iterators;
-    }
-    else {
-        Py_DECREF(iterators);
-    }
-    if (!ordered && map_iterator_watch(st, it) < 0) {
-        goto error;
+    if (map_iterator_fill(st, it, self, iterables, buffersize) < 0 ||
+        (!ordered && map_iterator_watch(st, it) < 0)) {
+        /* Like the stdlib's list comprehension failing: what was submitted
+         * keeps running; the iterator is never returned, so nothing is
+         * cancelled. */
+        map_iterator_clear((PyObject *)it);
+        Py_DECREF(it);
+        return NULL;
     }
     return (PyObject *)it;
-
-error:
-    /* Like the stdlib's list comprehension failing: what was submitted keeps
-     * running; the iterator is never returned, so nothing is cancelled. */
-    map_iterator_clear((PyObject *)it);
-    Py_DECREF(it);
-    return NULL;
 }
 
 /* map(fn, /, *iterables, timeout=None, chunksize=1, buffersize=None, ordered=True) */
