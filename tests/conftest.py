@@ -56,33 +56,39 @@ def _file_rank(item):
     return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
 
 
-# The process-pool tests run under fork on every Python, and under spawn and
-# forkserver on the oldest and the newest (all five would take `make test`
-# past CI's budget; the pool's code is the same under every start method,
-# and multiprocessing's start methods change little between versions).
-# CFUTURES_ALL_START_METHODS=1 runs every start method everywhere.
-EVERY_START_METHOD = ((3, 9), (3, 13))
+# Some tests run on the oldest and the newest Python only, as running them
+# on all five would take `make test` past CI's budget: the process-pool
+# tests under spawn and forkserver (fork runs everywhere; the pool's code is
+# the same under every start method, and multiprocessing's change little
+# between versions), and tests marked `ends_only` (the lessons' type-checker
+# reports).  CFUTURES_EVERY_VERSION=1 runs them everywhere.
+ENDS = ((3, 9), (3, 13))
 FRESH_START_METHODS = ("spawn", "forkserver")
 
 
-def _start_method_skipped(item):
+def _ends_only(item):
     callspec = getattr(item, "callspec", None)
-    method = callspec.params.get("method") if callspec is not None else None
-    return (method in FRESH_START_METHODS
-            and sys.version_info[:2] not in EVERY_START_METHOD
-            and not os.environ.get("CFUTURES_ALL_START_METHODS"))
+    params = callspec.params if callspec is not None else {}
+    method = params.get("method", params.get("start_method"))
+    return method in FRESH_START_METHODS or item.get_closest_marker("ends_only") is not None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ends_only: runs on the oldest and newest Python only")
 
 
 def pytest_collection_modifyitems(items):
-    skip_method = pytest.mark.skip(
-        reason="spawn and forkserver run on %s (CFUTURES_ALL_START_METHODS=1: here too)"
-        % " and ".join("%d.%d" % v for v in EVERY_START_METHOD))
+    middle = (sys.version_info[:2] not in ENDS
+              and not os.environ.get("CFUTURES_EVERY_VERSION"))
+    skip_middle = pytest.mark.skip(
+        reason="runs on %s (CFUTURES_EVERY_VERSION=1: here too)"
+        % " and ".join("%d.%d" % v for v in ENDS))
     for item in items:
         # `-k cfutures` also selects the cfutures-only tests.
         if "cf" in getattr(item, "fixturenames", ()):
             item.extra_keyword_matches.add("cfutures")
-        if _start_method_skipped(item):
-            item.add_marker(skip_method)
+        if middle and _ends_only(item):
+            item.add_marker(skip_middle)
     items.sort(key=_file_rank)      # stable: the order within a file stays
 
 
