@@ -581,3 +581,44 @@ def run_child(args, timeout=TIMEOUT, reap_group=True, **kwargs):
     """(returncode, stdout, stderr) of ``python *args``, run with the tree
     under test on PYTHONPATH (see Child and Child.finish)."""
     return start_child(args, **kwargs).finish(timeout, reap_group)
+
+
+class Counted(object):
+    """An iterator that counts the items taken from it."""
+
+    def __init__(self, source):
+        self._source = iter(source)
+        self.taken = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self._source)
+        self.taken += 1
+        return item
+
+
+def next_in_thread(it, view):
+    """Start a thread that calls next(it); returns (thread, inside, box),
+    `box` getting `view(next, it)`.  `inside` is set at the moment the
+    thread calls next(): with a long switch interval it holds the GIL from
+    there until next() blocks, so once the caller sees the event the thread
+    is inside the iterator."""
+    inside = threading.Event()
+    box = []
+
+    def hook(frame, event, arg):
+        if event == "c_call" and arg is next:
+            inside.set()
+
+    def run():
+        sys.setprofile(hook)
+        try:
+            box.append(view(next, it))
+        finally:
+            sys.setprofile(None)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, inside, box

@@ -40,7 +40,7 @@ import pytest
 
 import child_batch
 
-from futures_helpers import TIMEOUT, LogRecords, must_wait
+from futures_helpers import TIMEOUT, LogRecords, must_wait, next_in_thread
 
 REF = concurrent.futures
 THIS = os.path.splitext(os.path.basename(__file__))[0]
@@ -188,29 +188,6 @@ def bmap(m, ex, fn, *iterables, **kwargs):
     return ex.map(fn, *iterables, **kwargs)
 
 
-def next_in_thread(it):
-    """Start a thread that calls next(it); returns (thread, inside, box).
-    `inside` is set at the moment the thread calls next(): from then on it
-    holds the GIL until next() blocks, so once the caller sees the event
-    the thread is inside the iterator."""
-    inside = threading.Event()
-    box = []
-
-    def hook(frame, event, arg):
-        if event == "c_call" and arg is next:
-            inside.set()
-
-    def run():
-        sys.setprofile(hook)
-        try:
-            box.append(res(next, it))
-        finally:
-            sys.setprofile(None)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, inside, box
-
 
 def join(t):
     t.join(TIMEOUT)
@@ -348,7 +325,7 @@ def _map_two_threads(m, action, buffersize):
     try:
         kwargs = {} if buffersize is None else {"buffersize": buffersize}
         it = bmap(m, ex, task, range(3), **kwargs)
-        t, inside, box = next_in_thread(it)
+        t, inside, box = next_in_thread(it, res)
         must_wait(inside)
         second = act(it, action)
         go.set()
@@ -391,7 +368,7 @@ def test_map_second_thread(mod, variant, action):
 def _as_completed_two_threads(m, action):
     f = m.Future()
     it = m.as_completed([f])
-    t, inside, box = next_in_thread(it)
+    t, inside, box = next_in_thread(it, res)
     must_wait(inside)
     second = act(it, action)
     f.set_result(7)
@@ -475,7 +452,7 @@ def _map_callback(m, action):
     try:
         with LogRecords(exc_text=True) as log:
             box.append(ex.map(task, range(3)))
-            t, inside, out = next_in_thread(box[0])
+            t, inside, out = next_in_thread(box[0], res)
             must_wait(inside)
             go.set()            # the worker runs reenter() with the GIL
             join(t)
@@ -516,7 +493,7 @@ def _as_completed_callback(m, action):
     seen = []
     f.add_done_callback(lambda _: seen.append(act_raising(it, action)))
     with LogRecords(exc_text=True) as log:
-        t, inside, box = next_in_thread(it)
+        t, inside, box = next_in_thread(it, res)
         must_wait(inside)
         f.set_result(3)         # reenter() runs here, the GIL held
         join(t)

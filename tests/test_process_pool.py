@@ -36,7 +36,7 @@ import pytest
 
 import process_tasks as tasks
 from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, HAS_MAX_TASKS,
-                             SHUTDOWN, TIMEOUT, agreed_once, cause_kind,
+                             SHUTDOWN, TIMEOUT, Counted, agreed_once, cause_kind,
                              default_max_workers, norm_any_addr, outcome,
                              run_child, which)
 from process_tasks import METHODS, pool, wait_dead
@@ -271,20 +271,6 @@ def test_task_never_queued_behind_a_long_task(mod, sync):
 
 
 # ---- map --------------------------------------------------------------------
-
-
-class Counted(object):
-    def __init__(self, source):
-        self._source = iter(source)
-        self.taken = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = next(self._source)
-        self.taken += 1
-        return item
 
 
 @pytest.mark.parametrize("chunksize", [1, 3])

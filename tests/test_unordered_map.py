@@ -38,7 +38,8 @@ import pytest
 
 import process_tasks
 import unordered_tasks
-from futures_helpers import DuckFuture, agreed_once, outcome
+from futures_helpers import (Counted, DuckFuture, agreed_once, next_in_thread,
+                             outcome)
 from process_tasks import METHODS, Sync, open_fds, pool, warm_up
 
 REF = concurrent.futures
@@ -149,44 +150,6 @@ class Gates(object):
         for i in which or range(len(self.open)):
             self.open[i].set()
 
-
-class Counted(object):
-    """An iterator that counts the items taken from it."""
-
-    def __init__(self, source):
-        self._source = iter(source)
-        self.taken = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = next(self._source)
-        self.taken += 1
-        return item
-
-
-def next_in_thread(it):
-    """A thread that calls next(it): (thread, inside, box).  `inside` is set
-    as it calls next(); with the long switch interval of ``one_switch`` the
-    thread keeps the GIL from there until next() blocks."""
-    inside = threading.Event()
-    box = []
-
-    def hook(frame, event, arg):
-        if event == "c_call" and arg is next:
-            inside.set()
-
-    def run():
-        sys.setprofile(hook)
-        try:
-            box.append(res(next, it))
-        finally:
-            sys.setprofile(None)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, inside, box
 
 
 @pytest.fixture
@@ -686,7 +649,7 @@ def test_second_thread_while_one_waits(mod, one_switch, action, buffersize):
         with m.ThreadPoolExecutor(3) as ex:
             try:
                 it = umap(m, ex, gates.task, range(3), buffersize=buffersize)
-                t, inside, box = next_in_thread(it)
+                t, inside, box = next_in_thread(it, res)
                 must(inside)
                 second = res(next, it) if action == "next" else res(it.close)
                 gates.release(1)
@@ -758,7 +721,7 @@ def test_done_callback_reenters(mod, one_switch, action):
         try:
             with Records() as log:
                 box.append(umap(m, ex, gates.task, range(3)))
-                t, inside, out = next_in_thread(box[0])
+                t, inside, out = next_in_thread(box[0], res)
                 must(inside)
                 gates.release(1)
                 join(t)
