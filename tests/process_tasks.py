@@ -70,11 +70,6 @@ def print_line(text):
     return text
 
 
-def sleep_print(text, seconds):
-    time.sleep(seconds)
-    return print_line(text)
-
-
 # ---- wire tasks -------------------------------------------------------------
 # For test_process_wire.py: fds a forked worker must leave alone, payloads of
 # 4 GiB and more, calls and results that cannot be unpickled.
@@ -257,6 +252,12 @@ def block(directory, tag):
     if not _wait_for_file(os.path.join(directory, "release")):
         return "never released"
     return tag
+
+
+def block_print(directory, text):
+    """block(), then print `text` (print_line)."""
+    block(directory, text)
+    return print_line(text)
 
 
 def wait_for(directory, name, limit):
