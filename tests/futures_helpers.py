@@ -536,14 +536,18 @@ class Child(object):
         self.proc.wait()
 
     def output(self):
-        """(stdout, stderr) so far (stdout: what a pipe still holds)."""
+        """(stdout, stderr) so far (stdout: what a pipe still holds).  The
+        files are read without moving their offset, which the child
+        shares: it may still be writing."""
         if self.proc.stdout is not None:
             out = self.proc.stdout.read()
         else:
-            self.files[1].seek(0)
-            out = self.files[1].read()
-        self.files[0].seek(0)
-        return out, self.files[0].read()
+            out = _read_whole(self.files[1])
+        return out, self.stderr()
+
+    def stderr(self):
+        """What the child wrote to stderr so far (see output)."""
+        return _read_whole(self.files[0])
 
     def close(self):
         if self.proc.stdout is not None:
@@ -565,6 +569,11 @@ class Child(object):
                 "stderr ends:\n%s" % (" ".join(self.proc.args[:3]), timeout,
                                       out[-3000:], err[-3000:]))
         return rc, out, err
+
+
+def _read_whole(f):
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
 
 
 def start_child(args, **kwargs):

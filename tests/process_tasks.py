@@ -21,9 +21,17 @@ import sys
 import threading
 import time
 
-from futures_helpers import TIMEOUT
-
 _GLOBAL = None
+
+
+def bound(timeout=None):
+    """`timeout`, or by default futures_helpers.TIMEOUT -- imported on use,
+    not with this module, which every spawn and forkserver worker imports:
+    a worker should start as fast as it can."""
+    if timeout is None:
+        from futures_helpers import TIMEOUT
+        timeout = TIMEOUT
+    return timeout
 
 # How long a blocking task waits for its release before giving up: long
 # enough for any test, short enough that a broken test cannot leave a
@@ -68,11 +76,6 @@ def print_line(text):
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return text
-
-
-def sleep_print(text, seconds):
-    time.sleep(seconds)
-    return print_line(text)
 
 
 # ---- wire tasks -------------------------------------------------------------
@@ -122,7 +125,7 @@ def nested_pool_log(module_name, path, count):
             "fork"))
         try:
             fs = [ex.submit(write_line_to_fd, fd, i) for i in range(count)]
-            got = [f.result(timeout=TIMEOUT) for f in fs]
+            got = [f.result(timeout=bound()) for f in fs]
         finally:
             ex.shutdown(wait=True)
         try:
@@ -259,6 +262,12 @@ def block(directory, tag):
     return tag
 
 
+def block_print(directory, text):
+    """block(), then print `text` (print_line)."""
+    block(directory, text)
+    return print_line(text)
+
+
 def wait_for(directory, name, limit):
     """Whether `<directory>/<name>` appeared within `limit` seconds."""
     return _wait_for_file(os.path.join(directory, name), limit)
@@ -369,8 +378,9 @@ class Sync(object):
         os.mkdir(s.dir)
         return s
 
-    def started(self, tag, timeout=TIMEOUT):
+    def started(self, tag, timeout=None):
         """The pid of the worker that announced `tag` (waits for it)."""
+        timeout = bound(timeout)
         prefix = tag + ".started."
         deadline = time.monotonic() + timeout
         while True:
@@ -382,8 +392,9 @@ class Sync(object):
                                      % (tag, timeout))
             time.sleep(0.002)
 
-    def started_some(self, tags, count, timeout=TIMEOUT):
+    def started_some(self, tags, count, timeout=None):
         """{tag: pid} of the first `count` of `tags` that started."""
+        timeout = bound(timeout)
         deadline = time.monotonic() + timeout
         while True:
             found = {}
@@ -418,10 +429,11 @@ def proc_state(pid):
     return data[data.rindex(")") + 2]
 
 
-def wait_asleep(pid, timeout=TIMEOUT):
+def wait_asleep(pid, timeout=None):
     """Until the main thread of process `pid` sleeps in the kernel (it is
     blocked, e.g. parked in a wait).  Without /proc (not Linux), give it a
     moment instead."""
+    timeout = bound(timeout)
     if proc_state(pid) is None:
         time.sleep(0.2)
         return
@@ -443,8 +455,9 @@ def is_gone(pid):
     return proc_state(pid) in (None, "Z", "X")
 
 
-def wait_gone(pids, timeout=TIMEOUT):
+def wait_gone(pids, timeout=None):
     """Poll until every pid is gone; return those still running."""
+    timeout = bound(timeout)
     deadline = time.monotonic() + timeout
     while True:
         alive = [p for p in pids if not is_gone(p)]
@@ -453,7 +466,7 @@ def wait_gone(pids, timeout=TIMEOUT):
         time.sleep(0.01)
 
 
-def wait_dead(processes, timeout=TIMEOUT):
+def wait_dead(processes, timeout=None):
     """Poll until the multiprocessing Processes have ended; return the pids
     of those still running.  Never joins or polls a Process: the pool's own
     thread does that, and a second joiner would race it (under forkserver
@@ -461,9 +474,10 @@ def wait_dead(processes, timeout=TIMEOUT):
     return wait_gone([p.pid for p in processes], timeout)
 
 
-def wait_reaped(pids, timeout=TIMEOUT):
+def wait_reaped(pids, timeout=None):
     """Poll until no /proc entry is left (not even a zombie); return the
     pids that still have one."""
+    timeout = bound(timeout)
     deadline = time.monotonic() + timeout
     while True:
         left = [p for p in pids if proc_state(p) is not None]
@@ -472,9 +486,10 @@ def wait_reaped(pids, timeout=TIMEOUT):
         time.sleep(0.01)
 
 
-def join_threads(before, timeout=TIMEOUT):
+def join_threads(before, timeout=None):
     """Join the threads started since `before` (a pool's manager or I/O
     thread, which joins its workers); return those still alive."""
+    timeout = bound(timeout)
     deadline = time.monotonic() + timeout
     for t in threading.enumerate():
         if t not in before and t is not threading.current_thread():
@@ -493,7 +508,7 @@ def kill_all(processes):
             pass
     for p in processes:
         try:
-            p.join(TIMEOUT)
+            p.join(bound())
         except (OSError, ValueError, AssertionError):
             pass
 
@@ -559,8 +574,8 @@ def cleaned_up(ex, watch, sync=None):
 def goes_on(ex, fs):
     """(the results of the futures `fs`, a new task's result, whether `ex`
     is broken): what a pool that goes on working gives (..., 3, False)."""
-    return ([f.result(timeout=TIMEOUT) for f in fs],
-            ex.submit(add, 1, 2).result(timeout=TIMEOUT), bool(ex._broken))
+    return ([f.result(timeout=bound()) for f in fs],
+            ex.submit(add, 1, 2).result(timeout=bound()), bool(ex._broken))
 
 
 def warm_up(method):

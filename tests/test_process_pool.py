@@ -38,7 +38,7 @@ import process_tasks as tasks
 from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, HAS_MAX_TASKS,
                              SHUTDOWN, TIMEOUT, Counted, agreed_once, cause_kind,
                              default_max_workers, norm_any_addr, outcome,
-                             run_child, which)
+                             start_child, wait_until, which)
 from process_tasks import METHODS, pool, wait_dead
 
 REF = concurrent.futures
@@ -483,14 +483,15 @@ EXIT_CHILD = r"""
 import multiprocessing, sys
 import process_tasks
 from child import futures, say
-which, method, mode = sys.argv[1:4]
+which, method, mode, directory = sys.argv[1:5]
 m = futures(which)
 if __name__ == "__main__":
     ctx = multiprocessing.get_context(method)
     ex = m.ProcessPoolExecutor(2, mp_context=ctx)
     say("first %d" % ex.submit(process_tasks.square, 7).result())
     fs = [ex.submit(process_tasks.print_line, "task %d" % i) for i in range(4)]
-    late = ex.submit(process_tasks.sleep_print, "late", 0.3)
+    # prints once the test lets it, after every other line
+    late = ex.submit(process_tasks.block_print, directory, "late")
     say("pids %s" % " ".join(map(str, ex._processes)))
     if mode == "dropped":
         del ex      # the executor is collected; its queued work still runs
@@ -501,27 +502,39 @@ if __name__ == "__main__":
 """
 
 
-def run_exit_child(m, method, mode):
+EARLY_LINES = {"first 49", "main done"} | {"task %d" % i for i in range(4)}
+
+
+def run_exit_child(m, method, mode, sync):
+    """Run EXIT_CHILD; its late task is let go once the child printed every
+    other line: its main script has ended by then, and only the
+    interpreter's exit can wait for the task."""
     begin = time.monotonic()
+    child = start_child(["-c", EXIT_CHILD, which(m), method, mode, sync.dir])
+    try:
+        wait_until(lambda: EARLY_LINES <= set(child.output()[0].splitlines()),
+                   what="the child's lines before the late task's")
+    finally:
+        sync.release()
     # the test checks itself that the workers ended: not reaped for it
-    rc, out, err = run_child(["-c", EXIT_CHILD, which(m), method, mode],
-                             reap_group=False)
+    rc, out, err = child.finish(reap_group=False)
     return out, err, rc, time.monotonic() - begin
 
 
 @pytest.mark.parametrize("method, mode", [
     ("fork", "kept"), ("spawn", "kept"), ("forkserver", "dropped"),
     ("fork", "nowait")])
-def test_interpreter_exit_without_shutdown(mod, method, mode):
+def test_interpreter_exit_without_shutdown(mod, sync, method, mode):
     def scenario(m):
-        out, err, rc, took = run_exit_child(m, method, mode)
+        out, err, rc, took = run_exit_child(m, method, mode,
+                                            sync.sub(m.__name__))
         lines = out.splitlines()
         pids = [int(p) for line in lines if line.startswith("pids ")
                 for p in line.split()[1:]]
         lines = [line for line in lines if not line.startswith("pids ")]
         left = tasks.wait_gone(pids)
-        # the queued work ran (the late task after "main done"), then the
-        # workers ended
+        # the queued work ran (the late task after "main done", at exit),
+        # then the workers ended
         return (lines[:1], sorted(lines[1:]), lines[-1], err, rc, took < 20,
                 len(pids) > 0, left)
 

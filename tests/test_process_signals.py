@@ -134,8 +134,7 @@ class Child(object):
             lines.append(line)
 
     def stderr(self):
-        self.child.files[0].seek(0)
-        return self.child.files[0].read()
+        return self.child.stderr()
 
     def close(self):
         self.child.kill()
