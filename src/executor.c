@@ -387,13 +387,22 @@ map_iterator_take_done(cf_state *st, MapIterator *self)
 static PyObject *
 map_iterator_step(cf_state *st, MapIterator *self)
 {
-    if (self->ordered ? self->futures.count == 0 : self->outstanding == 0) {
+    /* Ordered, the ring holds what is to come; unordered, it is empty once
+     * map() has returned (the futures are in `pending`): the ordered map
+     * pays no test for the option. */
+    PyObject *result;
+    if (self->futures.count > 0) {
+        self->started = 1;
+        result = map_iterator_take_oldest(st, self);
+    }
+    else if (self->outstanding > 0) {
+        self->started = 1;
+        result = map_iterator_take_done(st, self);
+    }
+    else {
         map_iterator_finish(self);
         return NULL;
     }
-    self->started = 1;
-    PyObject *result = self->ordered ? map_iterator_take_oldest(st, self)
-                                     : map_iterator_take_done(st, self);
     if (result == NULL) {
         /* Like the stdlib's generator after an exception: finished. */
         PyObject *exc = cf_err_take();
