@@ -58,19 +58,25 @@ def _file_rank(item):
 
 # Some tests run on the oldest and the newest Python only, as running them
 # on all five would take `make test` past CI's budget: the process-pool
-# tests under spawn and forkserver (fork runs everywhere; the pool's code is
-# the same under every start method, and multiprocessing's change little
-# between versions), and tests marked `ends_only` (the lessons' type-checker
-# reports).  CFUTURES_EVERY_VERSION=1 runs them everywhere.
+# tests under spawn (under forkserver: on the newest only; fork runs
+# everywhere -- the pool's code is the same under every start method, and
+# multiprocessing's start methods change little between versions), and
+# tests marked `ends_only` (type-checker runs, the million-task stress).
+# CFUTURES_EVERY_VERSION=1 runs them everywhere.
 ENDS = ((3, 9), (3, 13))
-FRESH_START_METHODS = ("spawn", "forkserver")
+WHERE = {"spawn": ENDS, "forkserver": ((3, 13),), "ends_only": ENDS}
 
 
-def _ends_only(item):
+def _runs_on(item):
+    """The versions `item` is kept to, or None for every version."""
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
     method = params.get("method", params.get("start_method"))
-    return method in FRESH_START_METHODS or item.get_closest_marker("ends_only") is not None
+    if method in WHERE:
+        return WHERE[method]
+    if item.get_closest_marker("ends_only") is not None:
+        return WHERE["ends_only"]
+    return None
 
 
 def pytest_configure(config):
@@ -78,17 +84,16 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-    middle = (sys.version_info[:2] not in ENDS
-              and not os.environ.get("CFUTURES_EVERY_VERSION"))
-    skip_middle = pytest.mark.skip(
-        reason="runs on %s (CFUTURES_EVERY_VERSION=1: here too)"
-        % " and ".join("%d.%d" % v for v in ENDS))
+    every = os.environ.get("CFUTURES_EVERY_VERSION")
     for item in items:
         # `-k cfutures` also selects the cfutures-only tests.
         if "cf" in getattr(item, "fixturenames", ()):
             item.extra_keyword_matches.add("cfutures")
-        if middle and _ends_only(item):
-            item.add_marker(skip_middle)
+        versions = _runs_on(item)
+        if not every and versions is not None and sys.version_info[:2] not in versions:
+            item.add_marker(pytest.mark.skip(
+                reason="runs on %s (CFUTURES_EVERY_VERSION=1: here too)"
+                % " and ".join("%d.%d" % v for v in versions)))
     items.sort(key=_file_rank)      # stable: the order within a file stays
 
 

@@ -32,6 +32,7 @@ CALLBACK_EVERY = 10         # a done-callback on every 10th future
 pytestmark = pytest.mark.timeout(110)
 
 
+@pytest.mark.ends_only
 def test_million_tasks_with_concurrent_cancel_wait_as_completed(mod):
     n = N_STDLIB if mod is REF else N_CFUTURES
     fs = []

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "tests", "typing", "sample.py")
 EXAMPLES = os.path.join(ROOT, "examples")
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.ends_only]
 
 
 def tool(name):
@@ -96,7 +96,6 @@ def normalised(report, directory):
                   for line in report.splitlines() if line.strip())
 
 
-@pytest.mark.ends_only
 def test_lessons_give_the_same_mypy_diagnostics(tmp_path):
     names = lesson_variants(tmp_path)
     reports = {sub: mypy(tmp_path, *names, cwd=str(tmp_path / sub)) for sub in ("stdlib", "cf")}
@@ -106,7 +105,6 @@ def test_lessons_give_the_same_mypy_diagnostics(tmp_path):
     assert reports["stdlib"].count("error:") > 0
 
 
-@pytest.mark.ends_only
 def test_lessons_give_the_same_pyright_diagnostics(tmp_path):
     names = lesson_variants(tmp_path)
     reports = {sub: pyright(tmp_path, *names, cwd=str(tmp_path / sub))
