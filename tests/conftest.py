@@ -61,7 +61,8 @@ def _file_rank(item):
 # tests under spawn (under forkserver: on the newest only; fork runs
 # everywhere -- the pool's code is the same under every start method, and
 # multiprocessing's start methods change little between versions), and
-# tests marked `ends_only` (type-checker runs, the million-task stress).
+# tests marked `ends_only` (type-checker runs, the million-task stress,
+# gevent/eventlet and joblib/loky).
 # CFUTURES_EVERY_VERSION=1 runs them everywhere.
 ENDS = ((3, 9), (3, 13))
 WHERE = {"spawn": ENDS, "forkserver": ((3, 13),), "ends_only": ENDS}

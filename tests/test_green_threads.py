@@ -43,7 +43,8 @@ HANG = 5.0          # the child's watchdog: no scenario may take this long
 PROMPT = 2.0        # generous bound of an operation the stdlib does in ~10 ms
 LIBS = ("gevent", "eventlet")
 
-pytestmark = pytest.mark.timeout(120)
+# gevent and eventlet patch the same threading on every version: 3.9 and 3.13.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.ends_only]
 
 # Prepended to every scenario.  argv: library, module, import order, watchdog.
 PRELUDE = r'''
