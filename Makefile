@@ -25,7 +25,13 @@ XDIST       ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: test test-one demo bench sanitize clean
 
+# The virtual environments are made first, all at once (pip mostly waits).
 test:
+	@for v in $(VERSIONS); do \
+	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v 2>/dev/null); \
+	  [ -z "$$py" ] || ./scripts/venv.sh "$$py" .venv-$$v & \
+	done; wait
 	@status=0; ran=""; missing=""; \
 	for v in $(VERSIONS); do \
 	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
