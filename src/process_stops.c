@@ -174,15 +174,15 @@ core_cancel_running(cf_state *st, PoolCoreObject *core, PyObject *future)
 
 /* WorkerDied for the DEAD worker `w`, naming its pid, exit code or signal,
  * and what it was doing: running the callable of `t` (its oldest task, may
- * be NULL), holding no task, or starting up (it never started a task: its
- * first task always reports its start).  Waits (bounded) for the process
+ * be NULL), starting up (it never finished or started a task: its first
+ * task always reports its start), or idle between tasks.  Waits (bounded) for the process
  * to end, as its exit code is wanted.  New reference, or NULL. */
 static PyObject *
 worker_death(PoolCoreObject *core, pp_worker *w, pp_task *t)
 {
-    const char *doing = t == NULL ? "idle"
-                        : t->started_at != 0 || w->last_result_at != 0 ? "running"
-                                                                        : "starting";
+    const char *doing = t != NULL && (t->started_at != 0 || w->last_result_at != 0) ? "running"
+                        : w->last_result_at == 0 ? "starting"
+                                                 : "idle";
     PyObject *process = w->process;
     PyObject *pid = process ? PyObject_GetAttrString(process, "pid") : Py_NewRef(Py_None);
     if (pid != NULL && process != NULL) {
