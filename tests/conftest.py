@@ -72,7 +72,8 @@ def _runs_on(item):
     """The versions `item` is kept to, or None for every version."""
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
-    method = params.get("method", params.get("start_method"))
+    method = params.get("method", params.get("start_method",
+                                              getattr(getattr(item, "cls", None), "METHOD", None)))
     if method in WHERE:
         return WHERE[method]
     if item.get_closest_marker("ends_only") is not None:
