@@ -12,6 +12,7 @@ The keyword-only options beyond the stdlib (task_timeout, isolate_crashes,
 cancel_running, max_memory_per_child, pickler) are off by default, and then
 every behaviour is the stdlib's.
 """
+import io
 import itertools
 import multiprocessing as mp
 import os
@@ -19,6 +20,7 @@ import signal
 import threading
 from functools import partial
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 
 import concurrent.futures.process as _stdlib_process
 from concurrent.futures.process import BrokenProcessPool  # noqa: F401
@@ -90,6 +92,16 @@ def _worker_died(pid, exitcode, doing, fn):
     return WorkerDied(message, pid, exitcode, name)
 
 
+def _forking_dumps(obj, protocol, buffer_callback=None):
+    """multiprocessing's pickling (ForkingPickler, with the reducers it was
+    given for sockets, connections, ...), and protocol 5's out-of-band
+    buffers, which the pool sends through shared memory."""
+    buf = io.BytesIO()
+    # (ForkingPickler takes its arguments by position only.)
+    ForkingPickler(buf, protocol, True, buffer_callback).dump(obj)
+    return buf.getbuffer()
+
+
 def _pickler_dumps(pickler):
     """The dumps() the pool pickles calls with, for the `pickler` option."""
     if pickler is None or pickler == "pickle":
@@ -142,29 +154,29 @@ def _start_uninterrupted(process, forks):
     return bool(caught)
 
 
-def _spawn_worker(context, task_fd, result_fd, initializer, initargs,
+def _spawn_worker(context, task_fd, result_fd, shm_fd, initializer, initargs,
                   max_tasks, max_memory):
     """Start one worker process; called by the native pool, which gets
     (the Process, whether a Ctrl-C arrived during its start).
 
-    task_fd/result_fd are the child's ends of its two pipes; they travel as
+    task_fd/result_fd are the child's ends of its two pipes, shm_fd of the
+    socket that shared memory's descriptors pass over; they travel as
     Connections, which multiprocessing hands to the child under every start
     method, and are closed here once the child has them.  (Under fork the
     child also inherited the parent's ends of every pool's pipes: the
     module's after-fork hook closes those in the child.)
     """
-    task_conn = Connection(task_fd, writable=False)
-    result_conn = Connection(result_fd, readable=False)
+    conns = (Connection(task_fd, writable=False),
+             Connection(result_fd, readable=False), Connection(shm_fd))
     try:
         process = context.Process(
             target=_cfutures._process_worker,
-            args=(task_conn, result_conn, initializer, initargs, max_tasks,
-                  max_memory))
+            args=conns + (initializer, initargs, max_tasks, max_memory))
         interrupted = _start_uninterrupted(
             process, context.get_start_method() == "fork")
     finally:
-        task_conn.close()
-        result_conn.close()
+        for conn in conns:
+            conn.close()
     return process, interrupted
 
 

@@ -42,8 +42,12 @@ struct cf_state {
     PyObject *ExceptionWithTraceback;   /* concurrent.futures.process's */
     PyObject *RemoteTraceback;
     PyObject *format_exception;         /* traceback.format_exception */
-    PyObject *pickle_dumps;             /* ForkingPickler.dumps, as multiprocessing */
+    PyObject *pickle_dumps;             /* cfutures.process._forking_dumps */
     PyObject *pickle_loads;             /* pickle.loads */
+    PyTypeObject *SharedMappingType;    /* shm.c: a received memfd, mapped */
+    PyObject *pickle_protocol;          /* 5 */
+    PyObject *kwnames_buffer_callback;  /* ("buffer_callback",) */
+    PyObject *kwnames_buffers;          /* ("buffers",) */
     PyObject *empty_dict;
     PyObject *public_future_class;      /* cfutures.Future, set by the package */
     PyObject *stdlib_future_class;      /* concurrent.futures.Future */

@@ -10,6 +10,7 @@
  */
 #include "cfutures.h"
 #include "pool.h"
+#include "shm.h"
 #include "waiter.h"
 
 /* ---- hooks -------------------------------------------------------------- */
@@ -163,7 +164,8 @@ module_exec(PyObject *module)
     if (module_import_names(st) < 0 || future_module_init(module, st) < 0 ||
         waiter_type_init(module, st) < 0 || as_completed_type_init(module, st) < 0 ||
         executor_module_init(module, st) < 0 || tpool_module_init(module, st) < 0 ||
-        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0) {
+        ppool_module_init(module, st) < 0 || process_worker_module_init(module, st) < 0 ||
+        shm_module_init(module, st) < 0) {
         return -1;
     }
     return module_register_hooks(module, st);
@@ -185,6 +187,10 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->format_exception);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
+    Py_VISIT(st->SharedMappingType);
+    Py_VISIT(st->pickle_protocol);
+    Py_VISIT(st->kwnames_buffer_callback);
+    Py_VISIT(st->kwnames_buffers);
     Py_VISIT(st->empty_dict);
     Py_VISIT(st->ExecutorType);
     Py_VISIT(st->MapIteratorType);
@@ -230,6 +236,10 @@ module_clear(PyObject *module)
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
+    Py_CLEAR(st->SharedMappingType);
+    Py_CLEAR(st->pickle_protocol);
+    Py_CLEAR(st->kwnames_buffer_callback);
+    Py_CLEAR(st->kwnames_buffers);
     Py_CLEAR(st->empty_dict);
     Py_CLEAR(st->ExecutorType);
     Py_CLEAR(st->MapIteratorType);

@@ -69,13 +69,12 @@ core_close_fds(PoolCoreObject *core)
 {
     for (Py_ssize_t i = 0; core->workers != NULL && i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        if (w->task_fd >= 0) {
-            close(w->task_fd);
-            w->task_fd = -1;
-        }
-        if (w->result_fd >= 0) {
-            close(w->result_fd);
-            w->result_fd = -1;
+        int *fds[] = {&w->task_fd, &w->result_fd, &w->shm_sock};
+        for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++) {
+            if (*fds[k] >= 0) {
+                close(*fds[k]);
+                *fds[k] = -1;
+            }
         }
     }
     if (core->wake_fd >= 0) {
@@ -162,7 +161,7 @@ core_after_fork_child(cf_pool *pool)
         wire_inbox_clear(&w->inbox);
         memset(w, 0, sizeof(*w));
         w->state = WORKER_EMPTY;
-        w->task_fd = w->result_fd = -1;
+        w->task_fd = w->result_fd = w->shm_sock = -1;
     }
     core->npickling = 0;
     Py_CLEAR(core->io_thread);
@@ -254,7 +253,7 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->hold_until = 0;
     for (Py_ssize_t i = 0; core->workers != NULL && i < max_workers; i++) {
         core->workers[i].state = WORKER_EMPTY;
-        core->workers[i].task_fd = core->workers[i].result_fd = -1;
+        core->workers[i].task_fd = core->workers[i].result_fd = core->workers[i].shm_sock = -1;
     }
     PyObject_GC_Track(core);
     self->core = core;
@@ -363,6 +362,7 @@ task_new(PyObject *future, PyObject *call, int64_t timeout_ns)
     task->future = Py_NewRef(future);
     task->call = Py_NewRef(call);
     task->timeout_ns = timeout_ns;
+    task->shm_fd = -1;
     return task;
 }
 

@@ -69,6 +69,8 @@ typedef struct {
     PyObject *call;                 /* (fn, args, kwargs) until pickled */
     PyObject *fn;                   /* the callable, to name it if its worker dies */
     Py_buffer payload;              /* the pickled call, once dispatched */
+    int shared;                     /* its big parts are in shared memory (shm.h) */
+    int shm_fd;                     /* their memfd until sent to the worker; -1 */
     int64_t dispatched_at;          /* monotonic ns */
     int64_t timeout_ns;             /* how long it may run; 0: no limit */
     int64_t started_at;             /* monotonic ns of its STARTED frame; 0: not yet */
@@ -91,6 +93,7 @@ typedef struct {
     unsigned generation;            /* bumped at each start: a slot reused */
     PyObject *process;              /* multiprocessing.Process, from IDLE on */
     int task_fd, result_fd;         /* our ends; -1 when closed */
+    int shm_sock;                   /* our end of the socket memfds pass over; -1 */
     cf_tasklist tasks;              /* written or to write, in that order */
     Py_ssize_t nreserved;           /* being pickled for it by some thread */
     Py_ssize_t assigned;            /* tasks ever given (max_tasks_per_child) */

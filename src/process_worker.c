@@ -1,12 +1,14 @@
 /* process_worker.c — the loop of a worker process.
  *
- * `_cfutures._process_worker(task_conn, result_conn, initializer, initargs,
- * max_tasks, max_memory)` is the target of the multiprocessing.Process the
+ * `_cfutures._process_worker(task_conn, result_conn, shm_conn, initializer,
+ * initargs, max_tasks, max_memory)` is the target of the multiprocessing.Process the
  * parent starts.  It reads one task frame, runs it, writes one result
  * frame, in order, until the parent says exit (or its pipe ends: the parent
  * is gone), max_tasks are done, or its resident memory after a task is
  * over max_memory bytes; the last answer then says it leaves.  A task the
- * parent may stop asks for a STARTED frame before it runs.  Reads and writes happen with the GIL released; a
+ * parent may stop asks for a STARTED frame before it runs.  Big calls and
+ * results come and go through shared memory, their memfds over shm_conn
+ * (shm.h).  Reads and writes happen with the GIL released; a
  * signal (Ctrl-C reaches the whole process group) interrupts the wait and
  * its handler runs, as in the stdlib's worker.
  *
@@ -22,6 +24,7 @@
  * the module's after-fork hook closed them before this loop began.
  */
 #include "cfutures.h"
+#include "shm.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -34,6 +37,27 @@ fd_readable(void *arg)
 {
     struct pollfd pfd = {*(int *)arg, POLLIN, 0};
     return poll(&pfd, 1, 0) > 0;
+}
+
+/* A blocking wait between tasks failed with `errno`: 0 to wait again (a
+ * signal arrived and its handler ran), -1 with an exception. */
+static int
+wait_interrupted(void)
+{
+    if (errno != EINTR) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (PyErr_CheckSignals() < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+            return -1;
+        }
+        /* Ctrl-C reaches the whole process group.  Between tasks it is
+         * the parent's to act on (it cancels the work or stops this
+         * worker): no traceback from every idle worker. */
+        PyErr_Clear();
+    }
+    return 0;
 }
 
 /* Block for `size` bytes of `fd`, running signal handlers on EINTR (a
@@ -54,28 +78,38 @@ read_exact(int fd, void *buf, size_t size)
         if (rc != WIRE_READ_FAILED) {
             return rc;
         }
-        if (errno != EINTR) {
-            PyErr_SetFromErrno(PyExc_OSError);
+        if (wait_interrupted() < 0) {
             return WIRE_READ_FAILED;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-                return WIRE_READ_FAILED;
-            }
-            /* Ctrl-C reaches the whole process group.  Between tasks it is
-             * the parent's to act on (it cancels the work or stops this
-             * worker): no traceback from every idle worker. */
-            PyErr_Clear();
         }
     }
 }
 
-/* The next task's pickled call as bytes (new reference), its flags in
- * `*flags`; NULL without an exception when the parent says exit or closed
- * the pipe. */
-static PyObject *
-read_task(int fd, uint32_t *flags_out)
+/* The memfd of a SHARED task frame: the parent sent it just before the
+ * frame.  The descriptor, or -1 with an exception. */
+static int
+receive_memfd(int sock)
 {
+    for (;;) {
+        int fd;
+        Py_BEGIN_ALLOW_THREADS
+        fd = shm_recv_fd(sock, 1);
+        Py_END_ALLOW_THREADS
+        if (fd >= 0) {
+            return fd;
+        }
+        if (wait_interrupted() < 0) {
+            return -1;
+        }
+    }
+}
+
+/* The next task's payload as bytes (new reference), its flags in
+ * `*flags`, the memfd of a shared one in `*shm_fd` (else -1); NULL without
+ * an exception when the parent says exit or closed the pipe. */
+static PyObject *
+read_task(int fd, int shm_sock, uint32_t *flags_out, int *shm_fd)
+{
+    *shm_fd = -1;
     unsigned char header[WIRE_HEADER_SIZE];
     if (read_exact(fd, header, sizeof(header)) != WIRE_READ_DONE) {
         return NULL;
@@ -101,25 +135,38 @@ read_task(int fd, uint32_t *flags_out)
         Py_DECREF(payload);
         return NULL;
     }
+    if ((*flags_out & WIRE_FLAG_SHARED) && (*shm_fd = receive_memfd(shm_sock)) < 0) {
+        Py_DECREF(payload);
+        return NULL;
+    }
     return payload;
 }
 
-/* Write a frame whose payload is `obj`'s buffer.  -1 with an exception. */
+/* Write a frame: its memfd first (if any, closed here), then the header
+ * and `payload` (released here).  -1 with an exception. */
 static int
-write_frame(int fd, uint32_t kind, uint32_t flags, PyObject *obj)
+write_frame(int fd, int shm_sock, uint32_t kind, uint32_t flags, shm_frame *frame)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
-        return -1;
+    int rc = 0;
+    if (frame->fd >= 0) {
+        flags |= WIRE_FLAG_SHARED;
+        Py_BEGIN_ALLOW_THREADS
+        while ((rc = shm_send_fd(shm_sock, frame->fd, 1)) < 0 && errno == EINTR) {
+        }
+        Py_END_ALLOW_THREADS
+        close(frame->fd);
+        frame->fd = -1;
     }
-    unsigned char header[WIRE_HEADER_SIZE];
-    wire_pack_header(header, (uint64_t)view.len, kind, flags);
-    struct iovec iov[2] = {{header, sizeof(header)}, {view.buf, (size_t)view.len}};
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = wire_write_all(fd, iov, 2);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
+    if (rc == 0) {
+        unsigned char header[WIRE_HEADER_SIZE];
+        wire_pack_header(header, (uint64_t)frame->payload.len, kind, flags);
+        struct iovec iov[2] = {{header, sizeof(header)},
+                               {frame->payload.buf, (size_t)frame->payload.len}};
+        Py_BEGIN_ALLOW_THREADS
+        rc = wire_write_all(fd, iov, 2);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&frame->payload);
     if (rc < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
@@ -131,10 +178,14 @@ write_frame(int fd, uint32_t kind, uint32_t flags, PyObject *obj)
 static int
 write_header_frame(int fd, uint32_t kind)
 {
+    shm_frame frame = {.fd = -1};
     PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
-    int rc = empty == NULL ? -1 : write_frame(fd, kind, 0, empty);
-    Py_XDECREF(empty);
-    return rc;
+    if (empty == NULL || PyObject_GetBuffer(empty, &frame.payload, PyBUF_SIMPLE) < 0) {
+        Py_XDECREF(empty);
+        return -1;
+    }
+    Py_DECREF(empty);
+    return write_frame(fd, -1, kind, 0, &frame);
 }
 
 /* This process's resident memory in bytes (Linux: /proc/self/statm), or 0
@@ -152,9 +203,10 @@ resident_bytes(void)
     return got == 2 ? (size_t)resident_pages * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
-/* _ExceptionWithTraceback(exc, exc.__traceback__), pickled.  Steals `exc`. */
-static PyObject *
-pickle_exception(cf_state *st, PyObject *exc)
+/* _ExceptionWithTraceback(exc, exc.__traceback__), pickled into `out`.
+ * Steals `exc`.  0, or -1 with an exception. */
+static int
+pickle_exception(cf_state *st, PyObject *exc, shm_frame *out)
 {
     PyObject *tb = PyException_GetTraceback(exc);
     PyObject *wrapped = PyObject_CallFunctionObjArgs(st->ExceptionWithTraceback, exc,
@@ -162,18 +214,19 @@ pickle_exception(cf_state *st, PyObject *exc)
     Py_XDECREF(tb);
     Py_DECREF(exc);
     if (wrapped == NULL) {
-        return NULL;
+        return -1;
     }
-    PyObject *payload = PyObject_CallFunction(st->pickle_dumps, "Oi", wrapped, 5);
+    int rc = shm_dumps(st, st->pickle_dumps, wrapped, out);
     Py_DECREF(wrapped);
-    return payload;
+    return rc;
 }
 
-/* Run one pickled call; return (kind, payload) through the arguments. */
+/* Run one task (its payload, and its memfd or -1, closed here); its answer's
+ * kind and frame through the arguments.  0, or -1 with an exception. */
 static int
-run_task(cf_state *st, PyObject *task, uint32_t *kind, PyObject **payload)
+run_task(cf_state *st, PyObject *task, int shm_fd, uint32_t *kind, shm_frame *answer)
 {
-    PyObject *call = PyObject_CallOneArg(st->pickle_loads, task);
+    PyObject *call = shm_loads(st, PyBytes_AS_STRING(task), (size_t)PyBytes_GET_SIZE(task), shm_fd);
     PyObject *fn, *args, *kwargs, *result = NULL;
     *kind = WIRE_CALL_ERROR;
     if (call != NULL && !PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
@@ -185,9 +238,9 @@ run_task(cf_state *st, PyObject *task, uint32_t *kind, PyObject **payload)
         Py_DECREF(call);
     }
     if (result != NULL) {
-        *payload = PyObject_CallFunction(st->pickle_dumps, "Oi", result, 5);
+        int rc = shm_dumps(st, st->pickle_dumps, result, answer);
         Py_DECREF(result);
-        if (*payload != NULL) {
+        if (rc == 0) {
             *kind = WIRE_RESULT;
             return 0;
         }
@@ -195,8 +248,7 @@ run_task(cf_state *st, PyObject *task, uint32_t *kind, PyObject **payload)
     /* The call, its unpickling or its result's pickling raised: send that.
      * If even the exception cannot be pickled, send the error doing so. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        *payload = pickle_exception(st, cf_err_take());
-        if (*payload != NULL) {
+        if (pickle_exception(st, cf_err_take(), answer) == 0) {
             return 0;
         }
     }
@@ -207,16 +259,17 @@ static PyObject *
 process_worker(PyObject *module, PyObject *args)
 {
     cf_state *st = cf_state_of_module(module);
-    PyObject *task_conn, *result_conn, *initializer, *initargs;
+    PyObject *task_conn, *result_conn, *shm_conn, *initializer, *initargs;
     Py_ssize_t max_tasks, max_memory;
-    if (!PyArg_ParseTuple(args, "OOOOnn:_process_worker", &task_conn, &result_conn, &initializer,
-                          &initargs, &max_tasks, &max_memory) ||
+    if (!PyArg_ParseTuple(args, "OOOOOnn:_process_worker", &task_conn, &result_conn, &shm_conn,
+                          &initializer, &initargs, &max_tasks, &max_memory) ||
         cf_load_process_names(st) < 0) {
         return NULL;
     }
     int task_fd = PyObject_AsFileDescriptor(task_conn);
     int result_fd = task_fd < 0 ? -1 : PyObject_AsFileDescriptor(result_conn);
-    if (result_fd < 0) {
+    int shm_sock = result_fd < 0 ? -1 : PyObject_AsFileDescriptor(shm_conn);
+    if (shm_sock < 0) {
         return NULL;
     }
     if (initializer != Py_None) {
@@ -235,7 +288,8 @@ process_worker(PyObject *module, PyObject *args)
     Py_ssize_t done = 0;
     for (int leaving = 0; !leaving;) {
         uint32_t task_flags = 0;
-        PyObject *task = read_task(task_fd, &task_flags);
+        int shm_fd;
+        PyObject *task = read_task(task_fd, shm_sock, &task_flags, &shm_fd);
         if (task == NULL) {
             if (PyErr_Occurred()) {
                 return NULL;
@@ -245,11 +299,14 @@ process_worker(PyObject *module, PyObject *args)
         if ((task_flags & WIRE_FLAG_REPORT_START) &&
             write_header_frame(result_fd, WIRE_STARTED) < 0) {
             Py_DECREF(task);
+            if (shm_fd >= 0) {
+                close(shm_fd);
+            }
             return NULL;
         }
         uint32_t kind;
-        PyObject *payload;
-        int rc = run_task(st, task, &kind, &payload);
+        shm_frame answer;
+        int rc = run_task(st, task, shm_fd, &kind, &answer);
         Py_DECREF(task);
         if (rc < 0) {
             return NULL;
@@ -257,8 +314,7 @@ process_worker(PyObject *module, PyObject *args)
         done++;
         leaving = (max_tasks != 0 && done == max_tasks) ||
                   (max_memory != 0 && resident_bytes() > (size_t)max_memory);
-        rc = write_frame(result_fd, kind, leaving ? WIRE_FLAG_LEAVING : 0, payload);
-        Py_DECREF(payload);
+        rc = write_frame(result_fd, shm_sock, kind, leaving ? WIRE_FLAG_LEAVING : 0, &answer);
         if (rc < 0) {
             return NULL;
         }

@@ -17,6 +17,7 @@
  *     (max_tasks_per_child), or a task would leave with it.
  */
 #include "process_pool.h"
+#include "shm.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -39,6 +40,9 @@ task_free(pp_task *task)
 {
     if (task->payload.obj != NULL) {
         PyBuffer_Release(&task->payload);
+    }
+    if (task->shm_fd >= 0) {
+        close(task->shm_fd);
     }
     Py_XDECREF(task->call);
     Py_XDECREF(task->fn);
@@ -122,18 +126,18 @@ close_fd(int *fd)
  * parent's ends are in the slot from now on, so that a fork child closes
  * them (module.c's hook).  Fills child_ends; -1 with an exception. */
 static int
-worker_begin_start(pp_worker *w, int child_ends[2])
+worker_begin_start(pp_worker *w, int child_ends[3])
 {
-    int task_pipe[2], result_pipe[2];
+    int task_pipe[2] = {-1, -1}, result_pipe[2] = {-1, -1}, shm_pair[2] = {-1, -1};
     assert(w->state == WORKER_EMPTY);
-    if (pipe2(task_pipe, O_CLOEXEC) < 0) {
+    if (pipe2(task_pipe, O_CLOEXEC) < 0 || pipe2(result_pipe, O_CLOEXEC) < 0 ||
+        shm_socketpair(shm_pair) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    if (pipe2(result_pipe, O_CLOEXEC) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        close(task_pipe[0]);
-        close(task_pipe[1]);
+        int *fds[] = {task_pipe, result_pipe, shm_pair};
+        for (int k = 0; k < 3; k++) {
+            close_fd(&fds[k][0]);
+            close_fd(&fds[k][1]);
+        }
         return -1;
     }
     /* Bigger pipes: fewer wake-ups for large payloads (best effort). */
@@ -145,8 +149,10 @@ worker_begin_start(pp_worker *w, int child_ends[2])
     w->state = WORKER_STARTING;
     w->task_fd = task_pipe[1];
     w->result_fd = result_pipe[0];
+    w->shm_sock = shm_pair[0];
     child_ends[0] = task_pipe[0];
     child_ends[1] = result_pipe[1];
+    child_ends[2] = shm_pair[1];
     return 0;
 }
 
@@ -166,6 +172,7 @@ worker_start_failed(pp_worker *w)
     assert(w->state == WORKER_STARTING);
     close_fd(&w->task_fd);
     close_fd(&w->result_fd);
+    close_fd(&w->shm_sock);
     w->state = WORKER_EMPTY;
 }
 
@@ -174,14 +181,15 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
 {
     (void)st;
     pp_worker *w = &core->workers[i];
-    int child_ends[2];
+    int child_ends[3];
     if (worker_begin_start(w, child_ends) < 0) {
         return -1;
     }
     /* The spawner wraps the child's ends in Connections, starts the process
      * and closes those ends here, whatever happens.  Other threads run. */
-    PyObject *started = PyObject_CallFunction(core->spawn, "OiiOOnn", core->context,
-                                              child_ends[0], child_ends[1], core->initializer,
+    PyObject *started = PyObject_CallFunction(core->spawn, "OiiiOOnn", core->context,
+                                              child_ends[0], child_ends[1], child_ends[2],
+                                              core->initializer,
                                               core->initargs, core->max_tasks_per_child,
                                               core->max_memory);
     PyObject *process = NULL;
@@ -365,6 +373,7 @@ worker_reap(PoolCoreObject *core, pp_worker *w, double grace)
         Py_DECREF(process);
     }
     close_fd(&w->result_fd);
+    close_fd(&w->shm_sock);     /* and the memfds in flight on it */
     wire_inbox_clear(&w->inbox);
     w->state = WORKER_EMPTY;
 }
@@ -462,7 +471,7 @@ worker_append(PoolCoreObject *core, pp_worker *w, pp_task *task, int64_t now)
      * before that died starting up (its initializer), not in a task. */
     int report = task_stoppable(core, task->timeout_ns) || w->assigned == 0;
     wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK,
-                     report ? WIRE_FLAG_REPORT_START : 0);
+                     (report ? WIRE_FLAG_REPORT_START : 0) | (task->shared ? WIRE_FLAG_SHARED : 0));
     if (core->cancel_running) {
         ((FutureObject *)task->future)->stoppable = 1;
     }
@@ -522,15 +531,14 @@ typedef enum {
 static pickle_outcome
 task_pickle(cf_state *st, PyObject *dumps, pp_task *task, int may_raise)
 {
-    PyObject *pickled = PyObject_CallFunction(dumps, "Oi", task->call, 5);
-    if (pickled != NULL) {
-        int rc = PyObject_GetBuffer(pickled, &task->payload, PyBUF_SIMPLE);
-        Py_DECREF(pickled);         /* the buffer view keeps it */
-        if (rc == 0) {
-            task->fn = Py_NewRef(PyTuple_GET_ITEM(task->call, 0));
-            Py_CLEAR(task->call);
-            return PICKLED;
-        }
+    shm_frame frame;
+    if (shm_dumps(st, dumps, task->call, &frame) == 0) {
+        task->payload = frame.payload;
+        task->shm_fd = frame.fd;
+        task->shared = frame.fd >= 0;
+        task->fn = Py_NewRef(PyTuple_GET_ITEM(task->call, 0));
+        Py_CLEAR(task->call);
+        return PICKLED;
     }
     if (may_raise && !PyErr_ExceptionMatches(PyExc_Exception)) {
         return PICKLE_INTERRUPTED;
@@ -541,6 +549,33 @@ task_pickle(cf_state *st, PyObject *dumps, pp_task *task, int may_raise)
     fail_future(task->future, exc);
     Py_DECREF(exc);
     return PICKLE_FAILED;
+}
+
+/* Send the memfd of a shared task's payload to the worker that will get
+ * the task next: just before its frame joins the worker's list, so the
+ * descriptors are in the order of the frames.  The socket never fills (a
+ * worker holds at most PP_DEPTH_MAX tasks), but if it did the task would
+ * fail with that error, the pool going on.  0, or -1 with the future
+ * failed. */
+static int
+task_send_shared(pp_worker *w, pp_task *task)
+{
+    if (task->shm_fd < 0) {
+        return 0;
+    }
+    int rc;
+    while ((rc = shm_send_fd(w->shm_sock, task->shm_fd, 0)) < 0 && errno == EINTR) {
+    }
+    close(task->shm_fd);
+    task->shm_fd = -1;
+    if (rc == 0) {
+        return 0;
+    }
+    PyErr_SetFromErrno(PyExc_OSError);
+    PyObject *exc = cf_err_take();
+    fail_future(task->future, exc);
+    Py_DECREF(exc);
+    return -1;
 }
 
 /* Fail a task of a pool that broke while it was being pickled. */
@@ -613,7 +648,10 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
     }
     else {
         PyObject *go = future_set_running_or_notify_cancel(task->future, NULL);
-        if (go == Py_True) {
+        if (go == Py_True && task_send_shared(w, task) < 0) {
+            task_free(task);        /* its error is on its future */
+        }
+        else if (go == Py_True) {
             worker_append(core, w, task, cf_monotonic_ns());
         }
         else {
@@ -748,11 +786,16 @@ core_time_task(PoolCoreObject *core, pp_worker *w, pp_task *t)
 /* The outcome an answer frame carries, for its future: the value to set
  * (*is_error says how), or NULL if none could be made. */
 static PyObject *
-answer_outcome(cf_state *st, unsigned char *payload, size_t length, uint32_t kind, int *is_error)
+answer_outcome(cf_state *st, unsigned char *payload, size_t length, uint32_t kind, int shm_fd,
+               int *is_error)
 {
-    PyObject *view = PyMemoryView_FromMemory((char *)payload, (Py_ssize_t)length, PyBUF_READ);
-    PyObject *value = view ? PyObject_CallOneArg(st->pickle_loads, view) : NULL;
-    Py_XDECREF(view);
+    PyObject *value = NULL;
+    if (shm_fd == -2) {
+        PyErr_SetString(PyExc_OSError, "cfutures: the shared memory of the answer did not arrive");
+    }
+    else {
+        value = shm_loads(st, payload, length, shm_fd);
+    }
     *is_error = 1;
     if (value == NULL) {
         /* A result or an exception that cannot be unpickled here: this
@@ -772,8 +815,18 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
                 size_t length, uint32_t kind, uint32_t flags)
 {
     pp_task *t = pp_first(&w->tasks);
+    /* The memfd of a shared answer came first: take it now, whatever the
+     * answer becomes, so the next one finds its own.  -2: none came. */
+    int shm_fd = -1;
+    if (flags & WIRE_FLAG_SHARED) {
+        shm_fd = w->shm_sock < 0 ? -2 : shm_recv_fd(w->shm_sock, 0);
+        shm_fd = shm_fd < 0 ? -2 : shm_fd;
+    }
     if (t == NULL || w->unsent == t || w->state == WORKER_STOPPING) {
         free(payload);
+        if (shm_fd >= 0) {
+            close(shm_fd);
+        }
         return;                     /* nothing was asked, or too late: ignore it */
     }
     if (kind == WIRE_STARTED) {
@@ -788,7 +841,7 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
     }
     worker_maybe_idle(w);
     int is_error;
-    PyObject *value = answer_outcome(st, payload, length, kind, &is_error);
+    PyObject *value = answer_outcome(st, payload, length, kind, shm_fd, &is_error);
     free(payload);
     PyObject *r = NULL;
     if (value == NULL) {

@@ -270,7 +270,6 @@ cf_load_process_names(cf_state *st)
         return 0;
     }
     const char *process = "concurrent.futures.process";
-    PyObject *forking_pickler = NULL;
     int rc = -1;
     if (cf_load_thread_names(st) == 0 &&
         cf_import_into(&st->BrokenProcessPool, process, "BrokenProcessPool") == 0 &&
@@ -278,11 +277,9 @@ cf_load_process_names(cf_state *st)
         cf_import_into(&st->RemoteTraceback, process, "_RemoteTraceback") == 0 &&
         cf_import_into(&st->format_exception, "traceback", "format_exception") == 0 &&
         cf_import_into(&st->pickle_loads, "pickle", "loads") == 0 &&
-        cf_import_into(&forking_pickler, "multiprocessing.reduction", "ForkingPickler") == 0) {
-        st->pickle_dumps = PyObject_GetAttrString(forking_pickler, "dumps");
-        rc = st->pickle_dumps == NULL ? -1 : 0;
+        cf_import_into(&st->pickle_dumps, "cfutures.process", "_forking_dumps") == 0) {
+        rc = 0;
     }
-    Py_XDECREF(forking_pickler);
     return rc;
 }
 

@@ -39,6 +39,9 @@ typedef enum {
 #define WIRE_FLAG_LEAVING 0x1
 /* On a task: say STARTED before running it (a task the pool may stop). */
 #define WIRE_FLAG_REPORT_START 0x2
+/* On a task or an answer: the payload is shm.h's table; one memfd came
+ * over the worker's socket just before the frame. */
+#define WIRE_FLAG_SHARED 0x4
 
 void wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], uint64_t length, uint32_t kind,
                       uint32_t flags);

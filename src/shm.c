@@ -1,0 +1,439 @@
+/* shm.c — big payloads through anonymous shared memory (see shm.h): the
+ * pickling that sets big buffers aside, the memfd they go into, the mapping
+ * object the receiver unpickles over, and the descriptor passing.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHM_INLINE UINT64_MAX
+#define SHM_TABLE_HEAD 3            /* count, pickle_at, pickle_length */
+#define SHM_ALIGN 64                /* each piece starts on a cache line */
+
+/* ---- the mapping ---------------------------------------------------------- */
+
+/* A memfd mapped by the receiver.  Its buffer is what the unpickled objects
+ * view; the last of them to go unmaps it. */
+typedef struct {
+    PyObject_HEAD
+    void *addr;
+    size_t size;
+} SharedMappingObject;
+
+static int
+mapping_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+    SharedMappingObject *m = (SharedMappingObject *)self;
+    return PyBuffer_FillInfo(view, self, m->addr, (Py_ssize_t)m->size, 0, flags);
+}
+
+static void
+mapping_dealloc(PyObject *self)
+{
+    SharedMappingObject *m = (SharedMappingObject *)self;
+    PyTypeObject *type = Py_TYPE(self);
+    if (m->addr != NULL) {
+        munmap(m->addr, m->size);
+    }
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyType_Slot mapping_slots[] = {
+    {Py_bf_getbuffer, (void *)mapping_getbuffer},
+    {Py_tp_dealloc, (void *)mapping_dealloc},
+    {Py_tp_doc, (void *)"Shared memory a call or a result arrived in (internal)."},
+    {0, NULL},
+};
+
+static PyType_Spec mapping_spec = {
+    .name = "cfutures._cfutures._SharedMapping",
+    .basicsize = sizeof(SharedMappingObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = mapping_slots,
+};
+
+/* Map all `size` bytes of `fd`.  New reference, or NULL with an exception. */
+static PyObject *
+mapping_new(cf_state *st, int fd, size_t size)
+{
+    struct stat info;
+    if (fstat(fd, &info) < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if ((uint64_t)info.st_size < size) {
+        /* Touching a page past its end would be SIGBUS. */
+        PyErr_SetString(PyExc_ValueError, "cfutures: shared memory shorter than its frame says");
+        return NULL;
+    }
+    void *addr;
+    Py_BEGIN_ALLOW_THREADS
+    /* Populated now: one walk over the pages instead of a fault each. */
+    addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    Py_END_ALLOW_THREADS
+    if (addr == MAP_FAILED) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    SharedMappingObject *m = PyObject_New(SharedMappingObject, st->SharedMappingType);
+    if (m == NULL) {
+        munmap(addr, size);
+        return NULL;
+    }
+    m->addr = addr;
+    m->size = size;
+    return (PyObject *)m;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static size_t
+align_up(size_t n)
+{
+    return (n + SHM_ALIGN - 1) & ~(size_t)(SHM_ALIGN - 1);
+}
+
+static void
+put_u64(unsigned char *at, uint64_t value)
+{
+    for (int i = 0; i < 8; i++) {
+        at[i] = (unsigned char)(value >> (8 * i));
+    }
+}
+
+static uint64_t
+get_u64(const unsigned char *at)
+{
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; i--) {
+        value = (value << 8) | at[i];
+    }
+    return value;
+}
+
+/* buffer_callback: keep big buffers (return False: out of band) in the
+ * list that is `self`, let small ones stay in the pickle.  A PickleBuffer
+ * over bytes or a bytearray stays too: that is one the caller passed
+ * itself, and the stdlib's worker receives it as bytes or a bytearray. */
+static PyObject *
+collect_buffer(PyObject *self, PyObject *buffer)
+{
+    const Py_buffer *view = PyPickleBuffer_GetBuffer(buffer);
+    if (view == NULL) {
+        return NULL;
+    }
+    if (view->len < SHM_BUFFER_MIN || view->obj == NULL || PyBytes_Check(view->obj) ||
+        PyByteArray_Check(view->obj)) {
+        Py_RETURN_TRUE;
+    }
+    if (PyList_Append(self, buffer) < 0) {
+        return NULL;
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef collect_buffer_def = {"collect_buffer", collect_buffer, METH_O, NULL};
+
+/* Write `size` bytes at `offset` of `fd`, all of them.  No GIL needed. */
+static int
+pwrite_all(int fd, const char *data, size_t size, size_t offset)
+{
+    while (size > 0) {
+        ssize_t n = pwrite(fd, data, size, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        data += n;
+        offset += (size_t)n;
+        size -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One piece of a shared frame: where its bytes are now, where they go. */
+typedef struct {
+    const char *data;
+    size_t size, offset;
+} shm_piece;
+
+/* The memfd holding `pieces`, sized `total`.  The descriptor, or -1 with an
+ * exception. */
+static int
+memfd_with(const shm_piece *pieces, Py_ssize_t npieces, size_t total)
+{
+    int fd, failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    fd = memfd_create("cfutures", MFD_CLOEXEC);
+    failed = fd < 0 || ftruncate(fd, (off_t)total) < 0;
+    for (Py_ssize_t k = 0; !failed && k < npieces; k++) {
+        failed = pwrite_all(fd, pieces[k].data, pieces[k].size, pieces[k].offset) < 0;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+/* The shared form of a pickle and its out-of-band `buffers`: the memfd in
+ * out->fd, the table (and the pickle, if small) in out->payload.  0, or -1
+ * with an exception. */
+static int
+pack_shared(Py_buffer *pickle, PyObject *buffers, shm_frame *out)
+{
+    Py_ssize_t count = PyList_GET_SIZE(buffers);
+    int pickle_shared = pickle->len >= SHM_PICKLE_MIN;
+    size_t table_size = 8 * (SHM_TABLE_HEAD + 2 * (size_t)count);
+    size_t payload_size = table_size + (pickle_shared ? 0 : (size_t)pickle->len);
+    PyObject *table = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)payload_size);
+    shm_piece *pieces = PyMem_Calloc((size_t)count + 1, sizeof(shm_piece));
+    int rc = -1;
+    if (table == NULL || pieces == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(table);
+    size_t total = 0;
+    Py_ssize_t npieces = 0;
+    put_u64(at, (uint64_t)count);
+    put_u64(at + 16, (uint64_t)pickle->len);
+    if (pickle_shared) {
+        put_u64(at + 8, 0);
+        pieces[npieces++] = (shm_piece){pickle->buf, (size_t)pickle->len, 0};
+        total = align_up((size_t)pickle->len);
+    }
+    else {
+        put_u64(at + 8, SHM_INLINE);
+        memcpy(at + table_size, pickle->buf, (size_t)pickle->len);
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        /* Contiguous (the pickler refuses others); the list keeps it. */
+        const Py_buffer *view = PyPickleBuffer_GetBuffer(PyList_GET_ITEM(buffers, k));
+        if (view == NULL) {
+            goto done;
+        }
+        put_u64(at + 8 * (SHM_TABLE_HEAD + 2 * (size_t)k), (uint64_t)total);
+        put_u64(at + 8 * (SHM_TABLE_HEAD + 2 * (size_t)k + 1), (uint64_t)view->len);
+        pieces[npieces++] = (shm_piece){view->buf, (size_t)view->len, total};
+        total = align_up(total + (size_t)view->len);
+    }
+    out->fd = memfd_with(pieces, npieces, total);
+    if (out->fd >= 0 && PyObject_GetBuffer(table, &out->payload, PyBUF_SIMPLE) == 0) {
+        rc = 0;
+    }
+    else if (out->fd >= 0) {
+        close(out->fd);
+        out->fd = -1;
+    }
+done:
+    PyMem_Free(pieces);
+    Py_XDECREF(table);
+    return rc;
+}
+
+int
+shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out)
+{
+    out->fd = -1;
+    PyObject *buffers = PyList_New(0);
+    PyObject *collect = buffers ? PyCFunction_New(&collect_buffer_def, buffers) : NULL;
+    PyObject *pickled = NULL;
+    Py_buffer view = {0};
+    int rc = -1;
+    if (collect != NULL) {
+        PyObject *argv[] = {obj, st->pickle_protocol, collect};
+        pickled = PyObject_Vectorcall(dumps, argv, 2, st->kwnames_buffer_callback);
+    }
+    if (pickled == NULL || PyObject_GetBuffer(pickled, &view, PyBUF_SIMPLE) < 0) {
+        goto done;
+    }
+    if (PyList_GET_SIZE(buffers) == 0 && view.len < SHM_PICKLE_MIN) {
+        out->payload = view;        /* the whole frame goes through the pipe */
+        view.obj = NULL;
+        rc = 0;
+    }
+    else {
+        rc = pack_shared(&view, buffers, out);
+        PyBuffer_Release(&view);
+    }
+done:
+    Py_XDECREF(pickled);
+    Py_XDECREF(collect);
+    Py_XDECREF(buffers);
+    return rc;
+}
+
+/* ---- receiving --------------------------------------------------------- */
+
+static PyObject *
+bad_table(void)
+{
+    PyErr_SetString(PyExc_ValueError, "cfutures: malformed shared-memory frame");
+    return NULL;
+}
+
+/* loads(pickle, buffers=buffers).  Steals nothing. */
+static PyObject *
+loads_with(cf_state *st, PyObject *pickle, PyObject *buffers)
+{
+    PyObject *argv[] = {pickle, buffers};
+    return PyObject_Vectorcall(st->pickle_loads, argv, 1, st->kwnames_buffers);
+}
+
+/* Unpickle a SHARED frame over the mapping of `fd` (not closed here). */
+static PyObject *
+loads_shared(cf_state *st, const unsigned char *payload, size_t length, int fd)
+{
+    if (length < 8 * SHM_TABLE_HEAD) {
+        return bad_table();
+    }
+    uint64_t count = get_u64(payload), pickle_at = get_u64(payload + 8);
+    uint64_t pickle_len = get_u64(payload + 16);
+    if (count > (length / 8 - SHM_TABLE_HEAD) / 2) {
+        return bad_table();
+    }
+    size_t table_size = 8 * (SHM_TABLE_HEAD + 2 * (size_t)count);
+    /* The mapping must hold every piece: its size is where the last ends. */
+    uint64_t total = pickle_at == SHM_INLINE ? 0 : pickle_at + pickle_len;
+    for (uint64_t k = 0; k < count; k++) {
+        const unsigned char *entry = payload + 8 * (SHM_TABLE_HEAD + 2 * k);
+        uint64_t end = get_u64(entry) + get_u64(entry + 8);
+        total = end > total ? end : total;
+    }
+    if ((pickle_at == SHM_INLINE ? pickle_len != length - table_size : length != table_size) ||
+        total == 0 || total > (uint64_t)PY_SSIZE_T_MAX) {
+        return bad_table();
+    }
+    PyObject *mapping = mapping_new(st, fd, (size_t)total);
+    PyObject *whole = mapping ? PyMemoryView_FromObject(mapping) : NULL;
+    PyObject *buffers = whole ? PyList_New((Py_ssize_t)count) : NULL;
+    PyObject *pickle = NULL, *value = NULL;
+    for (uint64_t k = 0; buffers != NULL && k < count; k++) {
+        const unsigned char *entry = payload + 8 * (SHM_TABLE_HEAD + 2 * k);
+        Py_ssize_t at = (Py_ssize_t)get_u64(entry), len = (Py_ssize_t)get_u64(entry + 8);
+        /* A PickleBuffer, as was sent: what views it (a NumPy array) keeps
+         * the mapping; what receives it bare can pickle it again. */
+        PyObject *slice = PySequence_GetSlice(whole, at, at + len);
+        PyObject *piece = slice ? PyPickleBuffer_FromObject(slice) : NULL;
+        Py_XDECREF(slice);
+        if (piece == NULL) {
+            Py_CLEAR(buffers);
+            break;
+        }
+        PyList_SET_ITEM(buffers, (Py_ssize_t)k, piece);
+    }
+    if (buffers != NULL) {
+        pickle = pickle_at == SHM_INLINE
+                     ? PyMemoryView_FromMemory((char *)payload + table_size,
+                                               (Py_ssize_t)pickle_len, PyBUF_READ)
+                     : PySequence_GetSlice(whole, (Py_ssize_t)pickle_at,
+                                           (Py_ssize_t)(pickle_at + pickle_len));
+    }
+    if (pickle != NULL) {
+        value = loads_with(st, pickle, buffers);
+    }
+    Py_XDECREF(pickle);
+    Py_XDECREF(buffers);
+    Py_XDECREF(whole);
+    Py_XDECREF(mapping);
+    return value;
+}
+
+PyObject *
+shm_loads(cf_state *st, const void *payload, size_t length, int fd)
+{
+    PyObject *value;
+    if (fd < 0) {
+        PyObject *view = PyMemoryView_FromMemory((char *)payload, (Py_ssize_t)length, PyBUF_READ);
+        value = view ? PyObject_CallOneArg(st->pickle_loads, view) : NULL;
+        Py_XDECREF(view);
+        return value;
+    }
+    value = loads_shared(st, payload, length, fd);
+    close(fd);                      /* the mapping, if any, stays */
+    return value;
+}
+
+/* ---- passing descriptors ------------------------------------------------ */
+
+int
+shm_socketpair(int fds[2])
+{
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
+}
+
+int
+shm_send_fd(int sock, int fd, int wait)
+{
+    char byte = 'F';
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.space, .msg_controllen = sizeof(control.space)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT)) == 1 ? 0 : -1;
+}
+
+int
+shm_recv_fd(int sock, int wait)
+{
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.space, .msg_controllen = sizeof(control.space)};
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
+    if (n < 0) {
+        return -1;
+    }
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (n == 0 || c == NULL || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int)) || (msg.msg_flags & MSG_CTRUNC)) {
+        errno = n == 0 ? EPIPE : EPROTO;
+        return -1;
+    }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+/* ---- module --------------------------------------------------------------- */
+
+int
+shm_module_init(PyObject *module, cf_state *st)
+{
+    st->SharedMappingType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &mapping_spec, NULL);
+    st->pickle_protocol = PyLong_FromLong(5);
+    st->kwnames_buffer_callback = Py_BuildValue("(s)", "buffer_callback");
+    st->kwnames_buffers = Py_BuildValue("(s)", "buffers");
+    if (st->SharedMappingType != NULL) {
+        st->SharedMappingType->tp_new = NULL;     /* made here only */
+    }
+    if (st->SharedMappingType == NULL || st->pickle_protocol == NULL ||
+        st->kwnames_buffer_callback == NULL || st->kwnames_buffers == NULL) {
+        return -1;
+    }
+    return 0;
+}

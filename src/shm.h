@@ -1,0 +1,69 @@
+/* shm.h — big payloads through anonymous shared memory, not the pipe.
+ *
+ * Calls and results are pickled with protocol 5.  The out-of-band buffers
+ * of at least SHM_BUFFER_MIN bytes (a NumPy array, a pickle.PickleBuffer)
+ * and a pickle of at least SHM_PICKLE_MIN bytes (a 50 MB bytes) are written
+ * into one memfd per frame.  Its descriptor goes over the worker's socket
+ * (SCM_RIGHTS) just before the frame, and the frame, flagged
+ * WIRE_FLAG_SHARED, carries only a table of where each piece is.  The
+ * receiver maps the memfd once and unpickles over the mapping: a NumPy
+ * array views it, keeping it mapped, without another copy.
+ *
+ * Nothing is left behind: a memfd has no name (nothing in /dev/shm); the
+ * sender closes its descriptor once it is sent; a descriptor in flight
+ * belongs to the socket, and goes with it when a worker dies or the pool
+ * breaks; the receiver closes it once mapped.  The memory lives as long as
+ * the objects over it, no longer.
+ *
+ * The table, little-endian 64-bit words:
+ *
+ *     count, pickle_at, pickle_length, then count x (offset, length)
+ *
+ * pickle_at == SHM_INLINE: the pickle follows the table in the frame.
+ */
+#ifndef CF_SHM_H
+#define CF_SHM_H
+
+#include "cfutures.h"
+
+#include <stddef.h>
+
+/* Where shared memory pays (benchmarks/run.py, ppool_*): below these the
+ * pipe is as fast, and the system calls a memfd costs are not paid. */
+#define SHM_BUFFER_MIN (64 * 1024)
+#define SHM_PICKLE_MIN (1024 * 1024)
+
+/* A frame's payload, ready to write. */
+typedef struct {
+    Py_buffer payload;      /* the pickle, or the table (and inline pickle) */
+    int fd;                 /* the memfd to send before it; -1: none */
+} shm_frame;
+
+/* Pickle `obj` with `dumps(obj, 5, buffer_callback=...)` into `out`.
+ * 0, or -1 with the exception dumps (or the memfd) raised.  On success the
+ * caller owns out->payload (PyBuffer_Release) and out->fd (close, or
+ * shm_send_fd and close). */
+int shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out);
+
+/* Unpickle a frame's payload.  `fd`: the memfd that came with a SHARED
+ * frame, or -1; it is closed here whatever happens.  New reference, or
+ * NULL with an exception. */
+PyObject *shm_loads(cf_state *st, const void *payload, size_t length, int fd);
+
+/* The socket pair a worker and the parent pass memfds over (SOCK_SEQPACKET,
+ * close-on-exec).  0, or -1 with errno. */
+int shm_socketpair(int fds[2]);
+
+/* Send `fd` as one message over `sock`; `wait`: block until there is room
+ * (the worker), else fail with EAGAIN (the parent).  0, or -1 with errno
+ * (EINTR: call again). */
+int shm_send_fd(int sock, int fd, int wait);
+
+/* Receive one descriptor from `sock`; `wait` as above.  The descriptor
+ * (close-on-exec), or -1 with errno (EINTR: call again; EPROTO: a message
+ * without one). */
+int shm_recv_fd(int sock, int wait);
+
+int shm_module_init(PyObject *module, cf_state *st);
+
+#endif /* CF_SHM_H */
