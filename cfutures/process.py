@@ -12,7 +12,6 @@ The keyword-only options beyond the stdlib (task_timeout, isolate_crashes,
 cancel_running, max_memory_per_child, pickler) are off by default, and then
 every behaviour is the stdlib's.
 """
-import io
 import itertools
 import multiprocessing as mp
 import os
@@ -21,6 +20,7 @@ import threading
 from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
+from types import SimpleNamespace as _Writer
 
 import concurrent.futures.process as _stdlib_process
 from concurrent.futures.process import BrokenProcessPool  # noqa: F401
@@ -95,11 +95,14 @@ def _worker_died(pid, exitcode, doing, fn):
 def _forking_dumps(obj, protocol, buffer_callback=None):
     """multiprocessing's pickling (ForkingPickler, with the reducers it was
     given for sockets, connections, ...), and protocol 5's out-of-band
-    buffers, which the pool sends through shared memory."""
-    buf = io.BytesIO()
+    buffers, which the pool sends through shared memory.  The pickle comes
+    as the list of what the pickler wrote: its frames, and big bytes
+    objects as they are -- the pool copies each once, where it goes."""
+    pieces = []
     # (ForkingPickler takes its arguments by position only.)
-    ForkingPickler(buf, protocol, True, buffer_callback).dump(obj)
-    return buf.getbuffer()
+    ForkingPickler(_Writer(write=pieces.append), protocol, True,
+                   buffer_callback).dump(obj)
+    return pieces
 
 
 def _pickler_dumps(pickler):

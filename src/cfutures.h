@@ -45,6 +45,7 @@ struct cf_state {
     PyObject *pickle_dumps;             /* cfutures.process._forking_dumps */
     PyObject *pickle_loads;             /* pickle.loads */
     PyTypeObject *SharedMappingType;    /* shm.c: a received memfd, mapped */
+    struct shm_cache *shm_cache;        /* shm.c: segments kept for reuse */
     PyObject *pickle_protocol;          /* 5 */
     PyObject *kwnames_buffer_callback;  /* ("buffer_callback",) */
     PyObject *kwnames_buffers;          /* ("buffers",) */

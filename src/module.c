@@ -23,6 +23,7 @@ module_after_fork_child(PyObject *module, PyObject *unused)
     (void)unused;
     cf_set_main_thread(PyThread_get_thread_ident());
     pools_after_fork_child(cf_state_of_module(module));
+    shm_after_fork_child(cf_state_of_module(module));
     Py_RETURN_NONE;
 }
 
@@ -272,6 +273,7 @@ static void
 module_free(void *module)
 {
     module_clear((PyObject *)module);
+    shm_module_free(cf_state_of_module((PyObject *)module));
 }
 
 static PyMethodDef module_methods[] = {

@@ -19,6 +19,7 @@
  * error as the cause: no accepted future is ever left pending.
  */
 #include "process_pool.h"
+#include "shm.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -346,6 +347,7 @@ process_pool_io(PyObject *module, PyObject *args)
         Py_XDECREF(exc);
     }
     batch_fini(&batch);
+    shm_cache_clear(st);            /* the shared memory kept for reuse goes too */
     /* Nobody waits on it any more: no fd outlives the pool's work. */
     if (core->wake_fd >= 0) {
         close(core->wake_fd);

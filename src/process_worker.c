@@ -300,7 +300,7 @@ process_worker(PyObject *module, PyObject *args)
             write_header_frame(result_fd, WIRE_STARTED) < 0) {
             Py_DECREF(task);
             if (shm_fd >= 0) {
-                close(shm_fd);
+                shm_release_unsent(shm_fd);
             }
             return NULL;
         }

@@ -42,7 +42,7 @@ task_free(pp_task *task)
         PyBuffer_Release(&task->payload);
     }
     if (task->shm_fd >= 0) {
-        close(task->shm_fd);
+        shm_release_unsent(task->shm_fd);
     }
     Py_XDECREF(task->call);
     Py_XDECREF(task->fn);
@@ -566,12 +566,12 @@ task_send_shared(pp_worker *w, pp_task *task)
     int rc;
     while ((rc = shm_send_fd(w->shm_sock, task->shm_fd, 0)) < 0 && errno == EINTR) {
     }
-    close(task->shm_fd);
-    task->shm_fd = -1;
     if (rc == 0) {
+        close(task->shm_fd);
+        task->shm_fd = -1;
         return 0;
     }
-    PyErr_SetFromErrno(PyExc_OSError);
+    PyErr_SetFromErrno(PyExc_OSError);      /* task_free releases the segment */
     PyObject *exc = cf_err_take();
     fail_future(task->future, exc);
     Py_DECREF(exc);
@@ -825,7 +825,7 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
     if (t == NULL || w->unsent == t || w->state == WORKER_STOPPING) {
         free(payload);
         if (shm_fd >= 0) {
-            close(shm_fd);
+            shm_release_unsent(shm_fd);
         }
         return;                     /* nothing was asked, or too late: ignore it */
     }

@@ -1,10 +1,13 @@
 /* shm.c — big payloads through anonymous shared memory (see shm.h): the
- * pickling that sets big buffers aside, the memfd they go into, the mapping
- * object the receiver unpickles over, and the descriptor passing.
+ * pickling that sets big buffers aside, the segments (memfds) they go into
+ * and the cache that reuses them, the mapping object the receiver
+ * unpickles over, and the descriptor passing.
  */
 #include "shm.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -14,6 +17,15 @@
 #define SHM_INLINE UINT64_MAX
 #define SHM_TABLE_HEAD 3            /* count, pickle_at, pickle_length */
 #define SHM_ALIGN 64                /* each piece starts on a cache line */
+
+/* A segment begins with this, shared by the sender and the receiver; the
+ * pieces follow it.  `busy` is 1 from the moment the sender fills the
+ * segment until the receiver's objects over it are gone (or the frame was
+ * never sent): only then may the sender fill it again. */
+typedef struct {
+    _Atomic uint32_t busy;
+} shm_header;
+#define SHM_HEADER_SIZE SHM_ALIGN
 
 /* ---- the mapping ---------------------------------------------------------- */
 
@@ -38,6 +50,8 @@ mapping_dealloc(PyObject *self)
     SharedMappingObject *m = (SharedMappingObject *)self;
     PyTypeObject *type = Py_TYPE(self);
     if (m->addr != NULL) {
+        /* Nothing views it any more: the sender may fill it again. */
+        atomic_store_explicit(&((shm_header *)m->addr)->busy, 0, memory_order_release);
         munmap(m->addr, m->size);
     }
     type->tp_free(self);
@@ -71,11 +85,8 @@ mapping_new(cf_state *st, int fd, size_t size)
         PyErr_SetString(PyExc_ValueError, "cfutures: shared memory shorter than its frame says");
         return NULL;
     }
-    void *addr;
-    Py_BEGIN_ALLOW_THREADS
-    /* Populated now: one walk over the pages instead of a fault each. */
-    addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    Py_END_ALLOW_THREADS
+    /* Not populated: what the receiver never reads costs nothing. */
+    void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (addr == MAP_FAILED) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
@@ -163,59 +174,311 @@ typedef struct {
     size_t size, offset;
 } shm_piece;
 
-/* The memfd holding `pieces`, sized `total`.  The descriptor, or -1 with an
- * exception. */
-static int
-memfd_with(const shm_piece *pieces, Py_ssize_t npieces, size_t total)
+/* ---- the send cache --------------------------------------------------------- */
+
+/* Filling a fresh memfd costs more than copying the bytes: the kernel
+ * allocates every page, and frees them all when the receiver is done (on
+ * this 2-core machine, 200 MB went at 0.7 GiB/s that way, against 2-4 GiB/s
+ * into pages that exist).  So a process keeps the segments it sent, mapped,
+ * and fills one again once its receiver let go of it (its header says so).
+ * At most SHM_CACHE_SLOTS segments and SHM_CACHE_BYTES are kept; a process
+ * pool's shutdown lets them all go (shm_cache_clear). */
+#define SHM_CACHE_SLOTS 4
+#define SHM_CACHE_BYTES ((size_t)256 << 20)
+#define SHM_SEGMENT_ROUND ((size_t)1 << 20)
+
+typedef struct {
+    int fd;                         /* -1: the slot is empty */
+    char *addr;                     /* our mapping of all of it */
+    size_t capacity;
+    int filling;                    /* a thread copies into it, GIL released */
+    uint64_t last_used;
+} shm_segment;
+
+struct shm_cache {
+    shm_segment slots[SHM_CACHE_SLOTS];
+    uint64_t clock;
+};
+
+static void
+segment_drop(shm_segment *seg)
 {
-    int fd, failed = 0;
-    Py_BEGIN_ALLOW_THREADS
-    fd = memfd_create("cfutures", MFD_CLOEXEC);
-    failed = fd < 0 || ftruncate(fd, (off_t)total) < 0;
-    for (Py_ssize_t k = 0; !failed && k < npieces; k++) {
-        failed = pwrite_all(fd, pieces[k].data, pieces[k].size, pieces[k].offset) < 0;
+    munmap(seg->addr, seg->capacity);
+    close(seg->fd);
+    memset(seg, 0, sizeof(*seg));
+    seg->fd = -1;
+}
+
+static int
+segment_free_for(shm_segment *seg, size_t size)
+{
+    return seg->fd >= 0 && !seg->filling && seg->capacity >= size &&
+           atomic_load_explicit(&((shm_header *)seg->addr)->busy, memory_order_acquire) == 0;
+}
+
+/* The cached segment that fits `size` best and nobody holds, or NULL. */
+static shm_segment *
+cache_find(struct shm_cache *cache, size_t size)
+{
+    shm_segment *best = NULL;
+    for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+        shm_segment *seg = &cache->slots[k];
+        if (segment_free_for(seg, size) && (best == NULL || seg->capacity < best->capacity)) {
+            best = seg;
+        }
     }
-    Py_END_ALLOW_THREADS
-    if (failed) {
+    return best;
+}
+
+/* A slot for a new segment of `capacity`, made by dropping the least
+ * recently used ones (a receiver that still maps one keeps its memory
+ * alive until it lets go), or NULL if it cannot be cached. */
+static shm_segment *
+cache_make_room(struct shm_cache *cache, size_t capacity)
+{
+    if (capacity > SHM_CACHE_BYTES) {
+        return NULL;
+    }
+    for (;;) {
+        size_t held = 0;
+        shm_segment *empty = NULL, *oldest = NULL;
+        for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+            shm_segment *seg = &cache->slots[k];
+            if (seg->fd < 0) {
+                empty = empty ? empty : seg;
+                continue;
+            }
+            held += seg->capacity;
+            if (!seg->filling && (oldest == NULL || seg->last_used < oldest->last_used)) {
+                oldest = seg;
+            }
+        }
+        if (empty != NULL && held + capacity <= SHM_CACHE_BYTES) {
+            return empty;
+        }
+        if (oldest == NULL) {
+            return NULL;            /* all being filled by other threads */
+        }
+        segment_drop(oldest);
+    }
+}
+
+/* A new segment of at least `size` bytes, mapped, into `seg`.  0, or -1
+ * with an exception. */
+static int
+segment_create(shm_segment *seg, size_t size)
+{
+    size_t capacity = (size + SHM_SEGMENT_ROUND - 1) & ~(SHM_SEGMENT_ROUND - 1);
+    int fd = memfd_create("cfutures", MFD_CLOEXEC);
+    char *addr = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, (off_t)capacity) == 0) {
+        addr = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
+    if (addr == MAP_FAILED) {
         PyErr_SetFromErrno(PyExc_OSError);
         if (fd >= 0) {
             close(fd);
         }
         return -1;
     }
+    *seg = (shm_segment){.fd = fd, .addr = addr, .capacity = capacity};
+    return 0;
+}
+
+/* Copy `pieces` into a segment of at least `total` bytes -- a cached one
+ * if one is free -- and mark it busy.  The descriptor for the frame (the
+ * caller's to send and close), or -1 with an exception. */
+static int
+segment_fill(cf_state *st, const shm_piece *pieces, Py_ssize_t npieces, size_t total)
+{
+    struct shm_cache *cache = st->shm_cache;
+    shm_segment one_off, *seg = cache_find(cache, total);
+    int fresh = seg == NULL;
+    if (fresh) {
+        seg = cache_make_room(cache, total);
+        seg = seg != NULL ? seg : &one_off;
+        if (segment_create(seg, total) < 0) {
+            return -1;
+        }
+    }
+    atomic_store_explicit(&((shm_header *)seg->addr)->busy, 1, memory_order_relaxed);
+    seg->filling = 1;
+    seg->last_used = ++cache->clock;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; !failed && k < npieces; k++) {
+        /* Fresh pages: pwrite allocates them without zeroing them first. */
+        if (fresh) {
+            failed = pwrite_all(seg->fd, pieces[k].data, pieces[k].size, pieces[k].offset) < 0;
+        }
+        else {
+            memcpy(seg->addr + pieces[k].offset, pieces[k].data, pieces[k].size);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    seg->filling = 0;
+    int fd = failed ? -1 : fcntl(seg->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        atomic_store_explicit(&((shm_header *)seg->addr)->busy, 0, memory_order_release);
+    }
+    if (seg == &one_off) {
+        segment_drop(seg);          /* too big to keep: the frame's descriptor holds it */
+    }
     return fd;
+}
+
+void
+shm_cache_clear(cf_state *st)
+{
+    struct shm_cache *cache = st->shm_cache;
+    for (int k = 0; cache != NULL && k < SHM_CACHE_SLOTS; k++) {
+        if (cache->slots[k].fd >= 0 && !cache->slots[k].filling) {
+            segment_drop(&cache->slots[k]);
+        }
+    }
+}
+
+void
+shm_module_free(cf_state *st)
+{
+    shm_after_fork_child(st);       /* the same: drop every segment */
+    PyMem_Free(st->shm_cache);
+    st->shm_cache = NULL;
+}
+
+void
+shm_after_fork_child(cf_state *st)
+{
+    /* The parent's segments are its own: this copy only lets go of them
+     * (a thread that was filling one did not come along). */
+    struct shm_cache *cache = st->shm_cache;
+    for (int k = 0; cache != NULL && k < SHM_CACHE_SLOTS; k++) {
+        if (cache->slots[k].fd >= 0) {
+            segment_drop(&cache->slots[k]);
+        }
+    }
+}
+
+void
+shm_release_unsent(int fd)
+{
+    /* Its receiver will never clear the header: do it here. */
+    uint32_t idle = 0;
+    (void)pwrite_all(fd, (const char *)&idle, sizeof(idle), 0);
+    close(fd);
+}
+
+/* A pickle as the pickler wrote it: one buffer (pickle.dumps), or the list
+ * of what a pickler wrote to its file (_forking_dumps: frames, and big bytes
+ * objects as they are, uncopied).  Each piece is exported, so that none can
+ * be resized while it is copied with the GIL released. */
+typedef struct {
+    Py_buffer *views;
+    Py_ssize_t count;
+    size_t length;
+} pickle_pieces;
+
+static void
+pieces_close(pickle_pieces *p)
+{
+    for (Py_ssize_t k = 0; k < p->count; k++) {
+        PyBuffer_Release(&p->views[k]);
+    }
+    PyMem_Free(p->views);
+    p->views = NULL;
+    p->count = 0;
+}
+
+/* 0, or -1 with an exception. */
+static int
+pieces_open(PyObject *pickled, pickle_pieces *p)
+{
+    int is_list = PyList_CheckExact(pickled);
+    Py_ssize_t n = is_list ? PyList_GET_SIZE(pickled) : 1;
+    p->views = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(Py_buffer));
+    p->count = 0;
+    p->length = 0;
+    if (p->views == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *piece = is_list ? PyList_GET_ITEM(pickled, k) : pickled;
+        if (PyObject_GetBuffer(piece, &p->views[k], PyBUF_SIMPLE) < 0) {
+            pieces_close(p);
+            return -1;
+        }
+        p->count++;
+        p->length += (size_t)p->views[k].len;
+    }
+    return 0;
+}
+
+/* The pieces one after the other in `dest`. */
+static void
+pieces_copy(const pickle_pieces *p, unsigned char *dest)
+{
+    for (Py_ssize_t k = 0; k < p->count; k++) {
+        memcpy(dest, p->views[k].buf, (size_t)p->views[k].len);
+        dest += p->views[k].len;
+    }
+}
+
+/* A small pickle, whole, for the pipe: its one piece as it is, or the
+ * pieces joined.  0, or -1 with an exception. */
+static int
+pieces_join(pickle_pieces *p, Py_buffer *out)
+{
+    if (p->count == 1) {
+        *out = p->views[0];         /* handed over */
+        p->count = 0;
+        return 0;
+    }
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)p->length);
+    if (joined == NULL) {
+        return -1;
+    }
+    pieces_copy(p, (unsigned char *)PyBytes_AS_STRING(joined));
+    int rc = PyObject_GetBuffer(joined, out, PyBUF_SIMPLE);
+    Py_DECREF(joined);
+    return rc;
 }
 
 /* The shared form of a pickle and its out-of-band `buffers`: the memfd in
  * out->fd, the table (and the pickle, if small) in out->payload.  0, or -1
  * with an exception. */
 static int
-pack_shared(Py_buffer *pickle, PyObject *buffers, shm_frame *out)
+pack_shared(cf_state *st, pickle_pieces *pickle, PyObject *buffers, shm_frame *out)
 {
     Py_ssize_t count = PyList_GET_SIZE(buffers);
-    int pickle_shared = pickle->len >= SHM_PICKLE_MIN;
+    int pickle_shared = pickle->length >= SHM_PICKLE_MIN;
     size_t table_size = 8 * (SHM_TABLE_HEAD + 2 * (size_t)count);
-    size_t payload_size = table_size + (pickle_shared ? 0 : (size_t)pickle->len);
+    size_t payload_size = table_size + (pickle_shared ? 0 : pickle->length);
     PyObject *table = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)payload_size);
-    shm_piece *pieces = PyMem_Calloc((size_t)count + 1, sizeof(shm_piece));
+    shm_piece *pieces = PyMem_Calloc((size_t)(count + pickle->count + 1), sizeof(shm_piece));
     int rc = -1;
     if (table == NULL || pieces == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     unsigned char *at = (unsigned char *)PyBytes_AS_STRING(table);
-    size_t total = 0;
+    size_t total = SHM_HEADER_SIZE;
     Py_ssize_t npieces = 0;
     put_u64(at, (uint64_t)count);
-    put_u64(at + 16, (uint64_t)pickle->len);
+    put_u64(at + 16, (uint64_t)pickle->length);
     if (pickle_shared) {
-        put_u64(at + 8, 0);
-        pieces[npieces++] = (shm_piece){pickle->buf, (size_t)pickle->len, 0};
-        total = align_up((size_t)pickle->len);
+        put_u64(at + 8, total);
+        for (Py_ssize_t k = 0; k < pickle->count; k++) {
+            const Py_buffer *v = &pickle->views[k];
+            pieces[npieces++] = (shm_piece){v->buf, (size_t)v->len, total};
+            total += (size_t)v->len;
+        }
+        total = align_up(total);
     }
     else {
         put_u64(at + 8, SHM_INLINE);
-        memcpy(at + table_size, pickle->buf, (size_t)pickle->len);
+        pieces_copy(pickle, at + table_size);
     }
     for (Py_ssize_t k = 0; k < count; k++) {
         /* Contiguous (the pickler refuses others); the list keeps it. */
@@ -228,12 +491,12 @@ pack_shared(Py_buffer *pickle, PyObject *buffers, shm_frame *out)
         pieces[npieces++] = (shm_piece){view->buf, (size_t)view->len, total};
         total = align_up(total + (size_t)view->len);
     }
-    out->fd = memfd_with(pieces, npieces, total);
+    out->fd = segment_fill(st, pieces, npieces, total);
     if (out->fd >= 0 && PyObject_GetBuffer(table, &out->payload, PyBUF_SIMPLE) == 0) {
         rc = 0;
     }
     else if (out->fd >= 0) {
-        close(out->fd);
+        shm_release_unsent(out->fd);
         out->fd = -1;
     }
 done:
@@ -249,25 +512,23 @@ shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out)
     PyObject *buffers = PyList_New(0);
     PyObject *collect = buffers ? PyCFunction_New(&collect_buffer_def, buffers) : NULL;
     PyObject *pickled = NULL;
-    Py_buffer view = {0};
+    pickle_pieces pickle = {NULL, 0, 0};
     int rc = -1;
     if (collect != NULL) {
         PyObject *argv[] = {obj, st->pickle_protocol, collect};
         pickled = PyObject_Vectorcall(dumps, argv, 2, st->kwnames_buffer_callback);
     }
-    if (pickled == NULL || PyObject_GetBuffer(pickled, &view, PyBUF_SIMPLE) < 0) {
+    if (pickled == NULL || pieces_open(pickled, &pickle) < 0) {
         goto done;
     }
-    if (PyList_GET_SIZE(buffers) == 0 && view.len < SHM_PICKLE_MIN) {
-        out->payload = view;        /* the whole frame goes through the pipe */
-        view.obj = NULL;
-        rc = 0;
+    if (PyList_GET_SIZE(buffers) == 0 && pickle.length < SHM_PICKLE_MIN) {
+        rc = pieces_join(&pickle, &out->payload);   /* the whole frame goes through the pipe */
     }
     else {
-        rc = pack_shared(&view, buffers, out);
-        PyBuffer_Release(&view);
+        rc = pack_shared(st, &pickle, buffers, out);
     }
 done:
+    pieces_close(&pickle);
     Py_XDECREF(pickled);
     Py_XDECREF(collect);
     Py_XDECREF(buffers);
@@ -291,10 +552,13 @@ loads_with(cf_state *st, PyObject *pickle, PyObject *buffers)
     return PyObject_Vectorcall(st->pickle_loads, argv, 1, st->kwnames_buffers);
 }
 
-/* Unpickle a SHARED frame over the mapping of `fd` (not closed here). */
+/* Unpickle a SHARED frame over the mapping of `fd` (not closed here);
+ * `*mapped` says whether the mapping was made (it then frees the segment
+ * when it goes). */
 static PyObject *
-loads_shared(cf_state *st, const unsigned char *payload, size_t length, int fd)
+loads_shared(cf_state *st, const unsigned char *payload, size_t length, int fd, int *mapped)
 {
+    *mapped = 0;
     if (length < 8 * SHM_TABLE_HEAD) {
         return bad_table();
     }
@@ -304,18 +568,20 @@ loads_shared(cf_state *st, const unsigned char *payload, size_t length, int fd)
         return bad_table();
     }
     size_t table_size = 8 * (SHM_TABLE_HEAD + 2 * (size_t)count);
-    /* The mapping must hold every piece: its size is where the last ends. */
-    uint64_t total = pickle_at == SHM_INLINE ? 0 : pickle_at + pickle_len;
+    /* The mapping must hold the header and every piece: its size is where
+     * the last ends. */
+    uint64_t total = pickle_at == SHM_INLINE ? SHM_HEADER_SIZE : pickle_at + pickle_len;
     for (uint64_t k = 0; k < count; k++) {
         const unsigned char *entry = payload + 8 * (SHM_TABLE_HEAD + 2 * k);
         uint64_t end = get_u64(entry) + get_u64(entry + 8);
         total = end > total ? end : total;
     }
     if ((pickle_at == SHM_INLINE ? pickle_len != length - table_size : length != table_size) ||
-        total == 0 || total > (uint64_t)PY_SSIZE_T_MAX) {
+        total > (uint64_t)PY_SSIZE_T_MAX) {
         return bad_table();
     }
     PyObject *mapping = mapping_new(st, fd, (size_t)total);
+    *mapped = mapping != NULL;
     PyObject *whole = mapping ? PyMemoryView_FromObject(mapping) : NULL;
     PyObject *buffers = whole ? PyList_New((Py_ssize_t)count) : NULL;
     PyObject *pickle = NULL, *value = NULL;
@@ -360,8 +626,14 @@ shm_loads(cf_state *st, const void *payload, size_t length, int fd)
         Py_XDECREF(view);
         return value;
     }
-    value = loads_shared(st, payload, length, fd);
-    close(fd);                      /* the mapping, if any, stays */
+    int mapped;
+    value = loads_shared(st, payload, length, fd, &mapped);
+    if (mapped) {
+        close(fd);                  /* the mapping stays, and frees the segment when it goes */
+    }
+    else {
+        shm_release_unsent(fd);
+    }
     return value;
 }
 
@@ -424,6 +696,14 @@ shm_recv_fd(int sock, int wait)
 int
 shm_module_init(PyObject *module, cf_state *st)
 {
+    st->shm_cache = PyMem_Calloc(1, sizeof(struct shm_cache));
+    if (st->shm_cache == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+        st->shm_cache->slots[k].fd = -1;
+    }
     st->SharedMappingType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &mapping_spec, NULL);
     st->pickle_protocol = PyLong_FromLong(5);
     st->kwnames_buffer_callback = Py_BuildValue("(s)", "buffer_callback");

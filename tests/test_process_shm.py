@@ -130,20 +130,40 @@ def dev_shm():
     return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
 
 
+# A process keeps at most this many segments it sent through, for reuse
+# (src/shm.c, SHM_CACHE_SLOTS); a process pool's end lets them go.
+CACHE_SLOTS = 4
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_nothing_left_behind_by_many_transfers(cf, method):
     np = needs_numpy()
-    files = dev_shm()
+    files, before = dev_shm(), shared_held()
     with cf.ProcessPoolExecutor(2, mp_context=tasks.context(method)) as ex:
         list(ex.map(shm_tasks.identity, range(4)))
-        before, workers_before = shared_held(), ex.submit(shm_tasks.held).result(timeout=TIMEOUT)
-        values = [np.arange(200_000 + i) for i in range(20)] + [noise(2 * MB)] * 4
-        for value, back in zip(values, ex.map(shm_tasks.identity, values)):
-            assert summary(back) == summary(value)
-        del back
-        assert ex.submit(shm_tasks.held).result(timeout=TIMEOUT)[1:] == workers_before[1:]
-        assert shared_held() == before
+        values = [np.arange(200_000 + i) for i in range(12)] + [noise(2 * MB)] * 4
+        held = []
+        for _ in range(2):
+            for value, back in zip(values, ex.map(shm_tasks.identity, values)):
+                assert summary(back) == summary(value)
+            del back
+            held.append((shared_held(), ex.submit(shm_tasks.held).result(timeout=TIMEOUT)))
+        # bounded by the caches, and no more after twice the traffic
+        assert held[0][0][1:] == held[1][0][1:] and held[0][0][1] <= CACHE_SLOTS
+        assert held[0][1][1] <= CACHE_SLOTS and held[1][1][1] <= CACHE_SLOTS
+    assert shared_held() == before
     assert dev_shm() == files
+
+
+def test_a_burst_of_big_calls_is_bounded(cf):
+    np = needs_numpy()
+    before = shared_held()
+    with cf.ProcessPoolExecutor(2) as ex:
+        fs = [ex.submit(shm_tasks.identity, np.full(300_000, i)) for i in range(30)]
+        assert all(f.result(timeout=TIMEOUT)[0] == i for i, f in enumerate(fs))
+        del fs
+        assert shared_held()[1] <= before[1] + CACHE_SLOTS
+    assert shared_held() == before
 
 
 def settles_clean(baseline):
@@ -170,28 +190,26 @@ def test_worker_dying_with_big_frames_in_flight_leaves_nothing(cf, method):
 def test_isolated_crash_mid_transfer_leaves_nothing_and_goes_on(cf, method):
     np = needs_numpy()
     big = np.ones(2_000_000)
+    baseline = shared_held()
     with cf.ProcessPoolExecutor(1, mp_context=tasks.context(method),
                                 isolate_crashes=True) as ex:
-        ex.submit(shm_tasks.identity, 0).result(timeout=TIMEOUT)
-        baseline = shared_held()
         died = ex.submit(shm_tasks.exit_holding, big)
         assert isinstance(died.exception(timeout=TIMEOUT), cfutures.process.WorkerDied)
         assert (ex.submit(shm_tasks.identity, big).result(timeout=TIMEOUT) == big).all()
-        settles_clean(baseline)
+    settles_clean(baseline)
 
 
 def test_cancelled_running_task_leaves_nothing(cf, tmp_path):
     np = needs_numpy()
     big = np.ones(2_000_000)
     path = str(tmp_path / "running")
+    baseline = shared_held()
     with cf.ProcessPoolExecutor(1, cancel_running=True) as ex:
-        ex.submit(shm_tasks.identity, 0).result(timeout=TIMEOUT)
-        baseline = shared_held()
         f = ex.submit(shm_tasks.sleep_holding, big, path)
         wait_until(lambda: os.path.exists(path), what="the task to start")
         assert f.cancel() and f.cancelled()
         assert (ex.submit(shm_tasks.identity, big).result(timeout=TIMEOUT) == big).all()
-        settles_clean(baseline)
+    settles_clean(baseline)
 
 
 def test_queued_big_tasks_cancelled_leave_nothing(cf, tmp_path):
