@@ -26,6 +26,10 @@ the implementation's module and ``scale`` (1.0 full, less with --quick)
 shrinks iteration counts. A size that defines a workload does not shrink
 (as_completed over 100k futures); a batch that only sets how long it runs
 does, its name giving the full run's size and its ``n`` the size measured.
+A workload may measure extra figures besides its value (the parent's peak
+RSS, its CPU seconds): it declares them, ``metrics={name: Metric(...)}``,
+and returns ``'metrics': {name: value}``; they get a second table, of
+medians per implementation, and their samples go to the JSON too.
 """
 
 import argparse
@@ -127,19 +131,27 @@ class MpireFuture:
         self.result = async_result.get
 
 
-Workload = collections.namedtuple("Workload", "name unit better warmup fn")
+Workload = collections.namedtuple("Workload", "name unit better warmup metrics fn")
 WORKLOADS = {}
 
+# An extra figure a workload measures besides its value, e.g. the parent's
+# peak RSS during a transfer. unit as for a workload's; label says what it is
+# in the table. Its samples and medians are kept like the value's; the table
+# gives no ratio for it (a peak of 200 MiB against 0.1 MiB is not a 2000×).
+Metric = collections.namedtuple("Metric", "unit label")
 
-def workload(name, unit="s", better="lower", warmup=True):
+
+def workload(name, unit="s", better="lower", warmup=True, metrics=None):
     """Register fn(mod, scale) -> {'value': ..., **params} as a workload.
     unit: "s" (per op), "bytes", or any other label, e.g. "MiB/s".
     warmup=False: no unmeasured first run, for a workload that warms up
-    what it times itself (a fresh process pool every sample)."""
+    what it times itself (a fresh process pool every sample).
+    metrics: {name: Metric} it may also return, as {'metrics': {name:
+    value}}; one it cannot measure (no /proc) it leaves out."""
     assert better in ("lower", "higher")
 
     def register(fn):
-        WORKLOADS[name] = Workload(name, unit, better, warmup, fn)
+        WORKLOADS[name] = Workload(name, unit, better, warmup, dict(metrics or {}), fn)
         return fn
     return register
 
@@ -515,12 +527,17 @@ def ppool_50MB_result(mod, scale):
             "reps": reps, "workers": 1}
 
 
-@workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False)
+@workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False,
+          metrics={"parent_cpu_s": Metric("s", "parent CPU time, pool phase")})
 def ppool_cpu_speedup_2w(mod, scale):
     # Serial time / pool time for the same 8 tasks of ~0.1 s each (~10 ms
     # under --quick, still long beside a round trip): near 2 on two idle
     # cores, less by what the pool costs. Both are timed in the same sample,
     # so drift in CPU speed cancels.
+    # parent_cpu_s: the parent's CPU seconds over the pool phase only, every
+    # thread of it (the main thread waiting, the stdlib's management and
+    # feeder threads, cfutures' I/O thread), the workers not: on two cores
+    # busy with the tasks, what the parent burns is taken from them.
     tasks, workers = 8, 2
     loop = count(2_000_000, scale)
     spin = bench_tasks.spin
@@ -530,12 +547,14 @@ def ppool_cpu_speedup_2w(mod, scale):
             t0 = time.perf_counter()
             expected = [spin(loop) for _ in range(tasks)]
             t1 = time.perf_counter()
+            c1 = time.process_time()
             out = list(ex.map(spin, [loop] * tasks))
+            c2 = time.process_time()
             t2 = time.perf_counter()
     if out != expected:
         raise RuntimeError("map() returned the wrong results")
     return {"value": (t1 - t0) / (t2 - t1), "tasks": tasks, "loop": loop,
-            "workers": workers}
+            "workers": workers, "metrics": {"parent_cpu_s": c2 - c1}}
 
 
 @workload("ppool_time_to_first_result")
@@ -592,6 +611,10 @@ def run_once(wl, mod, scale):
 
 def run(workloads, impls, repeat, scale):
     samples = {wl.name: {label: [] for label, _ in impls} for wl in workloads}
+    # metric_samples[workload][metric][label], aligned with samples: None
+    # where a sample did not measure the metric.
+    metric_samples = {wl.name: {m: {label: [] for label, _ in impls} for m in wl.metrics}
+                      for wl in workloads}
     params = {}
     # Warm-up: first calls pay for imports, lazy type setup and cold caches.
     for wl in workloads:
@@ -609,8 +632,15 @@ def run(workloads, impls, repeat, scale):
                 result = run_once(wl, mod, scale)
                 if result is not None:
                     samples[wl.name][label].append(result.pop("value"))
+                    metrics = result.pop("metrics", {})
+                    unknown = set(metrics) - set(wl.metrics)
+                    if unknown:
+                        raise RuntimeError("%s returned undeclared metrics %s"
+                                           % (wl.name, sorted(unknown)))
+                    for m, by_label in metric_samples[wl.name].items():
+                        by_label[label].append(metrics.get(m))
                     params[wl.name] = result
-    return samples, params
+    return samples, metric_samples, params
 
 
 def oriented(stdlib, cfutures, better):
@@ -620,11 +650,20 @@ def oriented(stdlib, cfutures, better):
     return 1 / ratio if better == "higher" else ratio
 
 
-def summarize(workloads, impls, samples, params):
+def medians_of(samples):
+    """{label: median} over each label's samples, None ones left out."""
+    medians = {}
+    for label, values in samples.items():
+        values = [v for v in values if v is not None]
+        if values:
+            medians[label] = statistics.median(values)
+    return medians
+
+
+def summarize(workloads, impls, samples, metric_samples, params):
     results = {}
     for wl in workloads:
-        medians = {label: statistics.median(s)
-                   for label, s in samples[wl.name].items() if s}
+        medians = medians_of(samples[wl.name])
         ratio = spread = None
         if medians.get("stdlib") and medians.get("cfutures"):
             ratio = oriented(medians["stdlib"], medians["cfutures"], wl.better)
@@ -638,6 +677,12 @@ def summarize(workloads, impls, samples, params):
                             "params": params.get(wl.name, {}),
                             "samples": samples[wl.name], "median": medians,
                             "ratio": ratio, "ratio_spread": spread}
+        if wl.metrics:
+            results[wl.name]["metrics"] = {
+                m: {"unit": metric.unit, "label": metric.label,
+                    "samples": metric_samples[wl.name][m],
+                    "median": medians_of(metric_samples[wl.name][m])}
+                for m, metric in wl.metrics.items()}
     return results
 
 
@@ -665,6 +710,17 @@ def table_rows(results, labels):
         spread = r.get("ratio_spread")
         spread = "-" if spread is None else "%.3g–%.3g" % tuple(spread)
         rows.append([name, unit] + cells + [ratio, spread])
+    return header, rows
+
+
+def metric_rows(results, labels):
+    """The second table: one row per extra metric, its medians side by side."""
+    header = ["workload", "extra metric"] + ["%s median" % l for l in labels]
+    rows = []
+    for name, r in results.items():
+        for m in r.get("metrics", {}).values():
+            rows.append([name, m["label"]]
+                        + [fmt_value(m["median"].get(l), m["unit"]) for l in labels])
     return header, rows
 
 
@@ -720,8 +776,10 @@ def main(argv=None):
     workloads = [wl for wl in WORKLOADS.values()
                  if not args.filter or any(s in wl.name for s in args.filter)]
     if args.list:
+        width = max(len(wl.name) for wl in workloads)
         for wl in workloads:
-            print("%-28s %-6s %s is better" % (wl.name, wl.unit, wl.better))
+            extra = "".join("; + %s (%s)" % (m, metric.unit) for m, metric in wl.metrics.items())
+            print("%-*s %-6s %s is better%s" % (width, wl.name, wl.unit, wl.better, extra))
         return 0
     if not workloads:
         sys.exit("no workload matches --filter %s" % ", ".join(args.filter))
@@ -735,12 +793,16 @@ def main(argv=None):
         print("%s: %s" % (label, getattr(mod, "__file__", mod.__name__)), file=sys.stderr)
 
     t0 = time.perf_counter()
-    samples, params = run(workloads, impls, args.repeat, scale)
-    results = summarize(workloads, impls, samples, params)
+    samples, metric_samples, params = run(workloads, impls, args.repeat, scale)
+    results = summarize(workloads, impls, samples, metric_samples, params)
     elapsed = time.perf_counter() - t0
 
-    header, rows = table_rows(results, [label for label, _ in impls])
-    print_table(header, rows, args.markdown)
+    labels = [label for label, _ in impls]
+    print_table(*table_rows(results, labels), args.markdown)
+    header, rows = metric_rows(results, labels)
+    if rows:
+        print()
+        print_table(header, rows, args.markdown)
     print("\n%d repetitions, interleaved, %.1f s; Python %s on %s; ratio > 1 "
           "means cfutures is better: faster, smaller, or higher where higher "
           "is better (MiB/s, ×), for which it is cfutures / stdlib."
