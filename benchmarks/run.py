@@ -436,6 +436,52 @@ def tpool_sleep_200x10ms_50w(mod, scale):
 MiB = 1 << 20
 
 
+def _status_bytes(key):
+    """A size in /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no %s in /proc/self/status" % key)
+
+
+class peak_rss:
+    """The parent's peak RSS over a with block, above its RSS at the start:
+    Linux's high-water mark (VmHWM), reset on entry by writing 5 to
+    /proc/self/clear_refs (as tests/test_process_lifecycle.py does). RSS
+    sees every copy however it was made, by any thread (a pickle in a C
+    buffer, the stdlib's feeder thread's), and shared memory the parent maps
+    (cfutures maps what it receives; what it sends it writes into a memfd it
+    does not map, which counts in the worker's RSS, not here). Where
+    /proc cannot be read or reset, metrics() is empty: the table shows -."""
+
+    def __enter__(self):
+        self.base = self.peak = None
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.base = _status_bytes("VmRSS")
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.base is not None:
+            try:
+                self.peak = _status_bytes("VmHWM")
+            except OSError:
+                pass
+
+    def metrics(self):
+        if self.peak is None:
+            return {}
+        return {"peak_rss_mib": (self.peak - self.base) / MiB}
+
+
+# For the big-payload workloads, which measure it over their timed transfers.
+PEAK_RSS = {"peak_rss_mib": Metric("MiB", "parent peak RSS over its start")}
+
+
 def _start_processes(ex, workers):
     """Start all of ex's worker processes before timing. Under fork the
     stdlib starts them all at the first submit, otherwise one per submit that
@@ -490,7 +536,8 @@ def ppool_roundtrip_latency(mod, scale):
     return {"value": (t1 - t0) / n, "n": n, "workers": 1}
 
 
-@workload("ppool_50MB_arg", unit="MiB/s", better="higher", warmup=False)
+@workload("ppool_50MB_arg", unit="MiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS)
 def ppool_50MB_arg(mod, scale):
     # The size defines the workload; the repetitions only set how long it
     # runs. The bytes are made after the fork, and written, not calloc's
@@ -499,17 +546,18 @@ def ppool_50MB_arg(mod, scale):
     with mod.ProcessPoolExecutor(1) as ex:
         _start_processes(ex, 1)
         data = b"\x5a" * size
-        with no_gc():
+        with no_gc(), peak_rss() as rss:
             t0 = time.perf_counter()
             for _ in range(reps):
                 if ex.submit(bench_tasks.length, data).result() != size:
                     raise RuntimeError("the worker received the wrong size")
             t1 = time.perf_counter()
     return {"value": reps * size / MiB / (t1 - t0), "bytes": size,
-            "reps": reps, "workers": 1}
+            "reps": reps, "workers": 1, "metrics": rss.metrics()}
 
 
-@workload("ppool_50MB_result", unit="MiB/s", better="higher", warmup=False)
+@workload("ppool_50MB_result", unit="MiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS)
 def ppool_50MB_result(mod, scale):
     # The worker makes the bytes once, before timing: only the way back is
     # measured, from its pickling to the parent's unpickled copy.
@@ -517,14 +565,14 @@ def ppool_50MB_result(mod, scale):
     with mod.ProcessPoolExecutor(1) as ex:
         _start_processes(ex, 1)
         ex.submit(bench_tasks.make_payload, size).result()
-        with no_gc():
+        with no_gc(), peak_rss() as rss:
             t0 = time.perf_counter()
             for _ in range(reps):
                 if len(ex.submit(bench_tasks.payload, size).result()) != size:
                     raise RuntimeError("the parent received the wrong size")
             t1 = time.perf_counter()
     return {"value": reps * size / MiB / (t1 - t0), "bytes": size,
-            "reps": reps, "workers": 1}
+            "reps": reps, "workers": 1, "metrics": rss.metrics()}
 
 
 @workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False,
