@@ -131,7 +131,7 @@ class MpireFuture:
         self.result = async_result.get
 
 
-Workload = collections.namedtuple("Workload", "name unit better warmup metrics fn")
+Workload = collections.namedtuple("Workload", "name unit better warmup metrics requires fn")
 WORKLOADS = {}
 
 # An extra figure a workload measures besides its value, e.g. the parent's
@@ -141,19 +141,37 @@ WORKLOADS = {}
 Metric = collections.namedtuple("Metric", "unit label")
 
 
-def workload(name, unit="s", better="lower", warmup=True, metrics=None):
+def workload(name, unit="s", better="lower", warmup=True, metrics=None, requires=()):
     """Register fn(mod, scale) -> {'value': ..., **params} as a workload.
     unit: "s" (per op), "bytes", or any other label, e.g. "MiB/s".
     warmup=False: no unmeasured first run, for a workload that warms up
     what it times itself (a fresh process pool every sample).
     metrics: {name: Metric} it may also return, as {'metrics': {name:
-    value}}; one it cannot measure (no /proc) it leaves out."""
+    value}}; one it cannot measure (no /proc) it leaves out.
+    requires: modules it needs besides the implementations (numpy); the run
+    skips it, saying so, where one is not installed."""
     assert better in ("lower", "higher")
 
     def register(fn):
-        WORKLOADS[name] = Workload(name, unit, better, warmup, dict(metrics or {}), fn)
+        WORKLOADS[name] = Workload(name, unit, better, warmup, dict(metrics or {}),
+                                   tuple(requires), fn)
         return fn
     return register
+
+
+# How a missing requirement is named in the message that skips its workloads.
+REQUIREMENT_NAMES = {"numpy": "NumPy"}
+
+
+def missing_requirements(workloads):
+    """{module: [workload names]} for the required modules not installed."""
+    import importlib.util
+    missing = {}
+    for wl in workloads:
+        for modname in wl.requires:
+            if importlib.util.find_spec(modname) is None:
+                missing.setdefault(modname, []).append(wl.name)
+    return missing
 
 
 class no_gc:
@@ -575,6 +593,85 @@ def ppool_50MB_result(mod, scale):
             "reps": reps, "workers": 1, "metrics": rss.metrics()}
 
 
+# NumPy arrays: the case the shared memory is for (protocol 5's out-of-band
+# buffers of 64 KiB and more; cfutures' results come back as arrays over the
+# shared memory, with no copy). The sizes define the workloads and do not
+# shrink; the repetitions only set how long they run. One worker, as for the
+# 50 MB bytes. The receiver checks what arrived by its size and last item
+# (summary()), not by reading it all, which would add the same read to all.
+
+GiB = 1 << 30
+
+
+def _arrays_arg(mod, size, count, reps):
+    # The arrays are made after the fork, written (arange), fresh in every
+    # sample: the parent keeps none from one to the next. The worker answers
+    # with summary(), two ints.
+    total = size * (count or 1)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        data = bench_tasks.arrays(size, count)
+        expected = bench_tasks.summary(data)
+        summary = bench_tasks.summary
+        with no_gc(), peak_rss() as rss:
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                if ex.submit(summary, data).result() != expected:
+                    raise RuntimeError("the worker received the wrong arrays")
+            t1 = time.perf_counter()
+    return {"value": reps * total / GiB / (t1 - t0), "bytes": total,
+            "arrays": count or 1, "reps": reps, "workers": 1,
+            "metrics": rss.metrics()}
+
+
+def _arrays_result(mod, size, count, reps):
+    # The worker makes the arrays once, before timing, and returns the same
+    # ones each rep: only the way back is measured, from its pickling to the
+    # parent's arrays (for cfutures, views of the shared memory).
+    total = size * (count or 1)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        expected = ex.submit(bench_tasks.make_array_payload, size, count).result()
+        payload, summary = bench_tasks.array_payload, bench_tasks.summary
+        with no_gc(), peak_rss() as rss:
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                if summary(ex.submit(payload, size, count).result()) != expected:
+                    raise RuntimeError("the parent received the wrong arrays")
+            t1 = time.perf_counter()
+    return {"value": reps * total / GiB / (t1 - t0), "bytes": total,
+            "arrays": count or 1, "reps": reps, "workers": 1,
+            "metrics": rss.metrics()}
+
+
+@workload("ppool_200MB_array_arg", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_200MB_array_arg(mod, scale):
+    # One array of 200 MiB as the argument.
+    return _arrays_arg(mod, 200 * MiB, None, count(2, scale))
+
+
+@workload("ppool_200MB_array_result", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_200MB_array_result(mod, scale):
+    return _arrays_result(mod, 200 * MiB, None, count(2, scale))
+
+
+@workload("ppool_1000x100KB_arrays_arg", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_1000x100KB_arrays_arg(mod, scale):
+    # A list of 1,000 arrays of 100 KiB (~98 MiB): each is over the 64 KiB
+    # at which cfutures sends a buffer out of band, so this measures the
+    # per-buffer cost (1,000 pieces in one frame) beside the bytes.
+    return _arrays_arg(mod, 100 * 1024, 1000, count(4, scale))
+
+
+@workload("ppool_1000x100KB_arrays_result", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_1000x100KB_arrays_result(mod, scale):
+    return _arrays_result(mod, 100 * 1024, 1000, count(4, scale))
+
+
 @workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False,
           metrics={"parent_cpu_s": Metric("s", "parent CPU time, pool phase")})
 def ppool_cpu_speedup_2w(mod, scale):
@@ -827,10 +924,18 @@ def main(argv=None):
         width = max(len(wl.name) for wl in workloads)
         for wl in workloads:
             extra = "".join("; + %s (%s)" % (m, metric.unit) for m, metric in wl.metrics.items())
+            extra += "".join("; needs %s" % r for r in wl.requires)
             print("%-*s %-6s %s is better%s" % (width, wl.name, wl.unit, wl.better, extra))
         return 0
     if not workloads:
         sys.exit("no workload matches --filter %s" % ", ".join(args.filter))
+    for modname, names in missing_requirements(workloads).items():
+        print("skipped, %s is not installed (pip install -r benchmarks/requirements.txt): %s"
+              % (REQUIREMENT_NAMES.get(modname, modname), ", ".join(names)), file=sys.stderr)
+        workloads = [wl for wl in workloads if wl.name not in names]
+    if not workloads:
+        print("nothing left to run", file=sys.stderr)
+        return 0
     if args.repeat is None:
         args.repeat = 3 if args.quick else 7
     if args.repeat < 1:
@@ -853,7 +958,7 @@ def main(argv=None):
         print_table(header, rows, args.markdown)
     print("\n%d repetitions, interleaved, %.1f s; Python %s on %s; ratio > 1 "
           "means cfutures is better: faster, smaller, or higher where higher "
-          "is better (MiB/s, ×), for which it is cfutures / stdlib."
+          "is better (MiB/s, GiB/s, ×), for which it is cfutures / stdlib."
           % (args.repeat, elapsed, platform.python_version(), platform.platform()),
           file=sys.stderr)
 
