@@ -69,13 +69,15 @@ import bench_tasks  # noqa: E402
 # as extra columns when installed and skipped silently when not; a workload a
 # peer cannot run (no such API) raises Unsupported for it. A peer is seen
 # through a Peer holding only what PEER_API gives: its own process pool (none
-# has a Future/wait/as_completed of its own: loky's are the stdlib's, its
-# Future a thin subclass).
+# has a Future/wait of its own: loky's are the stdlib's, its Future a thin
+# subclass), and loky's as_completed, which is the stdlib's re-exported: what
+# a loky user calls on its futures. mpire has no futures to gather.
 IMPLEMENTATIONS = [("stdlib", "concurrent.futures"), ("cfutures", "cfutures")]
 PEERS = [("loky", "loky"), ("mpire", "mpire")]
 PEER_API = {
     # Not get_reusable_executor(): it caches its pool from sample to sample.
-    "loky": lambda loky: {"ProcessPoolExecutor": loky.ProcessPoolExecutor},
+    "loky": lambda loky: {"ProcessPoolExecutor": loky.ProcessPoolExecutor,
+                          "as_completed": loky.as_completed},
     "mpire": lambda mpire: {"ProcessPoolExecutor": MpireExecutor},
 }
 
@@ -536,6 +538,28 @@ def ppool_map_20k_tiny_chunk1(mod, scale):
 @workload("ppool_map_20k_tiny_chunk256", warmup=False)
 def ppool_map_20k_tiny_chunk256(mod, scale):
     return _map_tiny(mod, scale, 256)
+
+
+@workload("ppool_submit_as_completed_100k_tiny", warmup=False)
+def ppool_submit_as_completed_100k_tiny(mod, scale):
+    # The other way to a pool's results: a submit() per task, each with its
+    # own future, all submitted before as_completed() gathers them in the
+    # order they finish; 2 workers, the time per task. As in the thread
+    # pool's submit workloads, the backlog grows to n, and --quick's 10,000
+    # is not the full run's per-task cost: compare full runs with full runs.
+    as_completed = mod.as_completed  # first: a peer without it starts no pool
+    n, workers = count(100_000, scale), 2
+    with mod.ProcessPoolExecutor(workers) as ex:
+        _start_processes(ex, workers)
+        submit, tiny = ex.submit, bench_tasks.tiny
+        with no_gc():
+            t0 = time.perf_counter()
+            fs = [submit(tiny, i) for i in range(n)]
+            total = sum(f.result() for f in as_completed(fs))
+            t1 = time.perf_counter()
+    if total != n * (n + 1) // 2:
+        raise RuntimeError("as_completed() gave the wrong results")
+    return {"value": (t1 - t0) / n, "n": n, "workers": workers}
 
 
 @workload("ppool_roundtrip_latency", warmup=False)
