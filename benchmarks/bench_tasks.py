@@ -33,6 +33,41 @@ def make_payload(size):
     payload(size)
 
 
+def arrays(size, count=None):
+    """NumPy data, made afresh: one int64 array of size bytes (count None),
+    or a list of count such arrays, each with other values. arange writes
+    every page; zeros (calloc's untouched pages) would read faster than any
+    real data."""
+    import numpy
+    n = size // 8
+    if count is None:
+        return numpy.arange(n, dtype=numpy.int64)
+    return [numpy.arange(i, i + n, dtype=numpy.int64) for i in range(count)]
+
+
+def array_payload(size, count=None):
+    """arrays(size, count), made once per process, like payload()."""
+    key = ("arrays", size, count)
+    data = _payloads.get(key)
+    if data is None:
+        data = _payloads[key] = arrays(size, count)
+    return data
+
+
+def make_array_payload(size, count=None):
+    """Make array_payload(size, count) in this worker now; return what
+    summary() says of it, for the parent to check what it receives."""
+    return summary(array_payload(size, count))
+
+
+def summary(x):
+    """(total bytes, last item) of an array or a list of arrays: a tiny
+    answer that still checks what arrived."""
+    if isinstance(x, list):
+        return sum(a.nbytes for a in x), int(x[-1][-1])
+    return x.nbytes, int(x[-1])
+
+
 def spin(n):
     """A pure-Python loop: CPU-bound, holding the GIL throughout."""
     total = 0

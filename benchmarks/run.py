@@ -26,6 +26,10 @@ the implementation's module and ``scale`` (1.0 full, less with --quick)
 shrinks iteration counts. A size that defines a workload does not shrink
 (as_completed over 100k futures); a batch that only sets how long it runs
 does, its name giving the full run's size and its ``n`` the size measured.
+A workload may measure extra figures besides its value (the parent's peak
+RSS, its CPU seconds): it declares them, ``metrics={name: Metric(...)}``,
+and returns ``'metrics': {name: value}``; they get a second table, of
+medians per implementation, and their samples go to the JSON too.
 """
 
 import argparse
@@ -65,13 +69,15 @@ import bench_tasks  # noqa: E402
 # as extra columns when installed and skipped silently when not; a workload a
 # peer cannot run (no such API) raises Unsupported for it. A peer is seen
 # through a Peer holding only what PEER_API gives: its own process pool (none
-# has a Future/wait/as_completed of its own: loky's are the stdlib's, its
-# Future a thin subclass).
+# has a Future/wait of its own: loky's are the stdlib's, its Future a thin
+# subclass), and loky's as_completed, which is the stdlib's re-exported: what
+# a loky user calls on its futures. mpire has no futures to gather.
 IMPLEMENTATIONS = [("stdlib", "concurrent.futures"), ("cfutures", "cfutures")]
 PEERS = [("loky", "loky"), ("mpire", "mpire")]
 PEER_API = {
     # Not get_reusable_executor(): it caches its pool from sample to sample.
-    "loky": lambda loky: {"ProcessPoolExecutor": loky.ProcessPoolExecutor},
+    "loky": lambda loky: {"ProcessPoolExecutor": loky.ProcessPoolExecutor,
+                          "as_completed": loky.as_completed},
     "mpire": lambda mpire: {"ProcessPoolExecutor": MpireExecutor},
 }
 
@@ -127,21 +133,47 @@ class MpireFuture:
         self.result = async_result.get
 
 
-Workload = collections.namedtuple("Workload", "name unit better warmup fn")
+Workload = collections.namedtuple("Workload", "name unit better warmup metrics requires fn")
 WORKLOADS = {}
 
+# An extra figure a workload measures besides its value, e.g. the parent's
+# peak RSS during a transfer. unit as for a workload's; label says what it is
+# in the table. Its samples and medians are kept like the value's; the table
+# gives no ratio for it (a peak of 200 MiB against 0.1 MiB is not a 2000×).
+Metric = collections.namedtuple("Metric", "unit label")
 
-def workload(name, unit="s", better="lower", warmup=True):
+
+def workload(name, unit="s", better="lower", warmup=True, metrics=None, requires=()):
     """Register fn(mod, scale) -> {'value': ..., **params} as a workload.
     unit: "s" (per op), "bytes", or any other label, e.g. "MiB/s".
     warmup=False: no unmeasured first run, for a workload that warms up
-    what it times itself (a fresh process pool every sample)."""
+    what it times itself (a fresh process pool every sample).
+    metrics: {name: Metric} it may also return, as {'metrics': {name:
+    value}}; one it cannot measure (no /proc) it leaves out.
+    requires: modules it needs besides the implementations (numpy); the run
+    skips it, saying so, where one is not installed."""
     assert better in ("lower", "higher")
 
     def register(fn):
-        WORKLOADS[name] = Workload(name, unit, better, warmup, fn)
+        WORKLOADS[name] = Workload(name, unit, better, warmup, dict(metrics or {}),
+                                   tuple(requires), fn)
         return fn
     return register
+
+
+# How a missing requirement is named in the message that skips its workloads.
+REQUIREMENT_NAMES = {"numpy": "NumPy"}
+
+
+def missing_requirements(workloads):
+    """{module: [workload names]} for the required modules not installed."""
+    import importlib.util
+    missing = {}
+    for wl in workloads:
+        for modname in wl.requires:
+            if importlib.util.find_spec(modname) is None:
+                missing.setdefault(modname, []).append(wl.name)
+    return missing
 
 
 class no_gc:
@@ -424,6 +456,52 @@ def tpool_sleep_200x10ms_50w(mod, scale):
 MiB = 1 << 20
 
 
+def _status_bytes(key):
+    """A size in /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no %s in /proc/self/status" % key)
+
+
+class peak_rss:
+    """The parent's peak RSS over a with block, above its RSS at the start:
+    Linux's high-water mark (VmHWM), reset on entry by writing 5 to
+    /proc/self/clear_refs (as tests/test_process_lifecycle.py does). RSS
+    sees every copy however it was made, by any thread (a pickle in a C
+    buffer, the stdlib's feeder thread's), and shared memory the parent maps
+    (cfutures maps what it receives; what it sends it writes into a memfd it
+    does not map, which counts in the worker's RSS, not here). Where
+    /proc cannot be read or reset, metrics() is empty: the table shows -."""
+
+    def __enter__(self):
+        self.base = self.peak = None
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.base = _status_bytes("VmRSS")
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.base is not None:
+            try:
+                self.peak = _status_bytes("VmHWM")
+            except OSError:
+                pass
+
+    def metrics(self):
+        if self.peak is None:
+            return {}
+        return {"peak_rss_mib": (self.peak - self.base) / MiB}
+
+
+# For the big-payload workloads, which measure it over their timed transfers.
+PEAK_RSS = {"peak_rss_mib": Metric("MiB", "parent peak RSS over its start")}
+
+
 def _start_processes(ex, workers):
     """Start all of ex's worker processes before timing. Under fork the
     stdlib starts them all at the first submit, otherwise one per submit that
@@ -462,6 +540,28 @@ def ppool_map_20k_tiny_chunk256(mod, scale):
     return _map_tiny(mod, scale, 256)
 
 
+@workload("ppool_submit_as_completed_100k_tiny", warmup=False)
+def ppool_submit_as_completed_100k_tiny(mod, scale):
+    # The other way to a pool's results: a submit() per task, each with its
+    # own future, all submitted before as_completed() gathers them in the
+    # order they finish; 2 workers, the time per task. As in the thread
+    # pool's submit workloads, the backlog grows to n, and --quick's 10,000
+    # is not the full run's per-task cost: compare full runs with full runs.
+    as_completed = mod.as_completed  # first: a peer without it starts no pool
+    n, workers = count(100_000, scale), 2
+    with mod.ProcessPoolExecutor(workers) as ex:
+        _start_processes(ex, workers)
+        submit, tiny = ex.submit, bench_tasks.tiny
+        with no_gc():
+            t0 = time.perf_counter()
+            fs = [submit(tiny, i) for i in range(n)]
+            total = sum(f.result() for f in as_completed(fs))
+            t1 = time.perf_counter()
+    if total != n * (n + 1) // 2:
+        raise RuntimeError("as_completed() gave the wrong results")
+    return {"value": (t1 - t0) / n, "n": n, "workers": workers}
+
+
 @workload("ppool_roundtrip_latency", warmup=False)
 def ppool_roundtrip_latency(mod, scale):
     # One task in flight at a time: pickle, send, run, send back, unpickle,
@@ -478,7 +578,8 @@ def ppool_roundtrip_latency(mod, scale):
     return {"value": (t1 - t0) / n, "n": n, "workers": 1}
 
 
-@workload("ppool_50MB_arg", unit="MiB/s", better="higher", warmup=False)
+@workload("ppool_50MB_arg", unit="MiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS)
 def ppool_50MB_arg(mod, scale):
     # The size defines the workload; the repetitions only set how long it
     # runs. The bytes are made after the fork, and written, not calloc's
@@ -487,17 +588,18 @@ def ppool_50MB_arg(mod, scale):
     with mod.ProcessPoolExecutor(1) as ex:
         _start_processes(ex, 1)
         data = b"\x5a" * size
-        with no_gc():
+        with no_gc(), peak_rss() as rss:
             t0 = time.perf_counter()
             for _ in range(reps):
                 if ex.submit(bench_tasks.length, data).result() != size:
                     raise RuntimeError("the worker received the wrong size")
             t1 = time.perf_counter()
     return {"value": reps * size / MiB / (t1 - t0), "bytes": size,
-            "reps": reps, "workers": 1}
+            "reps": reps, "workers": 1, "metrics": rss.metrics()}
 
 
-@workload("ppool_50MB_result", unit="MiB/s", better="higher", warmup=False)
+@workload("ppool_50MB_result", unit="MiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS)
 def ppool_50MB_result(mod, scale):
     # The worker makes the bytes once, before timing: only the way back is
     # measured, from its pickling to the parent's unpickled copy.
@@ -505,22 +607,106 @@ def ppool_50MB_result(mod, scale):
     with mod.ProcessPoolExecutor(1) as ex:
         _start_processes(ex, 1)
         ex.submit(bench_tasks.make_payload, size).result()
-        with no_gc():
+        with no_gc(), peak_rss() as rss:
             t0 = time.perf_counter()
             for _ in range(reps):
                 if len(ex.submit(bench_tasks.payload, size).result()) != size:
                     raise RuntimeError("the parent received the wrong size")
             t1 = time.perf_counter()
     return {"value": reps * size / MiB / (t1 - t0), "bytes": size,
-            "reps": reps, "workers": 1}
+            "reps": reps, "workers": 1, "metrics": rss.metrics()}
 
 
-@workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False)
+# NumPy arrays: the case the shared memory is for (protocol 5's out-of-band
+# buffers of 64 KiB and more; cfutures' results come back as arrays over the
+# shared memory, with no copy). The sizes define the workloads and do not
+# shrink; the repetitions only set how long they run. One worker, as for the
+# 50 MB bytes. The receiver checks what arrived by its size and last item
+# (summary()), not by reading it all, which would add the same read to all.
+
+GiB = 1 << 30
+
+
+def _arrays_arg(mod, size, count, reps):
+    # The arrays are made after the fork, written (arange), fresh in every
+    # sample: the parent keeps none from one to the next. The worker answers
+    # with summary(), two ints.
+    total = size * (count or 1)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        data = bench_tasks.arrays(size, count)
+        expected = bench_tasks.summary(data)
+        summary = bench_tasks.summary
+        with no_gc(), peak_rss() as rss:
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                if ex.submit(summary, data).result() != expected:
+                    raise RuntimeError("the worker received the wrong arrays")
+            t1 = time.perf_counter()
+    return {"value": reps * total / GiB / (t1 - t0), "bytes": total,
+            "arrays": count or 1, "reps": reps, "workers": 1,
+            "metrics": rss.metrics()}
+
+
+def _arrays_result(mod, size, count, reps):
+    # The worker makes the arrays once, before timing, and returns the same
+    # ones each rep: only the way back is measured, from its pickling to the
+    # parent's arrays (for cfutures, views of the shared memory).
+    total = size * (count or 1)
+    with mod.ProcessPoolExecutor(1) as ex:
+        _start_processes(ex, 1)
+        expected = ex.submit(bench_tasks.make_array_payload, size, count).result()
+        payload, summary = bench_tasks.array_payload, bench_tasks.summary
+        with no_gc(), peak_rss() as rss:
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                if summary(ex.submit(payload, size, count).result()) != expected:
+                    raise RuntimeError("the parent received the wrong arrays")
+            t1 = time.perf_counter()
+    return {"value": reps * total / GiB / (t1 - t0), "bytes": total,
+            "arrays": count or 1, "reps": reps, "workers": 1,
+            "metrics": rss.metrics()}
+
+
+@workload("ppool_200MB_array_arg", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_200MB_array_arg(mod, scale):
+    # One array of 200 MiB as the argument.
+    return _arrays_arg(mod, 200 * MiB, None, count(2, scale))
+
+
+@workload("ppool_200MB_array_result", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_200MB_array_result(mod, scale):
+    return _arrays_result(mod, 200 * MiB, None, count(2, scale))
+
+
+@workload("ppool_1000x100KB_arrays_arg", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_1000x100KB_arrays_arg(mod, scale):
+    # A list of 1,000 arrays of 100 KiB (~98 MiB): each is over the 64 KiB
+    # at which cfutures sends a buffer out of band, so this measures the
+    # per-buffer cost (1,000 pieces in one frame) beside the bytes.
+    return _arrays_arg(mod, 100 * 1024, 1000, count(4, scale))
+
+
+@workload("ppool_1000x100KB_arrays_result", unit="GiB/s", better="higher", warmup=False,
+          metrics=PEAK_RSS, requires=("numpy",))
+def ppool_1000x100KB_arrays_result(mod, scale):
+    return _arrays_result(mod, 100 * 1024, 1000, count(4, scale))
+
+
+@workload("ppool_cpu_speedup_2w", unit="×", better="higher", warmup=False,
+          metrics={"parent_cpu_s": Metric("s", "parent CPU time, pool phase")})
 def ppool_cpu_speedup_2w(mod, scale):
     # Serial time / pool time for the same 8 tasks of ~0.1 s each (~10 ms
     # under --quick, still long beside a round trip): near 2 on two idle
     # cores, less by what the pool costs. Both are timed in the same sample,
     # so drift in CPU speed cancels.
+    # parent_cpu_s: the parent's CPU seconds over the pool phase only, every
+    # thread of it (the main thread waiting, the stdlib's management and
+    # feeder threads, cfutures' I/O thread), the workers not: on two cores
+    # busy with the tasks, what the parent burns is taken from them.
     tasks, workers = 8, 2
     loop = count(2_000_000, scale)
     spin = bench_tasks.spin
@@ -530,12 +716,14 @@ def ppool_cpu_speedup_2w(mod, scale):
             t0 = time.perf_counter()
             expected = [spin(loop) for _ in range(tasks)]
             t1 = time.perf_counter()
+            c1 = time.process_time()
             out = list(ex.map(spin, [loop] * tasks))
+            c2 = time.process_time()
             t2 = time.perf_counter()
     if out != expected:
         raise RuntimeError("map() returned the wrong results")
     return {"value": (t1 - t0) / (t2 - t1), "tasks": tasks, "loop": loop,
-            "workers": workers}
+            "workers": workers, "metrics": {"parent_cpu_s": c2 - c1}}
 
 
 @workload("ppool_time_to_first_result")
@@ -592,6 +780,10 @@ def run_once(wl, mod, scale):
 
 def run(workloads, impls, repeat, scale):
     samples = {wl.name: {label: [] for label, _ in impls} for wl in workloads}
+    # metric_samples[workload][metric][label], aligned with samples: None
+    # where a sample did not measure the metric.
+    metric_samples = {wl.name: {m: {label: [] for label, _ in impls} for m in wl.metrics}
+                      for wl in workloads}
     params = {}
     # Warm-up: first calls pay for imports, lazy type setup and cold caches.
     for wl in workloads:
@@ -609,8 +801,15 @@ def run(workloads, impls, repeat, scale):
                 result = run_once(wl, mod, scale)
                 if result is not None:
                     samples[wl.name][label].append(result.pop("value"))
+                    metrics = result.pop("metrics", {})
+                    unknown = set(metrics) - set(wl.metrics)
+                    if unknown:
+                        raise RuntimeError("%s returned undeclared metrics %s"
+                                           % (wl.name, sorted(unknown)))
+                    for m, by_label in metric_samples[wl.name].items():
+                        by_label[label].append(metrics.get(m))
                     params[wl.name] = result
-    return samples, params
+    return samples, metric_samples, params
 
 
 def oriented(stdlib, cfutures, better):
@@ -620,11 +819,20 @@ def oriented(stdlib, cfutures, better):
     return 1 / ratio if better == "higher" else ratio
 
 
-def summarize(workloads, impls, samples, params):
+def medians_of(samples):
+    """{label: median} over each label's samples, None ones left out."""
+    medians = {}
+    for label, values in samples.items():
+        values = [v for v in values if v is not None]
+        if values:
+            medians[label] = statistics.median(values)
+    return medians
+
+
+def summarize(workloads, impls, samples, metric_samples, params):
     results = {}
     for wl in workloads:
-        medians = {label: statistics.median(s)
-                   for label, s in samples[wl.name].items() if s}
+        medians = medians_of(samples[wl.name])
         ratio = spread = None
         if medians.get("stdlib") and medians.get("cfutures"):
             ratio = oriented(medians["stdlib"], medians["cfutures"], wl.better)
@@ -638,6 +846,12 @@ def summarize(workloads, impls, samples, params):
                             "params": params.get(wl.name, {}),
                             "samples": samples[wl.name], "median": medians,
                             "ratio": ratio, "ratio_spread": spread}
+        if wl.metrics:
+            results[wl.name]["metrics"] = {
+                m: {"unit": metric.unit, "label": metric.label,
+                    "samples": metric_samples[wl.name][m],
+                    "median": medians_of(metric_samples[wl.name][m])}
+                for m, metric in wl.metrics.items()}
     return results
 
 
@@ -665,6 +879,17 @@ def table_rows(results, labels):
         spread = r.get("ratio_spread")
         spread = "-" if spread is None else "%.3g–%.3g" % tuple(spread)
         rows.append([name, unit] + cells + [ratio, spread])
+    return header, rows
+
+
+def metric_rows(results, labels):
+    """The second table: one row per extra metric, its medians side by side."""
+    header = ["workload", "extra metric"] + ["%s median" % l for l in labels]
+    rows = []
+    for name, r in results.items():
+        for m in r.get("metrics", {}).values():
+            rows.append([name, m["label"]]
+                        + [fmt_value(m["median"].get(l), m["unit"]) for l in labels])
     return header, rows
 
 
@@ -720,11 +945,21 @@ def main(argv=None):
     workloads = [wl for wl in WORKLOADS.values()
                  if not args.filter or any(s in wl.name for s in args.filter)]
     if args.list:
+        width = max(len(wl.name) for wl in workloads)
         for wl in workloads:
-            print("%-28s %-6s %s is better" % (wl.name, wl.unit, wl.better))
+            extra = "".join("; + %s (%s)" % (m, metric.unit) for m, metric in wl.metrics.items())
+            extra += "".join("; needs %s" % r for r in wl.requires)
+            print("%-*s %-6s %s is better%s" % (width, wl.name, wl.unit, wl.better, extra))
         return 0
     if not workloads:
         sys.exit("no workload matches --filter %s" % ", ".join(args.filter))
+    for modname, names in missing_requirements(workloads).items():
+        print("skipped, %s is not installed (pip install -r benchmarks/requirements.txt): %s"
+              % (REQUIREMENT_NAMES.get(modname, modname), ", ".join(names)), file=sys.stderr)
+        workloads = [wl for wl in workloads if wl.name not in names]
+    if not workloads:
+        print("nothing left to run", file=sys.stderr)
+        return 0
     if args.repeat is None:
         args.repeat = 3 if args.quick else 7
     if args.repeat < 1:
@@ -735,15 +970,19 @@ def main(argv=None):
         print("%s: %s" % (label, getattr(mod, "__file__", mod.__name__)), file=sys.stderr)
 
     t0 = time.perf_counter()
-    samples, params = run(workloads, impls, args.repeat, scale)
-    results = summarize(workloads, impls, samples, params)
+    samples, metric_samples, params = run(workloads, impls, args.repeat, scale)
+    results = summarize(workloads, impls, samples, metric_samples, params)
     elapsed = time.perf_counter() - t0
 
-    header, rows = table_rows(results, [label for label, _ in impls])
-    print_table(header, rows, args.markdown)
+    labels = [label for label, _ in impls]
+    print_table(*table_rows(results, labels), args.markdown)
+    header, rows = metric_rows(results, labels)
+    if rows:
+        print()
+        print_table(header, rows, args.markdown)
     print("\n%d repetitions, interleaved, %.1f s; Python %s on %s; ratio > 1 "
           "means cfutures is better: faster, smaller, or higher where higher "
-          "is better (MiB/s, ×), for which it is cfutures / stdlib."
+          "is better (MiB/s, GiB/s, ×), for which it is cfutures / stdlib."
           % (args.repeat, elapsed, platform.python_version(), platform.platform()),
           file=sys.stderr)
 
