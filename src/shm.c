@@ -27,14 +27,128 @@ typedef struct {
 } shm_header;
 #define SHM_HEADER_SIZE SHM_ALIGN
 
+/* ---- the caches ------------------------------------------------------------- */
+
+/* Filling a fresh memfd costs more than copying the bytes: the kernel
+ * allocates every page and frees them all when the receiver is done; and
+ * mapping one, its pages faulted in one by one, costs as much again (on
+ * this 2-core machine 200 MB went at 0.7 GiB/s that way, against 2-4 GiB/s
+ * copied into pages that exist and are mapped).  So each process keeps,
+ * mapped, the segments it sent (and fills one again once its receiver let
+ * go of it: its header says so) and the segments it received (and maps one
+ * no more when it comes again).  At most SHM_CACHE_SLOTS of each and
+ * SHM_CACHE_BYTES; a process pool's end lets them go (shm_cache_clear). */
+#define SHM_CACHE_SLOTS 4
+#define SHM_CACHE_BYTES ((size_t)256 << 20)
+#define SHM_SEGMENT_ROUND ((size_t)1 << 20)
+
+/* One segment this process maps, whole. */
+typedef struct {
+    char *addr;                     /* NULL: the slot is empty */
+    size_t size;
+    int fd;                         /* sent: ours, passed on with each frame; received: -1 */
+    dev_t dev;                      /* received: which memfd it is */
+    ino_t ino;
+    int held;                       /* sent: a thread fills it, GIL released;
+                                     * received: a _SharedMapping over it lives */
+    int cleared;                    /* the cache was cleared while it was held:
+                                     * drop it when it is let go */
+    uint64_t last_used;
+} shm_region;
+
+typedef struct {
+    shm_region slots[SHM_CACHE_SLOTS];
+} shm_regions;
+
+struct shm_cache {
+    shm_regions sent, received;
+    uint64_t clock;
+    unsigned generation;            /* bumped in a fork child: mappings made
+                                     * before belong to no cache there */
+};
+
+static void
+region_drop(shm_region *r)
+{
+    munmap(r->addr, r->size);
+    if (r->fd >= 0) {
+        close(r->fd);
+    }
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+}
+
+/* Drop every region not held, and the held ones when they are let go
+ * (`all`: forget the held ones now, without unmapping them: what holds them
+ * unmaps them). */
+static void
+regions_clear(shm_regions *regions, int all)
+{
+    for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+        shm_region *r = &regions->slots[k];
+        if (r->addr != NULL && !r->held) {
+            region_drop(r);
+        }
+        else if (r->addr != NULL && !all) {
+            r->cleared = 1;
+        }
+        else if (r->addr != NULL) {
+            if (r->fd >= 0) {
+                close(r->fd);
+            }
+            memset(r, 0, sizeof(*r));
+            r->fd = -1;
+        }
+    }
+}
+
+/* An empty slot for a region of `size`, made by dropping the least
+ * recently used ones not held (a process that still maps one keeps its
+ * memory alive until it lets go), or NULL if it cannot be cached. */
+static shm_region *
+regions_make_room(shm_regions *regions, size_t size)
+{
+    if (size > SHM_CACHE_BYTES) {
+        return NULL;
+    }
+    for (;;) {
+        size_t kept = 0;
+        shm_region *empty = NULL, *oldest = NULL;
+        for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+            shm_region *r = &regions->slots[k];
+            if (r->addr == NULL) {
+                empty = empty ? empty : r;
+                continue;
+            }
+            kept += r->size;
+            if (!r->held && (oldest == NULL || r->last_used < oldest->last_used)) {
+                oldest = r;
+            }
+        }
+        if (empty != NULL && kept + size <= SHM_CACHE_BYTES) {
+            return empty;
+        }
+        if (oldest == NULL) {
+            return NULL;            /* all held */
+        }
+        region_drop(oldest);
+    }
+}
+
 /* ---- the mapping ---------------------------------------------------------- */
 
-/* A memfd mapped by the receiver.  Its buffer is what the unpickled objects
- * view; the last of them to go unmaps it. */
+/* A segment as the receiver sees it.  Its buffer is what the unpickled
+ * objects view; when the last of them goes, the segment is the sender's to
+ * fill again, and its mapping stays in the received cache (or goes, if it
+ * is not there). */
 typedef struct {
     PyObject_HEAD
-    void *addr;
-    size_t size;
+    char *addr;
+    size_t size;                    /* what the frame uses */
+    size_t mapped;                  /* what is mapped (all of the segment) */
+    pid_t pid;                      /* the process that received it */
+    shm_region *region;             /* its slot in the received cache, or NULL */
+    unsigned generation;            /* the cache's, when it was received */
 } SharedMappingObject;
 
 static int
@@ -49,10 +163,22 @@ mapping_dealloc(PyObject *self)
 {
     SharedMappingObject *m = (SharedMappingObject *)self;
     PyTypeObject *type = Py_TYPE(self);
+    struct shm_cache *cache = ((cf_state *)PyType_GetModuleState(type))->shm_cache;
     if (m->addr != NULL) {
-        /* Nothing views it any more: the sender may fill it again. */
-        atomic_store_explicit(&((shm_header *)m->addr)->busy, 0, memory_order_release);
-        munmap(m->addr, m->size);
+        /* Nothing views it any more: the sender may fill it again -- unless
+         * this is a fork child's copy, which was never the receiver. */
+        if (m->pid == getpid()) {
+            atomic_store_explicit(&((shm_header *)m->addr)->busy, 0, memory_order_release);
+        }
+        if (m->region != NULL && cache != NULL && m->generation == cache->generation) {
+            m->region->held = 0;
+            if (m->region->cleared) {
+                region_drop(m->region);
+            }
+        }
+        else {
+            munmap(m->addr, m->mapped);
+        }
     }
     type->tp_free(self);
     Py_DECREF(type);
@@ -72,31 +198,72 @@ static PyType_Spec mapping_spec = {
     .slots = mapping_slots,
 };
 
-/* Map all `size` bytes of `fd`.  New reference, or NULL with an exception. */
-static PyObject *
-mapping_new(cf_state *st, int fd, size_t size)
+/* The received segment `fd`: its cached mapping if it came before, else a
+ * new one (cached if there is room).  Sets m's addr, mapped and region; 0,
+ * or -1 with an exception. */
+static int
+mapping_attach(struct shm_cache *cache, int fd, size_t size, SharedMappingObject *m)
 {
     struct stat info;
     if (fstat(fd, &info) < 0) {
-        return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
     if ((uint64_t)info.st_size < size) {
         /* Touching a page past its end would be SIGBUS. */
         PyErr_SetString(PyExc_ValueError, "cfutures: shared memory shorter than its frame says");
-        return NULL;
+        return -1;
     }
-    /* Not populated: what the receiver never reads costs nothing. */
-    void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (addr == MAP_FAILED) {
-        return PyErr_SetFromErrno(PyExc_OSError);
+    shm_region *r = NULL;
+    for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+        shm_region *c = &cache->received.slots[k];
+        if (c->addr != NULL && !c->held && c->ino == info.st_ino && c->dev == info.st_dev) {
+            r = c;
+        }
     }
+    if (r == NULL) {
+        /* Not populated: what the receiver never reads costs nothing. */
+        size_t whole = (size_t)info.st_size;
+        char *addr = mmap(NULL, whole, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (addr == MAP_FAILED) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        r = regions_make_room(&cache->received, whole);
+        if (r == NULL) {
+            m->addr = addr;         /* not cached: the mapping object unmaps it */
+            m->mapped = whole;
+            return 0;
+        }
+        *r = (shm_region){.addr = addr, .size = whole, .fd = -1, .dev = info.st_dev,
+                          .ino = info.st_ino};
+    }
+    r->held = 1;
+    r->last_used = ++cache->clock;
+    m->addr = r->addr;
+    m->mapped = r->size;
+    m->region = r;
+    return 0;
+}
+
+/* The mapping of received segment `fd`, of which a frame uses `size`
+ * bytes.  New reference, or NULL with an exception. */
+static PyObject *
+mapping_new(cf_state *st, int fd, size_t size)
+{
     SharedMappingObject *m = PyObject_New(SharedMappingObject, st->SharedMappingType);
     if (m == NULL) {
-        munmap(addr, size);
         return NULL;
     }
-    m->addr = addr;
+    m->addr = NULL;
     m->size = size;
+    m->region = NULL;
+    m->pid = getpid();
+    m->generation = st->shm_cache->generation;
+    if (mapping_attach(st->shm_cache, fd, size, m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return (PyObject *)m;
 }
 
@@ -176,97 +343,31 @@ typedef struct {
 
 /* ---- the send cache --------------------------------------------------------- */
 
-/* Filling a fresh memfd costs more than copying the bytes: the kernel
- * allocates every page, and frees them all when the receiver is done (on
- * this 2-core machine, 200 MB went at 0.7 GiB/s that way, against 2-4 GiB/s
- * into pages that exist).  So a process keeps the segments it sent, mapped,
- * and fills one again once its receiver let go of it (its header says so).
- * At most SHM_CACHE_SLOTS segments and SHM_CACHE_BYTES are kept; a process
- * pool's shutdown lets them all go (shm_cache_clear). */
-#define SHM_CACHE_SLOTS 4
-#define SHM_CACHE_BYTES ((size_t)256 << 20)
-#define SHM_SEGMENT_ROUND ((size_t)1 << 20)
-
-typedef struct {
-    int fd;                         /* -1: the slot is empty */
-    char *addr;                     /* our mapping of all of it */
-    size_t capacity;
-    int filling;                    /* a thread copies into it, GIL released */
-    uint64_t last_used;
-} shm_segment;
-
-struct shm_cache {
-    shm_segment slots[SHM_CACHE_SLOTS];
-    uint64_t clock;
-};
-
-static void
-segment_drop(shm_segment *seg)
-{
-    munmap(seg->addr, seg->capacity);
-    close(seg->fd);
-    memset(seg, 0, sizeof(*seg));
-    seg->fd = -1;
-}
-
 static int
-segment_free_for(shm_segment *seg, size_t size)
+segment_free_for(shm_region *r, size_t size)
 {
-    return seg->fd >= 0 && !seg->filling && seg->capacity >= size &&
-           atomic_load_explicit(&((shm_header *)seg->addr)->busy, memory_order_acquire) == 0;
+    return r->addr != NULL && !r->held && r->size >= size &&
+           atomic_load_explicit(&((shm_header *)r->addr)->busy, memory_order_acquire) == 0;
 }
 
-/* The cached segment that fits `size` best and nobody holds, or NULL. */
-static shm_segment *
-cache_find(struct shm_cache *cache, size_t size)
+/* The sent segment that fits `size` best and nobody holds, or NULL. */
+static shm_region *
+segment_find(struct shm_cache *cache, size_t size)
 {
-    shm_segment *best = NULL;
+    shm_region *best = NULL;
     for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
-        shm_segment *seg = &cache->slots[k];
-        if (segment_free_for(seg, size) && (best == NULL || seg->capacity < best->capacity)) {
-            best = seg;
+        shm_region *r = &cache->sent.slots[k];
+        if (segment_free_for(r, size) && (best == NULL || r->size < best->size)) {
+            best = r;
         }
     }
     return best;
 }
 
-/* A slot for a new segment of `capacity`, made by dropping the least
- * recently used ones (a receiver that still maps one keeps its memory
- * alive until it lets go), or NULL if it cannot be cached. */
-static shm_segment *
-cache_make_room(struct shm_cache *cache, size_t capacity)
-{
-    if (capacity > SHM_CACHE_BYTES) {
-        return NULL;
-    }
-    for (;;) {
-        size_t held = 0;
-        shm_segment *empty = NULL, *oldest = NULL;
-        for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
-            shm_segment *seg = &cache->slots[k];
-            if (seg->fd < 0) {
-                empty = empty ? empty : seg;
-                continue;
-            }
-            held += seg->capacity;
-            if (!seg->filling && (oldest == NULL || seg->last_used < oldest->last_used)) {
-                oldest = seg;
-            }
-        }
-        if (empty != NULL && held + capacity <= SHM_CACHE_BYTES) {
-            return empty;
-        }
-        if (oldest == NULL) {
-            return NULL;            /* all being filled by other threads */
-        }
-        segment_drop(oldest);
-    }
-}
-
-/* A new segment of at least `size` bytes, mapped, into `seg`.  0, or -1
+/* A new segment of at least `size` bytes, mapped, into `r`.  0, or -1
  * with an exception. */
 static int
-segment_create(shm_segment *seg, size_t size)
+segment_create(shm_region *r, size_t size)
 {
     size_t capacity = (size + SHM_SEGMENT_ROUND - 1) & ~(SHM_SEGMENT_ROUND - 1);
     int fd = memfd_create("cfutures", MFD_CLOEXEC);
@@ -281,7 +382,7 @@ segment_create(shm_segment *seg, size_t size)
         }
         return -1;
     }
-    *seg = (shm_segment){.fd = fd, .addr = addr, .capacity = capacity};
+    *r = (shm_region){.addr = addr, .size = capacity, .fd = fd};
     return 0;
 }
 
@@ -292,38 +393,39 @@ static int
 segment_fill(cf_state *st, const shm_piece *pieces, Py_ssize_t npieces, size_t total)
 {
     struct shm_cache *cache = st->shm_cache;
-    shm_segment one_off, *seg = cache_find(cache, total);
-    int fresh = seg == NULL;
+    shm_region one_off, *r = segment_find(cache, total);
+    int fresh = r == NULL;
     if (fresh) {
-        seg = cache_make_room(cache, total);
-        seg = seg != NULL ? seg : &one_off;
-        if (segment_create(seg, total) < 0) {
+        size_t capacity = (total + SHM_SEGMENT_ROUND - 1) & ~(SHM_SEGMENT_ROUND - 1);
+        r = regions_make_room(&cache->sent, capacity);
+        r = r != NULL ? r : &one_off;
+        if (segment_create(r, total) < 0) {
             return -1;
         }
     }
-    atomic_store_explicit(&((shm_header *)seg->addr)->busy, 1, memory_order_relaxed);
-    seg->filling = 1;
-    seg->last_used = ++cache->clock;
+    atomic_store_explicit(&((shm_header *)r->addr)->busy, 1, memory_order_relaxed);
+    r->held = 1;
+    r->last_used = ++cache->clock;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; !failed && k < npieces; k++) {
         /* Fresh pages: pwrite allocates them without zeroing them first. */
         if (fresh) {
-            failed = pwrite_all(seg->fd, pieces[k].data, pieces[k].size, pieces[k].offset) < 0;
+            failed = pwrite_all(r->fd, pieces[k].data, pieces[k].size, pieces[k].offset) < 0;
         }
         else {
-            memcpy(seg->addr + pieces[k].offset, pieces[k].data, pieces[k].size);
+            memcpy(r->addr + pieces[k].offset, pieces[k].data, pieces[k].size);
         }
     }
     Py_END_ALLOW_THREADS
-    seg->filling = 0;
-    int fd = failed ? -1 : fcntl(seg->fd, F_DUPFD_CLOEXEC, 0);
+    r->held = 0;
+    int fd = failed ? -1 : fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
-        atomic_store_explicit(&((shm_header *)seg->addr)->busy, 0, memory_order_release);
+        atomic_store_explicit(&((shm_header *)r->addr)->busy, 0, memory_order_release);
     }
-    if (seg == &one_off) {
-        segment_drop(seg);          /* too big to keep: the frame's descriptor holds it */
+    if (r == &one_off || r->cleared) {
+        region_drop(r);             /* not kept: the frame's descriptor holds it */
     }
     return fd;
 }
@@ -331,18 +433,16 @@ segment_fill(cf_state *st, const shm_piece *pieces, Py_ssize_t npieces, size_t t
 void
 shm_cache_clear(cf_state *st)
 {
-    struct shm_cache *cache = st->shm_cache;
-    for (int k = 0; cache != NULL && k < SHM_CACHE_SLOTS; k++) {
-        if (cache->slots[k].fd >= 0 && !cache->slots[k].filling) {
-            segment_drop(&cache->slots[k]);
-        }
+    if (st->shm_cache != NULL) {
+        regions_clear(&st->shm_cache->sent, 0);
+        regions_clear(&st->shm_cache->received, 0);
     }
 }
 
 void
 shm_module_free(cf_state *st)
 {
-    shm_after_fork_child(st);       /* the same: drop every segment */
+    shm_cache_clear(st);            /* nothing is held: no object of the module lives */
     PyMem_Free(st->shm_cache);
     st->shm_cache = NULL;
 }
@@ -350,13 +450,17 @@ shm_module_free(cf_state *st)
 void
 shm_after_fork_child(cf_state *st)
 {
-    /* The parent's segments are its own: this copy only lets go of them
-     * (a thread that was filling one did not come along). */
+    /* The parent's segments are its own: this copy only lets go of them.
+     * (A thread that was filling one did not come along; mappings that
+     * objects here still use are unmapped by those objects.) */
     struct shm_cache *cache = st->shm_cache;
-    for (int k = 0; cache != NULL && k < SHM_CACHE_SLOTS; k++) {
-        if (cache->slots[k].fd >= 0) {
-            segment_drop(&cache->slots[k]);
+    if (cache != NULL) {
+        for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+            cache->sent.slots[k].held = 0;
         }
+        regions_clear(&cache->sent, 1);
+        regions_clear(&cache->received, 1);
+        cache->generation++;
     }
 }
 
@@ -702,7 +806,8 @@ shm_module_init(PyObject *module, cf_state *st)
         return -1;
     }
     for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
-        st->shm_cache->slots[k].fd = -1;
+        st->shm_cache->sent.slots[k].fd = -1;
+        st->shm_cache->received.slots[k].fd = -1;
     }
     st->SharedMappingType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &mapping_spec, NULL);
     st->pickle_protocol = PyLong_FromLong(5);

@@ -1,5 +1,6 @@
 """Tasks for tests/test_process_shm.py, importable by workers under every
 start method, and the parent's view of what shared memory it holds."""
+import gc
 import os
 import time
 
@@ -67,7 +68,9 @@ def held():
 
 
 def shared_held():
-    """(open descriptors, memfds among them, cfutures memfd mappings)."""
+    """(open descriptors, memfds among them, cfutures memfd mappings), once
+    the garbage that may hold some is collected."""
+    gc.collect()
     fds = os.listdir("/proc/self/fd")
     memfds = 0
     for fd in fds:

@@ -130,9 +130,15 @@ def dev_shm():
     return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
 
 
-# A process keeps at most this many segments it sent through, for reuse
-# (src/shm.c, SHM_CACHE_SLOTS); a process pool's end lets them go.
+# A process keeps at most this many segments it sent, and as many it
+# received, mapped for reuse (src/shm.c, SHM_CACHE_SLOTS); a process pool's
+# end lets them go.
 CACHE_SLOTS = 4
+
+
+def within_the_caches(held):
+    _, memfds, maps = held
+    return memfds <= CACHE_SLOTS and maps <= 2 * CACHE_SLOTS
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -148,9 +154,8 @@ def test_nothing_left_behind_by_many_transfers(cf, method):
                 assert summary(back) == summary(value)
             del back
             held.append((shared_held(), ex.submit(shm_tasks.held).result(timeout=TIMEOUT)))
-        # bounded by the caches, and no more after twice the traffic
-        assert held[0][0][1:] == held[1][0][1:] and held[0][0][1] <= CACHE_SLOTS
-        assert held[0][1][1] <= CACHE_SLOTS and held[1][1][1] <= CACHE_SLOTS
+        # parent and worker: bounded by the caches, after twice the traffic too
+        assert all(within_the_caches(h) for pair in held for h in pair), held
     assert shared_held() == before
     assert dev_shm() == files
 
@@ -162,7 +167,7 @@ def test_a_burst_of_big_calls_is_bounded(cf):
         fs = [ex.submit(shm_tasks.identity, np.full(300_000, i)) for i in range(30)]
         assert all(f.result(timeout=TIMEOUT)[0] == i for i, f in enumerate(fs))
         del fs
-        assert shared_held()[1] <= before[1] + CACHE_SLOTS
+        assert within_the_caches(shared_held())
     assert shared_held() == before
 
 
