@@ -109,17 +109,18 @@ earlier(int64_t deadline, int64_t candidate)
 int64_t
 core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
 {
+    /* One clock reading a round: it runs on every round of the I/O thread. */
+    int64_t now = cf_monotonic_ns();
     int64_t next = core->abandon_at;
-    if (next != 0 && cf_monotonic_ns() >= next) {
+    if (next != 0 && now >= next) {
         core_break(st, core, NULL);     /* Ctrl-C, and the grace is over */
         return 0;
     }
-    if (core->hold_until > cf_monotonic_ns()) {
+    if (core->hold_until > now) {
         next = earlier(next, core->hold_until);     /* dispatch resumes then */
     }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
-        int64_t now = cf_monotonic_ns();
         int64_t deadline = worker_task_deadline(w);
         if (deadline != 0 && now >= deadline) {
             worker_read_now(st, core, w);

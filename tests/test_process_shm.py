@@ -204,27 +204,30 @@ def test_isolated_crash_mid_transfer_leaves_nothing_and_goes_on(cf, method):
     settles_clean(baseline)
 
 
-def test_cancelled_running_task_leaves_nothing(cf, tmp_path):
-    np = needs_numpy()
-    big = np.ones(2_000_000)
+def running_holding(ex, arg, tmp_path):
+    """The future of a task that holds `arg` and runs until it is stopped,
+    once it runs."""
     path = str(tmp_path / "running")
+    f = ex.submit(shm_tasks.sleep_holding, arg, path)
+    wait_until(lambda: os.path.exists(path), what="the task to start")
+    return f
+
+
+def test_cancelled_running_task_leaves_nothing(cf, tmp_path):
+    big = needs_numpy().ones(2_000_000)
     baseline = shared_held()
     with cf.ProcessPoolExecutor(1, cancel_running=True) as ex:
-        f = ex.submit(shm_tasks.sleep_holding, big, path)
-        wait_until(lambda: os.path.exists(path), what="the task to start")
+        f = running_holding(ex, big, tmp_path)
         assert f.cancel() and f.cancelled()
         assert (ex.submit(shm_tasks.identity, big).result(timeout=TIMEOUT) == big).all()
     settles_clean(baseline)
 
 
 def test_queued_big_tasks_cancelled_leave_nothing(cf, tmp_path):
-    np = needs_numpy()
-    big = np.ones(2_000_000)
-    path = str(tmp_path / "running")
+    big = needs_numpy().ones(2_000_000)
     baseline = shared_held()
     ex = cf.ProcessPoolExecutor(1, cancel_running=True)
-    blocker = ex.submit(shm_tasks.sleep_holding, 0, path)
-    wait_until(lambda: os.path.exists(path), what="the task to start")
+    blocker = running_holding(ex, 0, tmp_path)
     queued = [ex.submit(shm_tasks.identity, big) for _ in range(5)]
     ex.shutdown(wait=False, cancel_futures=True)
     assert all(f.cancelled() for f in queued)
