@@ -25,29 +25,35 @@ XDIST       ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: test test-one demo bench sanitize clean
 
-# The virtual environments are made first, all at once (pip mostly waits).
+# The virtual environments are made first, all at once (pip mostly waits),
+# then the extension is built for each, all at once (one compiler per core).
 test:
 	@for v in $(VERSIONS); do \
 	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
 	  [ -n "$$py" ] || py=$$(command -v python$$v 2>/dev/null); \
 	  [ -z "$$py" ] || ./scripts/venv.sh "$$py" .venv-$$v & \
 	done; wait
+	@status=0; pids=""; for v in $(VERSIONS); do \
+	  if [ -x .venv-$$v/bin/python ]; then \
+	    CFUTURES_STRICT=1 .venv-$$v/bin/python scripts/build.py & pids="$$pids $$!"; \
+	  fi; \
+	done; for pid in $$pids; do wait $$pid || status=1; done; exit $$status
 	@status=0; ran=""; missing=""; \
 	for v in $(VERSIONS); do \
 	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
 	  [ -n "$$py" ] || py=$$(command -v python$$v 2>/dev/null); \
 	  if [ -z "$$py" ]; then missing="$$missing $$v"; echo "== CPython $$v: not on this machine, skipped"; continue; fi; \
 	  echo "== CPython $$v ($$py)"; \
-	  $(MAKE) --no-print-directory test-one PY="$$py" VER=$$v || status=1; \
+	  $(MAKE) --no-print-directory test-one PY="$$py" VER=$$v BUILT=1 || status=1; \
 	  ran="$$ran $$v"; \
 	done; \
 	echo "== ran on:$$ran"; [ -z "$$missing" ] || echo "== skipped (absent):$$missing"; \
 	exit $$status
 
-# One interpreter: PY=/path/to/python VER=3.x
+# One interpreter: PY=/path/to/python VER=3.x (BUILT=1: `test` built it)
 test-one:
 	@./scripts/venv.sh "$(PY)" .venv-$(VER)
-	@CFUTURES_STRICT=1 .venv-$(VER)/bin/python scripts/build.py
+	@[ -n "$(BUILT)" ] || CFUTURES_STRICT=1 .venv-$(VER)/bin/python scripts/build.py
 	@.venv-$(VER)/bin/python -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 demo:
