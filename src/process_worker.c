@@ -263,7 +263,7 @@ process_worker(PyObject *module, PyObject *args)
     Py_ssize_t max_tasks, max_memory;
     if (!PyArg_ParseTuple(args, "OOOOOnn:_process_worker", &task_conn, &result_conn, &shm_conn,
                           &initializer, &initargs, &max_tasks, &max_memory) ||
-        cf_load_process_names(st) < 0) {
+        cf_load_process_names(st) < 0 || shm_load_picklers(st) < 0) {
         return NULL;
     }
     int task_fd = PyObject_AsFileDescriptor(task_conn);
