@@ -247,6 +247,8 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->processes = PyDict_New();
     core->io_thread = NULL;
     core->wake_fd = -1;
+    atomic_init(&core->wake_asked, 0);
+    atomic_init(&core->io_asleep, 0);
     core->green = cf_threads_are_green(st);
     core->next_worker = 0;
     core->mean_task_ns = -1;
