@@ -41,9 +41,11 @@ void cf_parker_unpark(cf_parker *p);
 int cf_parker_park(cf_parker *p, int64_t timeout_ns);
 
 /* Spin (without the GIL) until ready(arg) is true, for at most `budget_ns`
- * or `timeout_ns`; 1 if it became true.  Skipped on a single CPU and for a
- * while after a spinning thread was seen descheduled (contended CPUs).
- * `ready` is called often: make it cheap. */
+ * or `timeout_ns`; 1 if it became true.  Skipped on a single CPU, while
+ * more threads of the machine are runnable than this process has CPUs
+ * (a spin would take one from them), and for a while after a spinning
+ * thread was seen descheduled (contended CPUs).  `ready` is called often:
+ * make it cheap. */
 int cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns);
 
 /* Spin budget for a thread waiting on another process (a result or a task
