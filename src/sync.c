@@ -248,9 +248,9 @@ parker_unparked(void *arg)
 }
 
 int
-cf_parker_park(cf_parker *p, int64_t timeout_ns)
+cf_parker_park(cf_parker *p, int64_t timeout_ns, int may_spin)
 {
-    if (cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns)) {
+    if (may_spin && cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns)) {
         return 1;
     }
     uint32_t expected = 0;

@@ -36,9 +36,10 @@ void cf_parker_arm(cf_parker *p);
 void cf_parker_unpark(cf_parker *p);
 
 /* Sleep until unparked, or until timeout_ns passed (CF_FOREVER: no limit), or
- * a signal arrived.  Returns 1 if unparked, 0 otherwise.  Call it without the
- * GIL. */
-int cf_parker_park(cf_parker *p, int64_t timeout_ns);
+ * a signal arrived, after a short spin if `may_spin` (cf_spin decides; a
+ * wait that already slept once will hardly end in the next microseconds).
+ * Returns 1 if unparked, 0 otherwise.  Call it without the GIL. */
+int cf_parker_park(cf_parker *p, int64_t timeout_ns, int may_spin);
 
 /* Spin (without the GIL) until ready(arg) is true, for at most `budget_ns`
  * or `timeout_ns`; 1 if it became true.  Skipped on a single CPU, while
