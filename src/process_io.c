@@ -172,7 +172,8 @@ batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
 {
     if (wait && b->busy) {
         pp_waiting waiting = {core, b};
-        cf_spin(pollset_ready, &waiting, CF_SPIN_PIPE_NS, CF_FOREVER);     /* results come soon */
+        cf_spin(pollset_ready, &waiting, CF_SPIN_PIPE_NS, CF_FOREVER,     /* results come soon */
+                CF_SPIN_PIPE_IDLE);
     }
     int timeout_ms = wait ? -1 : 0;
     if (wait && b->deadline_ns != 0) {

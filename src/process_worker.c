@@ -94,7 +94,7 @@ reader_fill(task_reader *r, size_t need)
         ssize_t n;
         int fd = r->fd;
         Py_BEGIN_ALLOW_THREADS
-        cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER);
+        cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER, CF_SPIN_PIPE_IDLE);
         n = read(fd, r->buf + r->end, TASK_READER_SIZE - r->end);
         Py_END_ALLOW_THREADS
         if (n > 0) {

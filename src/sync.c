@@ -138,8 +138,9 @@ usable_cpus(void)
  * minutes.  Reading it costs ~2 us, so a process reads it at most once per
  * CF_RUNNABLE_STALE_NS, and every spinner of the process uses that reading:
  * a spin starts only while the runnable threads (the spinner among them)
- * are no more than the CPUs this process may use.  Without /proc, spins
- * are left to the descheduling back-off below. */
+ * leave the CPUs this process may use idle enough (cf_spin's
+ * idle_for_others).  Without /proc, spins are left to the descheduling
+ * back-off below. */
 #define CF_RUNNABLE_STALE_NS (1000 * 1000)
 static _Atomic int loadavg_fd = -2;            /* -2: not opened yet; -1: none */
 static _Atomic int64_t runnable_read_at;
@@ -174,9 +175,9 @@ read_runnable(void)
     return field != NULL ? atoi(field) : -1;
 }
 
-/* May a spin start at `now` without keeping another thread from a CPU? */
+/* May a spin start at `now` and leave `idle` CPUs to others? */
 static int
-cpu_to_spare(int64_t now, int cpus)
+cpu_to_spare(int64_t now, int cpus, int idle)
 {
     int64_t read_at = atomic_load_explicit(&runnable_read_at, memory_order_relaxed);
     if (now - read_at > CF_RUNNABLE_STALE_NS) {
@@ -184,7 +185,7 @@ cpu_to_spare(int64_t now, int cpus)
         atomic_store_explicit(&runnable_seen, read_runnable(), memory_order_relaxed);
     }
     int runnable = atomic_load_explicit(&runnable_seen, memory_order_relaxed);
-    return runnable < 0 || runnable <= cpus;
+    return runnable < 0 || runnable + idle <= cpus;
 }
 
 /* A burst of pauses or a sched_yield() that took this long means another
@@ -207,7 +208,8 @@ descheduled(int64_t before, int64_t after)
 }
 
 int
-cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns)
+cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns,
+        int idle_for_others)
 {
     static int cpus = -1;
     if (cpus < 0) {
@@ -217,7 +219,7 @@ cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns)
     /* One CPU: the thread we wait for cannot run while we spin. */
     if (cpus < 2 || timeout_ns <= 0 ||
         start < atomic_load_explicit(&spin_blocked_until, memory_order_relaxed) ||
-        !cpu_to_spare(start, cpus)) {
+        !cpu_to_spare(start, cpus, idle_for_others)) {
         return 0;
     }
     int64_t limit = timeout_ns < budget_ns ? timeout_ns : budget_ns;
@@ -250,7 +252,8 @@ parker_unparked(void *arg)
 int
 cf_parker_park(cf_parker *p, int64_t timeout_ns, int may_spin)
 {
-    if (may_spin && cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns)) {
+    /* Whoever unparks us usually runs already: no CPU to keep for it. */
+    if (may_spin && cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns, 0)) {
         return 1;
     }
     uint32_t expected = 0;
