@@ -44,6 +44,14 @@ struct cf_state {
     PyObject *format_exception;         /* traceback.format_exception */
     PyObject *pickle_dumps;             /* cfutures.process._forking_dumps */
     PyObject *pickle_loads;             /* pickle.loads */
+    /* shm.c's choice of pickler: pickle.dumps for what ForkingPickler
+     * pickles alike, checked against ForkingPickler's class as loaded. */
+    PyObject *plain_dumps;              /* _pickle.dumps */
+    PyObject *ForkingPickler;           /* multiprocessing.reduction's */
+    PyObject *CPickler;                 /* _pickle.Pickler, its base */
+    PyObject *forking_names;            /* ('__init__', '_extra_reducers', '_copyreg_dispatch_table') */
+    PyObject *forking_values;           /* ... their values in its class dict at load */
+    Py_ssize_t forking_dict_size;       /* the size of that dict at load */
     PyTypeObject *SharedMappingType;    /* shm.c: a received memfd, mapped */
     struct shm_cache *shm_cache;        /* shm.c: segments kept for reuse */
     PyObject *pickle_protocol;          /* 5 */

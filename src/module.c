@@ -188,6 +188,11 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->format_exception);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
+    Py_VISIT(st->plain_dumps);
+    Py_VISIT(st->ForkingPickler);
+    Py_VISIT(st->CPickler);
+    Py_VISIT(st->forking_names);
+    Py_VISIT(st->forking_values);
     Py_VISIT(st->SharedMappingType);
     Py_VISIT(st->pickle_protocol);
     Py_VISIT(st->kwnames_buffer_callback);
@@ -237,6 +242,11 @@ module_clear(PyObject *module)
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
+    Py_CLEAR(st->plain_dumps);
+    Py_CLEAR(st->ForkingPickler);
+    Py_CLEAR(st->CPickler);
+    Py_CLEAR(st->forking_names);
+    Py_CLEAR(st->forking_values);
     Py_CLEAR(st->SharedMappingType);
     Py_CLEAR(st->pickle_protocol);
     Py_CLEAR(st->kwnames_buffer_callback);

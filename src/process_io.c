@@ -46,6 +46,8 @@ typedef struct {
     char *ended;                    /* per worker: its result pipe ended */
     pp_frame *frames;
     size_t nframes, frames_cap;
+    pp_settled *settled;            /* answers applied, futures still to complete */
+    size_t nsettled, settled_cap;
     int busy;                       /* work in flight: spin before sleeping */
     int64_t deadline_ns;            /* wake by then (a timeout, a kill); 0: none */
     int failed_errno;
@@ -77,6 +79,7 @@ batch_fini(pp_batch *b)
         free(b->frames[k].payload);
     }
     free(b->frames);
+    PyMem_Free(b->settled);         /* empty: batch_settle ran last */
     PyMem_Free(b->fds);
     PyMem_Free(b->owner);
     PyMem_Free(b->iovs);
@@ -120,11 +123,18 @@ batch_prepare(PoolCoreObject *core, pp_batch *b)
 
 /* ---- transfer (GIL released) -------------------------------------------- */
 
+typedef struct {
+    PoolCoreObject *core;
+    pp_batch *batch;
+} pp_waiting;
+
+/* Something to do: a frame, room to write, or a wake asked for. */
 static int
 pollset_ready(void *arg)
 {
-    pp_batch *b = arg;
-    return poll(b->fds, (nfds_t)b->nfds, 0) != 0;
+    pp_waiting *waiting = arg;
+    return atomic_load_explicit(&waiting->core->wake_asked, memory_order_relaxed) ||
+           poll(waiting->batch->fds, (nfds_t)waiting->batch->nfds, 0) != 0;
 }
 
 /* Read every whole frame `w` has sent; note the end of its pipe. */
@@ -162,14 +172,22 @@ static void
 batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
 {
     if (wait && b->busy) {
-        cf_spin(pollset_ready, b, CF_SPIN_PIPE_NS, CF_FOREVER);     /* results come soon */
+        pp_waiting waiting = {core, b};
+        cf_spin(pollset_ready, &waiting, CF_SPIN_PIPE_NS, CF_FOREVER,     /* results come soon */
+                CF_SPIN_PIPE_IDLE);
     }
     int timeout_ms = wait ? -1 : 0;
     if (wait && b->deadline_ns != 0) {
         int64_t left = b->deadline_ns - cf_monotonic_ns();
         timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
     }
+    /* Asleep from here on: core_wake writes to wake_fd now. */
+    atomic_store(&core->io_asleep, 1);
+    if (atomic_load(&core->wake_asked)) {
+        timeout_ms = 0;
+    }
     int ready = poll(b->fds, (nfds_t)b->nfds, timeout_ms);
+    atomic_store(&core->io_asleep, 0);
     if (ready < 0 && errno != EINTR) {
         b->failed_errno = errno;
         return;
@@ -218,7 +236,38 @@ batch_wait_green(pp_batch *b)
 
 /* ---- apply (GIL held) --------------------------------------------------- */
 
-/* Complete the batch's futures, notice ended workers, settle crashes. */
+/* Complete the futures of the answers applied so far. */
+static void
+batch_settle(pp_batch *b)
+{
+    /* (Completing runs done-callbacks, which may submit: that never
+     * touches this list, only the I/O thread does.) */
+    for (size_t k = 0; k < b->nsettled; k++) {
+        task_settle(&b->settled[k]);
+    }
+    b->nsettled = 0;
+}
+
+/* Room for one more settled answer.  0, or -1 (no memory: the answer is
+ * completed at once instead). */
+static int
+batch_settled_room(pp_batch *b)
+{
+    if (b->nsettled < b->settled_cap) {
+        return 0;
+    }
+    size_t cap = b->settled_cap ? 2 * b->settled_cap : 64;
+    pp_settled *grown = PyMem_Realloc(b->settled, cap * sizeof(pp_settled));
+    if (grown == NULL) {
+        return -1;
+    }
+    b->settled = grown;
+    b->settled_cap = cap;
+    return 0;
+}
+
+/* Apply the batch's answers (their futures are completed later, by
+ * batch_settle), notice ended workers, settle crashes. */
 static void
 batch_apply(cf_state *st, PoolCoreObject *core, pp_batch *b)
 {
@@ -233,16 +282,23 @@ batch_apply(cf_state *st, PoolCoreObject *core, pp_batch *b)
     }
     for (size_t k = 0; k < b->nframes; k++) {
         pp_frame *f = &b->frames[k];
-        worker_answered(st, core, &core->workers[f->worker], f->payload, (size_t)f->length,
-                        f->kind, f->flags);
+        int room = batch_settled_room(b) == 0;
+        b->nsettled += worker_answered(st, core, &core->workers[f->worker], f->payload,
+                                       (size_t)f->length, f->kind, f->flags,
+                                       room ? &b->settled[b->nsettled] : NULL);
     }
     b->nframes = 0;
+    int ended = 0;
     for (Py_ssize_t i = 0; i < b->nslots; i++) {
         pp_worker *w = &core->workers[i];
         if (b->ended[i] && (w->state == WORKER_IDLE || w->state == WORKER_BUSY ||
                             w->state == WORKER_LEAVING || w->state == WORKER_STOPPING)) {
             worker_ended(w);
+            ended = 1;
         }
+    }
+    if (ended) {
+        batch_settle(b);            /* what came before an end is told first */
     }
     for (Py_ssize_t i = 0; i < b->nslots && core->base.phase != POOL_BROKEN; i++) {
         if (core->workers[i].state == WORKER_DEAD) {
@@ -288,9 +344,13 @@ core_stop_workers(PoolCoreObject *core)
 static int
 core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
 {
+    /* Whatever is asked from now on is seen before this thread sleeps. */
+    atomic_store(&core->wake_asked, 0);
     if (core_dispatch(st, core, 0) < 0) {
         PyErr_Clear();              /* only submit's thread raises those */
     }
+    /* The workers have their next tasks: now the last round's answers. */
+    batch_settle(b);
     if (core->base.phase == POOL_BROKEN) {
         return 1;
     }
@@ -306,8 +366,13 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
     batch_prepare(core, b);
     b->deadline_ns = deadline;
     int green = core->green && cf_threads_are_green(st);
-    if (green && batch_wait_green(b) < 0) {
-        return -1;
+    if (green) {
+        atomic_store(&core->io_asleep, 1);
+        int rc = atomic_load(&core->wake_asked) ? 0 : batch_wait_green(b);
+        atomic_store(&core->io_asleep, 0);
+        if (rc < 0) {
+            return -1;
+        }
     }
     Py_BEGIN_ALLOW_THREADS
     batch_transfer(core, b, !green);
@@ -339,6 +404,7 @@ process_pool_io(PyObject *module, PyObject *args)
     while (rc == 0) {
         rc = core_io_round(st, core, &batch);
     }
+    batch_settle(&batch);           /* answered before the end: completed */
     if (rc < 0) {
         /* The one exit for internal errors: nothing accepted stays pending. */
         PyObject *exc = cf_err_take();

@@ -15,6 +15,7 @@
  * time, when no idle worker can take the work.
  */
 #include "process_pool.h"
+#include "shm.h"
 
 #include <string.h>
 #include <sys/eventfd.h>
@@ -209,7 +210,7 @@ process_pool_setup(PyObject *op, PyObject *args)
         !PyArg_ParseTuple(args, "nOOOnOdppnOO:_setup", &max_workers, &context, &initializer,
                           &initargs, &max_tasks, &spawn, &task_timeout, &isolate_crashes,
                           &cancel_running, &max_memory, &dumps, &worker_died) ||
-        cf_load_process_names(st) < 0) {
+        cf_load_process_names(st) < 0 || shm_load_picklers(st) < 0) {
         return NULL;
     }
     if (self->core != NULL || max_workers < 1) {
@@ -246,6 +247,8 @@ process_pool_setup(PyObject *op, PyObject *args)
     core->processes = PyDict_New();
     core->io_thread = NULL;
     core->wake_fd = -1;
+    atomic_init(&core->wake_asked, 0);
+    atomic_init(&core->io_asleep, 0);
     core->green = cf_threads_are_green(st);
     core->next_worker = 0;
     core->mean_task_ns = -1;

@@ -124,6 +124,12 @@ typedef struct {
     PyObject *processes;            /* {pid: Process}, the stdlib's `_processes` */
     PyObject *io_thread;
     int wake_fd;                    /* eventfd that wakes the I/O thread; -1 before start */
+    /* core_wake writes to wake_fd only when the I/O thread sleeps (or is
+     * about to): it sets `wake_asked`, then looks at `io_asleep`; the I/O
+     * thread sets `io_asleep`, then looks at `wake_asked` before it blocks
+     * (both sequentially consistent: one of them sees the other). */
+    _Atomic int wake_asked;
+    _Atomic int io_asleep;
     int green;                      /* made while threading was monkey-patched */
     Py_ssize_t next_worker;         /* round-robin start for dispatch */
     int64_t mean_task_ns;           /* moving mean service time; -1: none yet */
@@ -196,9 +202,25 @@ int worker_unsent_iov(pp_worker *w, struct iovec *iov);
 /* `written` more bytes went out: move the unsent cursor. */
 void worker_advance(pp_worker *w, size_t written);
 
-/* A frame arrived from `w`: its oldest task started, or its answer. */
-void worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
-                     size_t length, uint32_t kind, uint32_t flags);
+/* An answered task, out of its worker's list, whose future is not yet
+ * completed: the I/O thread completes a round's answers after it has given
+ * the workers more work, just before it lets go of the GIL, so the thread
+ * waiting for them finds the GIL free and the workers are not kept waiting
+ * for Python code.  Such a task is in none of the three places, so it is
+ * settled before the pool may count itself drained. */
+typedef struct {
+    pp_task *task;
+    PyObject *value;                /* its result or exception */
+    int is_error;
+} pp_settled;
+
+/* A frame arrived from `w` (payload: malloc'd, freed here): its oldest task
+ * started, or its answer.  With `settled` NULL the answer completes its
+ * future now; else it goes into `*settled` (1 returned) for task_settle. */
+int worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
+                    size_t length, uint32_t kind, uint32_t flags, pp_settled *settled);
+/* Complete the future of an answered task and free the task. */
+void task_settle(pp_settled *settled);
 /* Its result pipe reached end of file (after every frame was applied). */
 void worker_ended(pp_worker *w);
 /* The pool breaks (or a start is undone): SIGTERM, DEAD; worker_reap next. */

@@ -63,11 +63,12 @@ timeout_error(cf_state *st, int64_t timeout_ns)
 static void
 worker_read_now(cf_state *st, PoolCoreObject *core, pp_worker *w)
 {
+    w->inbox.drained = 0;           /* time passed since its last read */
     while (w->result_fd >= 0 && wire_inbox_read(&w->inbox, w->result_fd) == WIRE_READ_DONE) {
         uint64_t length;
         uint32_t kind, flags;
         unsigned char *payload = wire_inbox_take(&w->inbox, &length, &kind, &flags);
-        worker_answered(st, core, w, payload, (size_t)length, kind, flags);
+        worker_answered(st, core, w, payload, (size_t)length, kind, flags, NULL);
     }
 }
 

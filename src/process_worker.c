@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static int
@@ -60,26 +61,85 @@ wait_interrupted(void)
     return 0;
 }
 
-/* Block for `size` bytes of `fd`, running signal handlers on EINTR (a
- * KeyboardInterrupt they raise is dropped).  DONE, EOF (end of file before
- * any byte), or FAILED with an exception.
- * A short spin first: the next task of a busy pool is usually there within
- * microseconds, sooner than the kernel would wake us for it. */
+/* The worker's end of its task pipe, read in bulk: one read() takes what
+ * the parent wrote at once (often several task frames), and the frames are
+ * cut from the buffer, a payload used where it lies.  A payload bigger
+ * than the buffer is read into a bytes object of its own. */
+#define TASK_READER_SIZE (64 * 1024)
+
+typedef struct {
+    int fd;
+    char *buf;
+    size_t at, end;                 /* the bytes read and not yet used */
+} task_reader;
+
+/* Until `need` bytes (at most TASK_READER_SIZE) are buffered, block for
+ * more, running signal handlers on EINTR (a KeyboardInterrupt they raise is
+ * dropped).  DONE, EOF (end of file with nothing buffered), or FAILED with
+ * an exception.  A short spin first: the next task of a busy pool is
+ * usually there within microseconds, sooner than the kernel would wake us
+ * for it. */
 static wire_read_status
-read_exact(int fd, void *buf, size_t size)
+reader_fill(task_reader *r, size_t need)
 {
-    size_t done = 0;
-    for (;;) {
-        wire_read_status rc;
+    if (r->end - r->at >= need) {
+        return WIRE_READ_DONE;
+    }
+    if (TASK_READER_SIZE - r->at < need) {
+        memmove(r->buf, r->buf + r->at, r->end - r->at);
+        r->end -= r->at;
+        r->at = 0;
+    }
+    while (r->end - r->at < need) {
+        ssize_t n;
+        int fd = r->fd;
         Py_BEGIN_ALLOW_THREADS
-        cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER);
-        rc = wire_read_all(fd, buf, size, &done);
+        cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER, CF_SPIN_PIPE_IDLE);
+        n = read(fd, r->buf + r->end, TASK_READER_SIZE - r->end);
         Py_END_ALLOW_THREADS
-        if (rc != WIRE_READ_FAILED) {
-            return rc;
+        if (n > 0) {
+            r->end += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            if (r->end == r->at) {
+                return WIRE_READ_EOF;
+            }
+            PyErr_SetString(PyExc_EOFError, "cfutures worker: task frame cut short");
+            return WIRE_READ_FAILED;
         }
         if (wait_interrupted() < 0) {
             return WIRE_READ_FAILED;
+        }
+    }
+    return WIRE_READ_DONE;
+}
+
+/* `size` bytes into `out`: first what is buffered, then straight from the
+ * pipe.  0, or -1 with an exception. */
+static int
+reader_take(task_reader *r, char *out, size_t size)
+{
+    size_t have = r->end - r->at < size ? r->end - r->at : size;
+    memcpy(out, r->buf + r->at, have);
+    r->at += have;
+    size_t done = have;
+    for (;;) {
+        wire_read_status rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = wire_read_all(r->fd, out, size, &done);
+        Py_END_ALLOW_THREADS
+        if (rc == WIRE_READ_DONE) {
+            return 0;
+        }
+        if (rc == WIRE_READ_EOF) {
+            errno = EPIPE;
+        }
+        if (rc != WIRE_READ_FAILED || wait_interrupted() < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_EOFError, "cfutures worker: task frame cut short");
+            }
+            return -1;
         }
     }
 }
@@ -103,43 +163,63 @@ receive_memfd(int sock)
     }
 }
 
-/* The next task's payload as bytes (new reference), its flags in
- * `*flags`, the memfd of a shared one in `*shm_fd` (else -1); NULL without
- * an exception when the parent says exit or closed the pipe. */
-static PyObject *
-read_task(int fd, int shm_sock, uint32_t *flags_out, int *shm_fd)
+/* A task frame, as read by read_task. */
+typedef struct {
+    const char *payload;            /* in the reader's buffer, or in `owner` */
+    size_t length;
+    PyObject *owner;                /* a big payload's bytes object; NULL */
+    uint32_t flags;
+    int shm_fd;                     /* the memfd of a shared one; -1 */
+} task_frame;
+
+/* The next task frame (valid until the next read_task): 1, or 0 without
+ * an exception when the parent says exit or closed the pipe, or -1 with
+ * an exception. */
+static int
+read_task(task_reader *r, int shm_sock, task_frame *task)
 {
-    *shm_fd = -1;
-    unsigned char header[WIRE_HEADER_SIZE];
-    if (read_exact(fd, header, sizeof(header)) != WIRE_READ_DONE) {
-        return NULL;
+    task->owner = NULL;
+    task->shm_fd = -1;
+    wire_read_status rc = reader_fill(r, WIRE_HEADER_SIZE);
+    if (rc != WIRE_READ_DONE) {
+        return rc == WIRE_READ_EOF ? 0 : -1;
     }
     uint64_t length;
     uint32_t kind;
-    wire_unpack_header(header, &length, &kind, flags_out);
+    wire_unpack_header((unsigned char *)r->buf + r->at, &length, &kind, &task->flags);
+    r->at += WIRE_HEADER_SIZE;
     if (kind == WIRE_EXIT) {
-        return NULL;                /* shut down */
+        return 0;                   /* shut down */
     }
     if (kind != WIRE_TASK || length > (uint64_t)PY_SSIZE_T_MAX) {
         PyErr_Format(PyExc_RuntimeError, "cfutures worker: bad frame (kind %u)", (unsigned)kind);
-        return NULL;
+        return -1;
     }
-    PyObject *payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
-    if (payload == NULL) {
-        return NULL;
-    }
-    if (read_exact(fd, PyBytes_AS_STRING(payload), (size_t)length) != WIRE_READ_DONE) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_EOFError, "cfutures worker: task frame cut short");
+    task->length = (size_t)length;
+    if (length <= TASK_READER_SIZE) {
+        rc = reader_fill(r, (size_t)length);
+        if (rc != WIRE_READ_DONE) {
+            if (rc == WIRE_READ_EOF) {
+                PyErr_SetString(PyExc_EOFError, "cfutures worker: task frame cut short");
+            }
+            return -1;
         }
-        Py_DECREF(payload);
-        return NULL;
+        task->payload = r->buf + r->at;
+        r->at += (size_t)length;
     }
-    if ((*flags_out & WIRE_FLAG_SHARED) && (*shm_fd = receive_memfd(shm_sock)) < 0) {
-        Py_DECREF(payload);
-        return NULL;
+    else {
+        task->owner = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+        if (task->owner == NULL || reader_take(r, PyBytes_AS_STRING(task->owner), task->length) < 0) {
+            Py_CLEAR(task->owner);
+            return -1;
+        }
+        task->payload = PyBytes_AS_STRING(task->owner);
     }
-    return payload;
+    if ((task->flags & WIRE_FLAG_SHARED) && (task->shm_fd = receive_memfd(shm_sock)) < 0) {
+        Py_CLEAR(task->owner);
+        return -1;
+    }
+    return 1;
 }
 
 /* Write a frame: its memfd first (if any, closed here), then the header
@@ -221,12 +301,13 @@ pickle_exception(cf_state *st, PyObject *exc, shm_frame *out)
     return rc;
 }
 
-/* Run one task (its payload, and its memfd or -1, closed here); its answer's
- * kind and frame through the arguments.  0, or -1 with an exception. */
+/* Run one task (its memfd, or -1, is closed here); its answer's kind and
+ * frame through the arguments.  0, or -1 with an exception. */
 static int
-run_task(cf_state *st, PyObject *task, int shm_fd, uint32_t *kind, shm_frame *answer)
+run_task(cf_state *st, task_frame *task, uint32_t *kind, shm_frame *answer)
 {
-    PyObject *call = shm_loads(st, PyBytes_AS_STRING(task), (size_t)PyBytes_GET_SIZE(task), shm_fd);
+    PyObject *call = shm_loads(st, task->payload, task->length, task->shm_fd);
+    task->shm_fd = -1;
     PyObject *fn, *args, *kwargs, *result = NULL;
     *kind = WIRE_CALL_ERROR;
     if (call != NULL && !PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
@@ -263,7 +344,7 @@ process_worker(PyObject *module, PyObject *args)
     Py_ssize_t max_tasks, max_memory;
     if (!PyArg_ParseTuple(args, "OOOOOnn:_process_worker", &task_conn, &result_conn, &shm_conn,
                           &initializer, &initargs, &max_tasks, &max_memory) ||
-        cf_load_process_names(st) < 0) {
+        cf_load_process_names(st) < 0 || shm_load_picklers(st) < 0) {
         return NULL;
     }
     int task_fd = PyObject_AsFileDescriptor(task_conn);
@@ -285,39 +366,45 @@ process_worker(PyObject *module, PyObject *args)
         }
         Py_DECREF(r);
     }
+    task_reader reader = {task_fd, PyMem_Malloc(TASK_READER_SIZE), 0, 0};
+    if (reader.buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    int rc = 0;
     Py_ssize_t done = 0;
     for (int leaving = 0; !leaving;) {
-        uint32_t task_flags = 0;
-        int shm_fd;
-        PyObject *task = read_task(task_fd, shm_sock, &task_flags, &shm_fd);
-        if (task == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            Py_RETURN_NONE;             /* shut down */
+        task_frame task;
+        rc = read_task(&reader, shm_sock, &task);
+        if (rc <= 0) {
+            break;                      /* 0: shut down */
         }
-        if ((task_flags & WIRE_FLAG_REPORT_START) &&
+        if ((task.flags & WIRE_FLAG_REPORT_START) &&
             write_header_frame(result_fd, WIRE_STARTED) < 0) {
-            Py_DECREF(task);
-            if (shm_fd >= 0) {
-                shm_release_unsent(shm_fd);
+            if (task.shm_fd >= 0) {
+                shm_release_unsent(task.shm_fd);
             }
-            return NULL;
+            Py_XDECREF(task.owner);
+            rc = -1;
+            break;
         }
         uint32_t kind;
         shm_frame answer;
-        int rc = run_task(st, task, shm_fd, &kind, &answer);
-        Py_DECREF(task);
+        rc = run_task(st, &task, &kind, &answer);
+        Py_XDECREF(task.owner);
         if (rc < 0) {
-            return NULL;
+            break;
         }
         done++;
         leaving = (max_tasks != 0 && done == max_tasks) ||
                   (max_memory != 0 && resident_bytes() > (size_t)max_memory);
         rc = write_frame(result_fd, shm_sock, kind, leaving ? WIRE_FLAG_LEAVING : 0, &answer);
         if (rc < 0) {
-            return NULL;
+            break;
         }
+    }
+    PyMem_Free(reader.buf);
+    if (rc < 0) {
+        return NULL;
     }
     Py_RETURN_NONE;
 }

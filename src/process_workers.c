@@ -72,7 +72,8 @@ fail_future(PyObject *future, PyObject *error)
 void
 core_wake(PoolCoreObject *core)
 {
-    if (core->wake_fd >= 0) {
+    atomic_store(&core->wake_asked, 1);
+    if (core->wake_fd >= 0 && atomic_load(&core->io_asleep)) {
         uint64_t one = 1;
         ssize_t n = write(core->wake_fd, &one, sizeof(one));
         (void)n;                    /* a full counter still wakes it */
@@ -221,6 +222,7 @@ worker_start(cf_state *st, PoolCoreObject *core, Py_ssize_t i)
     }
     Py_DECREF(pid);
     worker_started(w, process);
+    core_wake(core);                /* a new result pipe for the I/O thread to watch */
     if (interrupted) {
         PyErr_SetInterrupt();       /* the Ctrl-C of its start, now it is recorded */
     }
@@ -663,7 +665,9 @@ core_dispatch_one(cf_state *st, PoolCoreObject *core, Py_ssize_t i, pp_task *tas
         }
         Py_XDECREF(go);
     }
-    core_wake(core);                /* a pickler finishing may let it stop */
+    if (core->base.phase != POOL_RUNNING) {
+        core_wake(core);            /* a pickler finishing may let it stop */
+    }
     Py_DECREF(core);
     return pickled == PICKLE_INTERRUPTED ? -1 : 0;
 }
@@ -811,8 +815,22 @@ answer_outcome(cf_state *st, unsigned char *payload, size_t length, uint32_t kin
 }
 
 void
+task_settle(pp_settled *settled)
+{
+    pp_task *t = settled->task;
+    PyObject *r = settled->is_error ? future_set_exception(t->future, settled->value)
+                                    : future_set_result(t->future, settled->value);
+    if (r == NULL) {
+        PyErr_Clear();              /* finished meanwhile by someone else */
+    }
+    Py_XDECREF(r);
+    Py_DECREF(settled->value);
+    task_free(t);
+}
+
+int
 worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char *payload,
-                size_t length, uint32_t kind, uint32_t flags)
+                size_t length, uint32_t kind, uint32_t flags, pp_settled *settled)
 {
     pp_task *t = pp_first(&w->tasks);
     /* The memfd of a shared answer came first: take it now, whatever the
@@ -827,12 +845,12 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
         if (shm_fd >= 0) {
             shm_release_unsent(shm_fd);
         }
-        return;                     /* nothing was asked, or too late: ignore it */
+        return 0;                   /* nothing was asked, or too late: ignore it */
     }
     if (kind == WIRE_STARTED) {
         free(payload);
         t->started_at = cf_monotonic_ns();
-        return;
+        return 0;
     }
     cf_tasklist_pop(&w->tasks);
     core_time_task(core, w, t);
@@ -840,28 +858,23 @@ worker_answered(cf_state *st, PoolCoreObject *core, pp_worker *w, unsigned char 
         worker_leaving(w);
     }
     worker_maybe_idle(w);
-    int is_error;
-    PyObject *value = answer_outcome(st, payload, length, kind, shm_fd, &is_error);
+    pp_settled answer = {t, NULL, 1};
+    answer.value = answer_outcome(st, payload, length, kind, shm_fd, &answer.is_error);
     free(payload);
-    PyObject *r = NULL;
-    if (value == NULL) {
-        PyObject *exc = cf_err_take();
-        r = future_set_exception(t->future, exc);
-        Py_XDECREF(exc);
+    if (answer.value == NULL) {
+        answer.value = cf_err_take();
+        answer.is_error = 1;
     }
-    else {
-        if (is_error && PyErr_GivenExceptionMatches(value, PyExc_KeyboardInterrupt)) {
-            core->hold_until = cf_monotonic_ns() + PP_INTERRUPT_HOLD_NS;
-        }
-        r = is_error ? future_set_exception(t->future, value)
-                     : future_set_result(t->future, value);
-        Py_DECREF(value);
+    else if (answer.is_error &&
+             PyErr_GivenExceptionMatches(answer.value, PyExc_KeyboardInterrupt)) {
+        core->hold_until = cf_monotonic_ns() + PP_INTERRUPT_HOLD_NS;
     }
-    if (r == NULL) {
-        PyErr_Clear();              /* finished meanwhile by someone else */
+    if (settled == NULL) {
+        task_settle(&answer);
+        return 0;
     }
-    Py_XDECREF(r);
-    task_free(t);
+    *settled = answer;
+    return 1;
 }
 
 /* ---- breaking and replacing --------------------------------------------- */

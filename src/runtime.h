@@ -9,7 +9,11 @@
  * each suffices):
  *   sync.c        main_thread_ident      the thread that runs signal handlers
  *                 spin_blocked_until     contention seen by any thread backs
- *                 spin_allowed           off every spinner (one CPU: never)
+ *                                        off every spinner
+ *                 cpus                   the CPUs it may use (one: never spin)
+ *                 loadavg_fd, runnable_read_at, runnable_seen: the machine's
+ *                                        runnable threads, read once per ms
+ *                                        for every spinner
  *   future_callbacks.c  nesting, c_nesting, deferred_head/tail:
  *                 per thread (_Thread_local): how deep done-callbacks nest on
  *                 this thread, and the callbacks handed to its outermost level

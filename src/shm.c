@@ -549,13 +549,14 @@ pieces_join(pickle_pieces *p, Py_buffer *out)
     return rc;
 }
 
-/* The shared form of a pickle and its out-of-band `buffers`: the memfd in
+/* The shared form of a pickle and its out-of-band `buffers` (NULL: none):
+ * the memfd in
  * out->fd, the table (and the pickle, if small) in out->payload.  0, or -1
  * with an exception. */
 static int
 pack_shared(cf_state *st, pickle_pieces *pickle, PyObject *buffers, shm_frame *out)
 {
-    Py_ssize_t count = PyList_GET_SIZE(buffers);
+    Py_ssize_t count = buffers == NULL ? 0 : PyList_GET_SIZE(buffers);
     int pickle_shared = pickle->length >= SHM_PICKLE_MIN;
     size_t table_size = 8 * (SHM_TABLE_HEAD + 2 * (size_t)count);
     size_t payload_size = table_size + (pickle_shared ? 0 : pickle->length);
@@ -609,23 +610,186 @@ done:
     return rc;
 }
 
+/* ---- which pickler ------------------------------------------------------ */
+
+/* multiprocessing pickles with ForkingPickler: pickle's C Pickler given a
+ * dispatch table of its own, copyreg's plus ForkingPickler._extra_reducers
+ * (sockets, connections, partials, bound methods, and whatever
+ * multiprocessing.reduction.register and libraries such as torch add).
+ * Making one costs a Python __init__ that copies that table, a BytesIO and
+ * the calls around them: ~4 us of a tiny task's ~5 us of pickling.
+ *
+ * The C pickler looks in a dispatch table only for types it has no code of
+ * its own for.  None, bools, and exact ints, floats, strs, bytes, tuples,
+ * lists and dicts never reach the table (nor reducer_override); a function
+ * or a class is saved by name before it too.  An object made of those alone
+ * therefore pickles to the same bytes with pickle.dumps, which is what
+ * shm_dumps then uses.  A builtin function also qualifies when it belongs
+ * to a module (saved by name) and its type is not among the extra reducers;
+ * anything else, anything nested deeper or more numerous than a small bound
+ * (checking must stay cheaper than what it saves), goes to ForkingPickler.
+ * None of these objects makes out-of-band buffers, so pickle.dumps needs no
+ * buffer_callback: their big pickles still go to shared memory by size.
+ *
+ * The equivalence holds for ForkingPickler as multiprocessing defines it.
+ * A class dict that changed since it was loaded (a reducer_override or a
+ * persistent_id added, __init__ or the tables replaced) turns the shortcut
+ * off: every call goes to ForkingPickler again. */
+#define PLAIN_DEPTH_MAX 4           /* the call (fn, args, kwargs) is depth 0 */
+#define PLAIN_OBJECTS_MAX 256
+
+int
+shm_load_picklers(cf_state *st)
+{
+    if (st->forking_values != NULL) {
+        return 0;
+    }
+    if (cf_import_into(&st->plain_dumps, "_pickle", "dumps") < 0 ||
+        cf_import_into(&st->CPickler, "_pickle", "Pickler") < 0 ||
+        cf_import_into(&st->ForkingPickler, "multiprocessing.reduction", "ForkingPickler") < 0) {
+        return -1;
+    }
+    if (!PyType_Check(st->ForkingPickler)) {
+        PyErr_SetString(PyExc_TypeError, "cfutures: ForkingPickler is not a class");
+        return -1;
+    }
+    PyObject *dict = ((PyTypeObject *)st->ForkingPickler)->tp_dict;
+    PyObject *names = Py_BuildValue("(sss)", "__init__", "_extra_reducers",
+                                    "_copyreg_dispatch_table");
+    PyObject *values = names ? PyTuple_New(PyTuple_GET_SIZE(names)) : NULL;
+    for (Py_ssize_t k = 0; values != NULL && k < PyTuple_GET_SIZE(names); k++) {
+        PyObject *value = PyDict_GetItemWithError(dict, PyTuple_GET_ITEM(names, k));
+        if (value == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_AttributeError, "cfutures: ForkingPickler has no %R",
+                             PyTuple_GET_ITEM(names, k));
+            }
+            Py_CLEAR(values);
+            break;
+        }
+        PyTuple_SET_ITEM(values, k, Py_NewRef(value));
+    }
+    if (values == NULL) {
+        Py_XDECREF(names);
+        return -1;
+    }
+    st->forking_names = names;
+    st->forking_values = values;
+    st->forking_dict_size = PyDict_GET_SIZE(dict);
+    return 0;
+}
+
+/* Is ForkingPickler as it was loaded?  Its extra reducers in `*extra`
+ * (borrowed). */
+static int
+forking_pickler_unchanged(cf_state *st, PyObject **extra)
+{
+    PyTypeObject *cls = (PyTypeObject *)st->ForkingPickler;
+    PyObject *dict = cls->tp_dict;
+    if (cls->tp_base != (PyTypeObject *)st->CPickler ||
+        PyDict_GET_SIZE(dict) != st->forking_dict_size) {
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(st->forking_names); k++) {
+        PyObject *value = PyDict_GetItemWithError(dict, PyTuple_GET_ITEM(st->forking_names, k));
+        if (value != PyTuple_GET_ITEM(st->forking_values, k)) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    *extra = PyTuple_GET_ITEM(st->forking_values, 1);
+    return PyDict_Check(*extra);
+}
+
+/* Would ForkingPickler pickle `obj` as pickle.dumps does (see above)?
+ * `*budget` counts down the objects looked at. */
+static int
+plain_enough(PyObject *obj, PyObject *extra, int depth, Py_ssize_t *budget)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (--*budget < 0) {
+        return 0;
+    }
+    if (obj == Py_None || type == &PyBool_Type || type == &PyLong_Type ||
+        type == &PyFloat_Type || type == &PyUnicode_Type || type == &PyBytes_Type ||
+        type == &PyFunction_Type || type == &PyType_Type) {
+        return 1;
+    }
+    if (type == &PyCFunction_Type) {
+        PyObject *self = PyCFunction_GET_SELF(obj);
+        int found = PyDict_Contains(extra, (PyObject *)type);
+        if (found < 0) {
+            PyErr_Clear();
+        }
+        return found == 0 && (self == NULL || PyModule_CheckExact(self));
+    }
+    if (depth >= PLAIN_DEPTH_MAX) {
+        return 0;
+    }
+    if (type == &PyTuple_Type || type == &PyList_Type) {
+        /* (A list's items are looked at with the GIL held and no call in
+         * between: it cannot change under us.) */
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+        PyObject **items = PySequence_Fast_ITEMS(obj);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!plain_enough(items[i], extra, depth + 1, budget)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if (type == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(obj, &pos, &key, &value)) {
+            if (!plain_enough(key, extra, depth + 1, budget) ||
+                !plain_enough(value, extra, depth + 1, budget)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The dumps to call for `obj` when `dumps` was asked for. */
+static PyObject *
+choose_dumps(cf_state *st, PyObject *dumps, PyObject *obj)
+{
+    PyObject *extra;
+    Py_ssize_t budget = PLAIN_OBJECTS_MAX;
+    if (dumps == st->pickle_dumps && st->forking_values != NULL &&
+        forking_pickler_unchanged(st, &extra) && plain_enough(obj, extra, 0, &budget)) {
+        return st->plain_dumps;
+    }
+    return dumps;
+}
+
+/* ---- pickling --------------------------------------------------------- */
+
 int
 shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out)
 {
     out->fd = -1;
-    PyObject *buffers = PyList_New(0);
-    PyObject *collect = buffers ? PyCFunction_New(&collect_buffer_def, buffers) : NULL;
-    PyObject *pickled = NULL;
+    PyObject *buffers = NULL, *collect = NULL, *pickled = NULL;
     pickle_pieces pickle = {NULL, 0, 0};
     int rc = -1;
-    if (collect != NULL) {
-        PyObject *argv[] = {obj, st->pickle_protocol, collect};
-        pickled = PyObject_Vectorcall(dumps, argv, 2, st->kwnames_buffer_callback);
+    if (choose_dumps(st, dumps, obj) == st->plain_dumps) {
+        PyObject *argv[] = {obj, st->pickle_protocol};
+        pickled = PyObject_Vectorcall(st->plain_dumps, argv, 2, NULL);
+    }
+    else {
+        buffers = PyList_New(0);
+        collect = buffers ? PyCFunction_New(&collect_buffer_def, buffers) : NULL;
+        if (collect != NULL) {
+            PyObject *argv[] = {obj, st->pickle_protocol, collect};
+            pickled = PyObject_Vectorcall(dumps, argv, 2, st->kwnames_buffer_callback);
+        }
     }
     if (pickled == NULL || pieces_open(pickled, &pickle) < 0) {
         goto done;
     }
-    if (PyList_GET_SIZE(buffers) == 0 && pickle.length < SHM_PICKLE_MIN) {
+    if ((buffers == NULL || PyList_GET_SIZE(buffers) == 0) && pickle.length < SHM_PICKLE_MIN) {
         rc = pieces_join(&pickle, &out->payload);   /* the whole frame goes through the pipe */
     }
     else {

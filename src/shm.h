@@ -43,11 +43,17 @@ typedef struct {
     int fd;                 /* the memfd to send before it; -1: none */
 } shm_frame;
 
-/* Pickle `obj` with `dumps(obj, 5, buffer_callback=...)` into `out`.
- * 0, or -1 with the exception dumps (or the memfd) raised.  On success the
- * caller owns out->payload (PyBuffer_Release) and out->fd (close, or
- * shm_send_fd and close). */
+/* Pickle `obj` with `dumps(obj, 5, buffer_callback=...)` into `out`; when
+ * `dumps` is multiprocessing's (st->pickle_dumps) and `obj` is made of what
+ * ForkingPickler pickles as pickle does, with the C pickle.dumps instead
+ * (shm.c: which pickler).  0, or -1 with the exception dumps (or the memfd)
+ * raised.  On success the caller owns out->payload (PyBuffer_Release) and
+ * out->fd (close, or shm_send_fd and close). */
 int shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out);
+
+/* Import what shm_dumps chooses its pickler with (once; the parent's pool
+ * and the worker call it at their start).  0, or -1 with an exception. */
+int shm_load_picklers(cf_state *st);
 
 /* Unpickle a frame's payload.  `fd`: the memfd that came with a SHARED
  * frame, or -1; it is closed here whatever happens.  New reference, or

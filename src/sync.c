@@ -10,7 +10,10 @@
 #include "sync.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <linux/futex.h>
@@ -114,16 +117,75 @@ cpu_relax(void)
 #endif
 }
 
-/* Spinning only pays when the thread that will unpark us can run on another
- * CPU at the same time. */
+/* How many CPUs this process may run on (at its first spin). */
 static int
-may_use_several_cpus(void)
+usable_cpus(void)
 {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        return CPU_COUNT(&set) > 1;
+        return CPU_COUNT(&set);
     }
-    return 1;
+    return 2;
+}
+
+/* A spin takes a CPU for as long as it lasts: it only pays while no other
+ * thread waits for one.  With two process workers busy on two CPUs, a
+ * parent thread spinning for their results would take CPU time from them,
+ * and a yield does not always give it back (a thread that slept long has
+ * the scheduler's preference over a busy one).  The kernel counts the
+ * runnable threads of the whole machine at every moment: the fourth field
+ * of /proc/loadavg ("3/145"), not the load averages, which follow it over
+ * minutes.  Reading it costs ~2 us, so a process reads it at most once per
+ * CF_RUNNABLE_STALE_NS, and every spinner of the process uses that reading:
+ * a spin starts only while the runnable threads (the spinner among them)
+ * leave the CPUs this process may use idle enough (cf_spin's
+ * idle_for_others).  Without /proc, spins are left to the descheduling
+ * back-off below. */
+#define CF_RUNNABLE_STALE_NS (1000 * 1000)
+static _Atomic int loadavg_fd = -2;            /* -2: not opened yet; -1: none */
+static _Atomic int64_t runnable_read_at;
+static _Atomic int runnable_seen;
+
+/* The machine's runnable threads now (or -1 if unknown). */
+static int
+read_runnable(void)
+{
+    int fd = atomic_load(&loadavg_fd);
+    if (fd == -2) {
+        int opened = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+        int expected = -2;
+        if (!atomic_compare_exchange_strong(&loadavg_fd, &expected, opened < 0 ? -1 : opened)) {
+            if (opened >= 0) {
+                close(opened);      /* another thread opened it first */
+            }
+        }
+        fd = atomic_load(&loadavg_fd);
+    }
+    char text[128];
+    ssize_t n = fd < 0 ? -1 : pread(fd, text, sizeof(text) - 1, 0);
+    if (n <= 0) {
+        return -1;
+    }
+    text[n] = '\0';
+    char *field = text;
+    for (int k = 0; k < 3 && field != NULL; k++) {
+        field = strchr(field, ' ');
+        field = field != NULL ? field + 1 : NULL;
+    }
+    return field != NULL ? atoi(field) : -1;
+}
+
+/* May a spin start at `now` and leave `idle` CPUs to others? */
+static int
+cpu_to_spare(int64_t now, int cpus, int idle)
+{
+    int64_t read_at = atomic_load_explicit(&runnable_read_at, memory_order_relaxed);
+    if (now - read_at > CF_RUNNABLE_STALE_NS) {
+        atomic_store_explicit(&runnable_read_at, now, memory_order_relaxed);
+        atomic_store_explicit(&runnable_seen, read_runnable(), memory_order_relaxed);
+    }
+    int runnable = atomic_load_explicit(&runnable_seen, memory_order_relaxed);
+    return runnable < 0 || runnable + idle <= cpus;
 }
 
 /* A burst of pauses or a sched_yield() that took this long means another
@@ -146,15 +208,18 @@ descheduled(int64_t before, int64_t after)
 }
 
 int
-cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns)
+cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns,
+        int idle_for_others)
 {
-    static int spin_allowed = -1;
-    if (spin_allowed < 0) {
-        spin_allowed = may_use_several_cpus();
+    static int cpus = -1;
+    if (cpus < 0) {
+        cpus = usable_cpus();
     }
     int64_t start = cf_monotonic_ns();
-    if (!spin_allowed || timeout_ns <= 0 ||
-        start < atomic_load_explicit(&spin_blocked_until, memory_order_relaxed)) {
+    /* One CPU: the thread we wait for cannot run while we spin. */
+    if (cpus < 2 || timeout_ns <= 0 ||
+        start < atomic_load_explicit(&spin_blocked_until, memory_order_relaxed) ||
+        !cpu_to_spare(start, cpus, idle_for_others)) {
         return 0;
     }
     int64_t limit = timeout_ns < budget_ns ? timeout_ns : budget_ns;
@@ -185,9 +250,10 @@ parker_unparked(void *arg)
 }
 
 int
-cf_parker_park(cf_parker *p, int64_t timeout_ns)
+cf_parker_park(cf_parker *p, int64_t timeout_ns, int may_spin)
 {
-    if (cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns)) {
+    /* Whoever unparks us usually runs already: no CPU to keep for it. */
+    if (may_spin && cf_spin(parker_unparked, p, CF_SPIN_NS, timeout_ns, 0)) {
         return 1;
     }
     uint32_t expected = 0;

@@ -36,19 +36,26 @@ void cf_parker_arm(cf_parker *p);
 void cf_parker_unpark(cf_parker *p);
 
 /* Sleep until unparked, or until timeout_ns passed (CF_FOREVER: no limit), or
- * a signal arrived.  Returns 1 if unparked, 0 otherwise.  Call it without the
- * GIL. */
-int cf_parker_park(cf_parker *p, int64_t timeout_ns);
+ * a signal arrived, after a short spin if `may_spin` (cf_spin decides; a
+ * wait that already slept once will hardly end in the next microseconds).
+ * Returns 1 if unparked, 0 otherwise.  Call it without the GIL. */
+int cf_parker_park(cf_parker *p, int64_t timeout_ns, int may_spin);
 
 /* Spin (without the GIL) until ready(arg) is true, for at most `budget_ns`
- * or `timeout_ns`; 1 if it became true.  Skipped on a single CPU and for a
- * while after a spinning thread was seen descheduled (contended CPUs).
- * `ready` is called often: make it cheap. */
-int cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns);
+ * or `timeout_ns`; 1 if it became true.  Skipped on a single CPU, while
+ * the machine's runnable threads, the spinner among them, leave fewer than
+ * `idle_for_others` of this process's CPUs idle (0: no thread waits for a
+ * CPU; 1: the side we wait for may be asleep and will need one to answer),
+ * and for a while after a spinning thread was seen descheduled (contended
+ * CPUs).  `ready` is called often: make it cheap. */
+int cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_ns,
+            int idle_for_others);
 
-/* Spin budget for a thread waiting on another process (a result or a task
- * frame): that side's work comes on top of the wake-up. */
+/* A thread waiting on another process (a result or a task frame): that
+ * side's work comes on top of the wake-up, and it may sleep in poll or
+ * read until our frame arrives, so it needs a CPU of its own. */
 #define CF_SPIN_PIPE_NS (60 * 1000)
+#define CF_SPIN_PIPE_IDLE 1
 
 /* Monotonic clock, nanoseconds. */
 int64_t cf_monotonic_ns(void);

@@ -356,7 +356,7 @@ worker_park(tpool_worker *self)
     if (self->green_event == NULL) {
         cf_parker_arm(&self->parker);
         Py_BEGIN_ALLOW_THREADS
-        cf_parker_park(&self->parker, CF_FOREVER);
+        cf_parker_park(&self->parker, CF_FOREVER, 1);
         Py_END_ALLOW_THREADS
         return;
     }

@@ -23,9 +23,11 @@ typedef enum {
 } park_status;
 
 /* Park once with the GIL released, at most until `deadline` (the main
- * thread a slice at a time), then run the signal handlers. */
+ * thread a slice at a time), then run the signal handlers.  Only the first
+ * park of a wait spins: the main thread wakes every slice, and a wait that
+ * lasted a slice will hardly end in the next microseconds. */
 static park_status
-park_released(cf_parker *p, int64_t deadline)
+park_released(cf_parker *p, int64_t deadline, int first)
 {
     int64_t now = cf_monotonic_ns();
     if (deadline != CF_FOREVER && now >= deadline) {
@@ -36,7 +38,7 @@ park_released(cf_parker *p, int64_t deadline)
         slice = CF_SIGNAL_SLICE_NS;
     }
     Py_BEGIN_ALLOW_THREADS
-    cf_parker_park(p, slice);
+    cf_parker_park(p, slice, first);
     Py_END_ALLOW_THREADS
     return PyErr_CheckSignals() < 0 ? PARK_SIGNAL_RAISED : PARK_AWOKE;
 }
@@ -70,12 +72,12 @@ cf_wait_until(cf_state *st, cf_parker *p, int (*ready)(void *), void *arg, int64
     if (cf_threads_are_green(st)) {
         return wait_until_green(ready, arg, deadline);
     }
-    for (;;) {
+    for (int first = 1;; first = 0) {
         cf_parker_arm(p);
         if (ready(arg)) {
             return CF_WAIT_READY;
         }
-        switch (park_released(p, deadline)) {
+        switch (park_released(p, deadline, first)) {
         case PARK_DEADLINE:
             return CF_WAIT_TIMEOUT;
         case PARK_SIGNAL_RAISED:

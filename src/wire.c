@@ -114,20 +114,68 @@ read_some(int fd, void *buf, size_t size)
     }
 }
 
+/* Cut what the stage holds into the frame being assembled.  -1 with errno
+ * when the header announces what cannot be held. */
+static int
+inbox_feed(wire_inbox *box)
+{
+    size_t staged = box->stage_end - box->stage_at;
+    if (box->header_have < WIRE_HEADER_SIZE) {
+        size_t n = WIRE_HEADER_SIZE - box->header_have;
+        n = n < staged ? n : staged;
+        memcpy(box->header + box->header_have, box->stage + box->stage_at, n);
+        box->header_have += n;
+        box->stage_at += n;
+        staged -= n;
+        if (box->header_have < WIRE_HEADER_SIZE) {
+            return 0;
+        }
+        wire_unpack_header(box->header, &box->length, &box->kind, &box->flags);
+        box->have = 0;
+        if (box->length > (uint64_t)PTRDIFF_MAX) {
+            errno = EFBIG;
+            return -1;
+        }
+        box->payload = malloc(box->length > 0 ? (size_t)box->length : 1);
+        if (box->payload == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    uint64_t n = box->length - box->have;
+    n = n < staged ? n : staged;
+    memcpy(box->payload + box->have, box->stage + box->stage_at, (size_t)n);
+    box->have += n;
+    box->stage_at += (size_t)n;
+    return 0;
+}
+
 wire_read_status
 wire_inbox_read(wire_inbox *box, int fd)
 {
+    if (box->stage == NULL && (box->stage = malloc(WIRE_STAGE_SIZE)) == NULL) {
+        errno = ENOMEM;
+        return WIRE_READ_FAILED;
+    }
     for (;;) {
-        int in_header = box->header_have < WIRE_HEADER_SIZE;
-        if (!in_header && box->have == box->length) {
+        if (inbox_feed(box) < 0) {
+            return WIRE_READ_FAILED;
+        }
+        if (box->header_have == WIRE_HEADER_SIZE && box->have == box->length) {
             return WIRE_READ_DONE;
         }
-        ssize_t n = in_header ? read_some(fd, box->header + box->header_have,
-                                          WIRE_HEADER_SIZE - box->header_have)
-                              : read_some(fd, box->payload + box->have,
-                                          (size_t)(box->length - box->have));
+        /* The stage is used up and the frame is not whole: read more. */
+        if (box->drained) {
+            box->drained = 0;
+            return WIRE_READ_MORE;
+        }
+        box->stage_at = box->stage_end = 0;
+        int into_payload = box->header_have == WIRE_HEADER_SIZE &&
+                           box->length - box->have >= WIRE_STAGE_SIZE;
+        size_t want = into_payload ? (size_t)(box->length - box->have) : WIRE_STAGE_SIZE;
+        ssize_t n = read_some(fd, into_payload ? box->payload + box->have : box->stage, want);
         if (n == 0) {
-            if (in_header && box->header_have == 0) {
+            if (box->header_have == 0) {
                 return WIRE_READ_EOF;
             }
             errno = EPIPE;              /* the worker died in the middle */
@@ -136,23 +184,12 @@ wire_inbox_read(wire_inbox *box, int fd)
         if (n < 0) {
             return n == -1 ? WIRE_READ_MORE : WIRE_READ_FAILED;
         }
-        if (!in_header) {
+        box->drained = (size_t)n < want;
+        if (into_payload) {
             box->have += (uint64_t)n;
-            continue;
         }
-        box->header_have += (size_t)n;
-        if (box->header_have == WIRE_HEADER_SIZE) {
-            wire_unpack_header(box->header, &box->length, &box->kind, &box->flags);
-            box->have = 0;
-            if (box->length > (uint64_t)PTRDIFF_MAX) {
-                errno = EFBIG;
-                return WIRE_READ_FAILED;
-            }
-            box->payload = malloc(box->length > 0 ? (size_t)box->length : 1);
-            if (box->payload == NULL) {
-                errno = ENOMEM;
-                return WIRE_READ_FAILED;
-            }
+        else {
+            box->stage_end = (size_t)n;
         }
     }
 }
@@ -174,5 +211,6 @@ void
 wire_inbox_clear(wire_inbox *box)
 {
     free(box->payload);
+    free(box->stage);
     memset(box, 0, sizeof(*box));
 }

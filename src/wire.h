@@ -64,18 +64,29 @@ int wire_write_all(int fd, struct iovec *iov, int iovcnt);
 wire_read_status wire_read_all(int fd, void *buf, size_t size, size_t *done);
 
 /* Incremental, non-blocking reading of frames for the parent.  The inbox
- * fills its header, then a payload buffer of exactly the announced size. */
+ * fills its header, then a payload buffer of exactly the announced size.
+ * Small frames come in bulk: one read() takes up to WIRE_STAGE_SIZE bytes
+ * into the stage, and the frames are cut from there, so a worker's batch of
+ * answers costs one system call, not two per frame; the rest of a big
+ * payload is read straight into its buffer. */
+#define WIRE_STAGE_SIZE (64 * 1024)
+
 typedef struct {
     unsigned char header[WIRE_HEADER_SIZE];
     size_t header_have;
     unsigned char *payload;     /* malloc'd once the header is complete */
     uint64_t length, have;
     uint32_t kind, flags;
+    unsigned char *stage;       /* malloc'd on first use: bytes read ahead */
+    size_t stage_at, stage_end; /* what of it is still to be cut into frames */
+    int drained;                /* the last read came short: the pipe was empty */
 } wire_inbox;
 
 /* Read what is available from `fd` (O_NONBLOCK) into `box`: DONE when a
  * whole frame is in `box` (take it with wire_inbox_take), MORE, EOF, or
- * FAILED with errno.  No GIL needed. */
+ * FAILED with errno.  After a read that came short, MORE is said without
+ * another read (the pipe was empty; the caller polls before asking again).
+ * No GIL needed. */
 wire_read_status wire_inbox_read(wire_inbox *box, int fd);
 
 /* Hand over the complete frame's payload (malloc'd; the caller frees it)

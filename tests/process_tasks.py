@@ -358,6 +358,54 @@ def print_pid(text):
     return os.getpid()
 
 
+# ---- pickler tasks ----------------------------------------------------------
+# (test_process_pickler.py) Which pickler a call or a result goes through:
+# multiprocessing's ForkingPickler, with its reducers, whatever shortcut the
+# pool takes for plain calls.
+
+def tagged(*args):
+    """What a callable pickled by reduce_to_tagged becomes on arrival."""
+    return ("reduced",) + args
+
+
+def reduce_to_tagged(obj):
+    """A reducer (multiprocessing.reduction.register, reducer_override) for a
+    callable: it arrives as partial(tagged, its name)."""
+    import functools
+    return (functools.partial, (tagged, getattr(obj, "__name__", "?")))
+
+
+def register_builtin_reducer():
+    """Initializer: this worker pickles builtin functions with
+    reduce_to_tagged."""
+    import multiprocessing.reduction
+    multiprocessing.reduction.register(type(len), reduce_to_tagged)
+
+
+def return_builtin(_=None):
+    return len
+
+
+def send_on_socket(sock, data):
+    """Send `data` on a socket that came as an argument."""
+    with sock:
+        sock.sendall(data)
+    return len(data)
+
+
+def send_on_connection(conn, obj):
+    """Send `obj` on a multiprocessing Connection that came as an argument."""
+    with conn:
+        conn.send(obj)
+    return True
+
+
+def plain_values(*args, **kwargs):
+    """The arguments as they arrived, with their types."""
+    return ([(type(a).__name__, a) for a in args],
+            sorted((k, type(v).__name__, v) for k, v in kwargs.items()))
+
+
 # =============================================================================
 # The test side: helpers the test modules share (never run in a worker).
 # =============================================================================

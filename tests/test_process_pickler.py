@@ -1,0 +1,131 @@
+"""Which pickler a process pool's calls and results go through.
+
+multiprocessing pickles with ForkingPickler, whose dispatch table adds its
+own reducers (sockets, connections, partials, bound methods, and whatever
+multiprocessing.reduction.register and libraries add) to copyreg's.  The
+pool pickles plain calls -- a function and ints, strs, bytes, ... -- with
+pickle.dumps, which gives the same bytes for them (src/shm.c, "which
+pickler"); these tests hold that shortcut to never change what arrives:
+whatever needs a ForkingPickler reducer still gets it, in calls and in
+results, and a ForkingPickler changed at run time turns the shortcut off.
+"""
+import multiprocessing
+import multiprocessing.reduction
+import multiprocessing.resource_sharer
+import socket
+
+import pytest
+
+import process_tasks as tasks
+from futures_helpers import TIMEOUT, agreed, agreed_once
+
+ForkingPickler = multiprocessing.reduction.ForkingPickler
+
+
+def run(m, fn, *args, options=None, **kwargs):
+    """fn(*args, **kwargs) in a fresh one-worker pool of `m` (made with
+    `options`): its result, or the class and text of its error."""
+    with m.ProcessPoolExecutor(1, **(options or {})) as ex:
+        try:
+            return ex.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
+        except Exception as e:
+            return type(e).__name__, str(e)
+
+
+@pytest.fixture
+def resource_sharer():
+    """Sockets and connections reach a worker through multiprocessing's
+    resource sharer, a thread that serves them: stopped after the test."""
+    try:
+        yield
+    finally:
+        multiprocessing.resource_sharer.stop(TIMEOUT)
+
+
+def test_plain_values_arrive_as_they_were_sent(mod):
+    args = (0, -1, 2 ** 70, 1.5, float("inf"), "é", b"\x00", None, True,
+            (1, "a"), [2.0, [3, (4,)]], {"k": [b"v"], 1: None}, int, len)
+    kwargs = {"key": {"nested": (1, 2)}, "other": [None] * 300}
+    outcome = agreed_once(lambda m: run(m, tasks.plain_values, *args, **kwargs), mod)
+    assert outcome[0][0] == ("int", 0)
+    assert outcome[1][1] == ("other", "list", [None] * 300)
+
+
+def test_a_socket_argument_uses_its_reducer(mod, resource_sharer):
+    def scenario(m):
+        here, there = socket.socketpair()
+        with here, there:
+            sent = run(m, tasks.send_on_socket, there, b"through the socket")
+            return sent, here.recv(100)
+    assert agreed(scenario, mod) == (18, b"through the socket")
+
+
+def test_a_connection_argument_uses_its_reducer(mod, resource_sharer):
+    def scenario(m):
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        with reader, writer:
+            sent = run(m, tasks.send_on_connection, writer, ["through", "the pipe"])
+            return sent, reader.poll(TIMEOUT) and reader.recv()
+    assert agreed(scenario, mod) == (True, ["through", "the pipe"])
+
+
+@pytest.fixture
+def builtin_reducer():
+    """A reducer registered for builtin functions (len, sorted, ...), which
+    the plain shortcut would otherwise take, for the test's duration."""
+    kind = type(len)
+    assert kind not in ForkingPickler._extra_reducers
+    multiprocessing.reduction.register(kind, tasks.reduce_to_tagged)
+    try:
+        yield
+    finally:
+        del ForkingPickler._extra_reducers[kind]
+
+
+def test_a_registered_reducer_applies_to_a_call(mod, builtin_reducer):
+    # len arrives as partial(tagged, "len"), called with the argument.
+    assert agreed(lambda m: run(m, len, "abc"), mod) == ("reduced", "len", "abc")
+
+
+def test_a_registered_reducer_applies_to_an_argument(mod, builtin_reducer):
+    def scenario(m):
+        (one, reduced), kw = run(m, tasks.echo, 1, sorted)
+        return one, reduced("y"), kw
+    assert agreed(scenario, mod) == (1, ("reduced", "sorted", "y"), [])
+
+
+def test_without_a_registered_reducer_a_builtin_goes_by_name(mod):
+    assert agreed(lambda m: run(m, len, "abc"), mod) == 3
+
+
+def test_a_reducer_registered_in_the_worker_applies_to_its_result(mod):
+    def scenario(m):
+        reduced = run(m, tasks.return_builtin, None,
+                      options={"initializer": tasks.register_builtin_reducer})
+        return reduced("x")
+    assert agreed_once(scenario, mod) == ("reduced", "len", "x")
+
+
+def test_a_reducer_override_added_to_forking_pickler_applies(mod):
+    # The pool's shortcut is checked against ForkingPickler as loaded: a
+    # reducer_override added since (or __init__ replaced) turns it off.
+    def reducer_override(self, obj):
+        if obj is tasks.square:
+            return tasks.reduce_to_tagged(obj)
+        return NotImplemented
+
+    def scenario(m):
+        ForkingPickler.reducer_override = reducer_override
+        try:
+            return run(m, tasks.square, 7)
+        finally:
+            del ForkingPickler.reducer_override
+    assert agreed(scenario, mod) == ("reduced", "square", 7)
+    assert agreed(lambda m: run(m, tasks.square, 7), mod) == 49
+
+
+def test_unpicklable_plain_looking_calls_fail_as_in_the_stdlib(mod):
+    # A lambda is a function, pickled by name: the plain shortcut fails as
+    # ForkingPickler does, on that future only.
+    outcome = agreed(lambda m: run(m, lambda x: x, 1)[0], mod)
+    assert outcome in ("PicklingError", "AttributeError")
