@@ -132,6 +132,14 @@ def cause_kind(exc):
     return type(None) if isinstance(cause, WorkerDied) else type(cause)
 
 
+def exc_view(exc):
+    """A comparable summary of an exception from a task: its class, message
+    (addresses normalised) and what kind of __cause__ it has."""
+    if exc is None:
+        return None
+    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
+
+
 def outcome(fn, /, *args, **kwargs):
     """('return', value) or ('raise', exception type, str(exception))."""
     try:
