@@ -132,6 +132,37 @@ def cause_kind(exc):
     return type(None) if isinstance(cause, WorkerDied) else type(cause)
 
 
+# What re-entering a running iterator raises, as reentering_input records it.
+REENTRY_ERROR = ("raise", "ValueError", "generator already executing")
+
+
+def reentering_input(box, action, swallow, caught):
+    """An input for map(..., buffersize=1) that, after two items, calls
+    next() on -- or closes -- the iterator in box[0], the one consuming it,
+    then yields a third.  The ValueError that raises leaves the input, or,
+    with `swallow`, is recorded in `caught` (REENTRY_ERROR)."""
+    yield -1
+    yield -2
+    try:
+        if action == "next":
+            next(box[0])
+        else:
+            box[0].close()
+    except ValueError as exc:
+        if not swallow:
+            raise
+        caught.append(("raise", type(exc).__name__, str(exc)))
+    yield -3
+
+
+def exc_view(exc):
+    """A comparable summary of an exception from a task: its class, message
+    (addresses normalised) and what kind of __cause__ it has."""
+    if exc is None:
+        return None
+    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
+
+
 def outcome(fn, /, *args, **kwargs):
     """('return', value) or ('raise', exception type, str(exception))."""
     try:

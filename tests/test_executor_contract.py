@@ -37,9 +37,8 @@ import time
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, SHUTDOWN, TIMEOUT,
-                             agreed_once, cause_kind, must_wait, norm_any_addr,
-                             outcome, start, wait_until)
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, SHUTDOWN, TIMEOUT, agreed_once,
+                             exc_view, must_wait, outcome, start, wait_until)
 from process_tasks import Sync
 
 REF = concurrent.futures
@@ -48,13 +47,6 @@ NOT_POSITIVE = "max_workers must be greater than 0"
 NOT_CALLABLE = "initializer must be a callable"
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def exc_view(exc):
-    """A comparable summary of an exception from a task."""
-    if exc is None:
-        return None
-    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
 
 
 def started_tags(sync):

@@ -40,7 +40,7 @@ import pytest
 
 import child_batch
 
-from futures_helpers import TIMEOUT, LogRecords, must_wait, next_in_thread
+from futures_helpers import TIMEOUT, LogRecords, must_wait, next_in_thread, reentering_input
 
 REF = concurrent.futures
 THIS = os.path.splitext(os.path.basename(__file__))[0]
@@ -224,21 +224,10 @@ class Unraisable(object):
 def _input_reentry(m, action, swallow):
     caught = []
     box = []
-
-    def gen():
-        yield -1
-        yield -2
-        try:
-            caught.append(act_raising(box[0], action))
-        except ValueError as exc:
-            if not swallow:
-                raise
-            caught.append(("raise", type(exc).__name__, str(exc)))
-        yield -3
-
     ex = m.ThreadPoolExecutor(2)
     try:
-        box.append(bmap(m, ex, abs, gen(), buffersize=1))
+        box.append(bmap(m, ex, abs, reentering_input(box, action, swallow, caught),
+                        buffersize=1))
         out = steps(box[0])
     finally:
         ex.shutdown(wait=True)

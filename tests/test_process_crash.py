@@ -28,8 +28,8 @@ import threading
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, TIMEOUT, agreed_once,
-                             cause_kind, outcome)
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, TIMEOUT, agreed_once, exc_view,
+                             outcome)
 from process_tasks import pool, wait_dead
 
 REF = concurrent.futures
@@ -40,12 +40,6 @@ pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(sys.platform != "linux", reason="Linux signals, /proc"),
 ]
-
-
-def exc_view(exc):
-    if exc is None:
-        return None
-    return (type(exc), str(exc), cause_kind(exc))
 
 
 def future_view(f, timeout=TIMEOUT):

@@ -35,10 +35,9 @@ import warnings
 import pytest
 
 import process_tasks as tasks
-from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, HAS_MAX_TASKS,
-                             SHUTDOWN, TIMEOUT, Counted, agreed_once, cause_kind,
-                             default_max_workers, norm_any_addr, outcome,
-                             start_child, wait_until, which)
+from futures_helpers import (BROKEN_FUTURE, BROKEN_POOL, HAS_MAX_TASKS, SHUTDOWN, TIMEOUT,
+                             Counted, agreed_once, default_max_workers, exc_view,
+                             norm_any_addr, outcome, start_child, wait_until, which)
 from process_tasks import METHODS, pool, wait_dead
 
 REF = concurrent.futures
@@ -55,13 +54,6 @@ def compare(scenario, m):
     if HAS_MAX_TASKS:
         return agreed_once(scenario, m)
     return scenario(m)
-
-
-def exc_view(exc):
-    """A comparable summary of an exception from a worker."""
-    if exc is None:
-        return None
-    return (type(exc), norm_any_addr(str(exc)), cause_kind(exc))
 
 
 def remote_text(exc):

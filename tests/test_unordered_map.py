@@ -38,8 +38,8 @@ import pytest
 
 import process_tasks
 import unordered_tasks
-from futures_helpers import (Counted, DuckFuture, agreed_once, next_in_thread,
-                             outcome)
+from futures_helpers import (REENTRY_ERROR, Counted, DuckFuture, agreed_once, next_in_thread,
+                             outcome, reentering_input)
 from process_tasks import METHODS, Sync, open_fds, pool, warm_up
 
 REF = concurrent.futures
@@ -663,25 +663,10 @@ def test_second_thread_while_one_waits(mod, one_switch, action, buffersize):
 
 
 def _input_reentry(m, action, swallow):
-    caught = []
-    box = []
-
-    def gen():
-        yield -1
-        yield -2
-        try:
-            if action == "next":
-                next(box[0])
-            else:
-                box[0].close()
-        except ValueError as exc:
-            if not swallow:
-                raise
-            caught.append(("raise", type(exc), str(exc)))
-        yield -3
-
+    caught, box = [], []
     with m.ThreadPoolExecutor(2) as ex:
-        box.append(umap(m, ex, abs, gen(), buffersize=1))
+        box.append(umap(m, ex, abs, reentering_input(box, action, swallow, caught),
+                        buffersize=1))
         return [res(next, box[0]) for _ in range(4)], caught
 
 
@@ -695,7 +680,7 @@ def test_input_reenters(mod, action):
 @pytest.mark.parametrize("action", ["next", "close"])
 def test_input_swallows_the_reentry_error(mod, action):
     assert agreed_once(lambda m: _input_reentry(m, action, True), mod) == (
-        [("return", 1), ("return", 2), ("return", 3), ("stop",)], [RUNNING])
+        [("return", 1), ("return", 2), ("return", 3), ("stop",)], [REENTRY_ERROR])
 
 
 @pytest.mark.parametrize("action", ["next", "close"])
