@@ -73,6 +73,7 @@ typedef struct {
     PyObject *fn;                   /* the callable, to name it if its worker dies */
     Py_buffer payload;              /* the pickled call, once dispatched */
     int shared;                     /* its big parts are in shared memory (shm.h) */
+    int split;                      /* a split call (shm.h) */
     int shm_fd;                     /* their memfd until sent to the worker; -1 */
     int64_t dispatched_at;          /* monotonic ns */
     int64_t timeout_ns;             /* how long it may run; 0: no limit */
