@@ -341,18 +341,26 @@ forking_pickler_unchanged(cf_state *st, PyObject **extra)
     return PyDict_Check(*extra);
 }
 
-/* Would ForkingPickler pickle `obj` as pickle.dumps does (see above)?
- * `*budget` counts down the objects looked at. */
+/* What plain_enough has seen so far. */
+typedef struct {
+    Py_ssize_t budget;              /* objects it may still look at */
+    Py_ssize_t text;                /* bytes and characters of the strs and bytes */
+} plain_walk;
+
+/* Would ForkingPickler pickle `obj` as pickle.dumps does (see above)? */
 static int
-plain_enough(PyObject *obj, PyObject *extra, int depth, Py_ssize_t *budget)
+plain_enough(PyObject *obj, PyObject *extra, int depth, plain_walk *walk)
 {
     PyTypeObject *type = Py_TYPE(obj);
-    if (--*budget < 0) {
+    if (--walk->budget < 0) {
         return 0;
     }
+    if (type == &PyUnicode_Type || type == &PyBytes_Type) {
+        walk->text += type == &PyBytes_Type ? PyBytes_GET_SIZE(obj) : PyUnicode_GET_LENGTH(obj);
+        return 1;
+    }
     if (obj == Py_None || type == &PyBool_Type || type == &PyLong_Type ||
-        type == &PyFloat_Type || type == &PyUnicode_Type || type == &PyBytes_Type ||
-        type == &PyFunction_Type || type == &PyType_Type) {
+        type == &PyFloat_Type || type == &PyFunction_Type || type == &PyType_Type) {
         return 1;
     }
     if (type == &PyCFunction_Type) {
@@ -372,7 +380,7 @@ plain_enough(PyObject *obj, PyObject *extra, int depth, Py_ssize_t *budget)
         Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
         PyObject **items = PySequence_Fast_ITEMS(obj);
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (!plain_enough(items[i], extra, depth + 1, budget)) {
+            if (!plain_enough(items[i], extra, depth + 1, walk)) {
                 return 0;
             }
         }
@@ -382,8 +390,8 @@ plain_enough(PyObject *obj, PyObject *extra, int depth, Py_ssize_t *budget)
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         while (PyDict_Next(obj, &pos, &key, &value)) {
-            if (!plain_enough(key, extra, depth + 1, budget) ||
-                !plain_enough(value, extra, depth + 1, budget)) {
+            if (!plain_enough(key, extra, depth + 1, walk) ||
+                !plain_enough(value, extra, depth + 1, walk)) {
                 return 0;
             }
         }
@@ -392,17 +400,19 @@ plain_enough(PyObject *obj, PyObject *extra, int depth, Py_ssize_t *budget)
     return 0;
 }
 
-/* The dumps to call for `obj` when `dumps` was asked for. */
+/* The dumps to call for `obj` when `dumps` was asked for; `*text` (if not
+ * NULL) the size of its strs and bytes when it is pickle.dumps, else -1. */
 static PyObject *
-choose_dumps(cf_state *st, PyObject *dumps, PyObject *obj)
+choose_dumps(cf_state *st, PyObject *dumps, PyObject *obj, Py_ssize_t *text)
 {
     PyObject *extra;
-    Py_ssize_t budget = PLAIN_OBJECTS_MAX;
-    if (dumps == st->pickle_dumps && st->forking_values != NULL &&
-        forking_pickler_unchanged(st, &extra) && plain_enough(obj, extra, 0, &budget)) {
-        return st->plain_dumps;
+    plain_walk walk = {PLAIN_OBJECTS_MAX, 0};
+    int plain = dumps == st->pickle_dumps && st->forking_values != NULL &&
+                forking_pickler_unchanged(st, &extra) && plain_enough(obj, extra, 0, &walk);
+    if (text != NULL) {
+        *text = plain ? walk.text : -1;
     }
-    return dumps;
+    return plain ? st->plain_dumps : dumps;
 }
 
 /* ---- pickling --------------------------------------------------------- */
@@ -415,7 +425,7 @@ shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out)
     PyObject *buffers = NULL, *collect = NULL, *pickled = NULL;
     Py_buffer view = {0};
     int rc = -1;
-    if (choose_dumps(st, dumps, obj) == st->plain_dumps) {
+    if (choose_dumps(st, dumps, obj, NULL) == st->plain_dumps) {
         PyObject *argv[] = {obj, st->pickle_protocol};
         pickled = PyObject_Vectorcall(st->plain_dumps, argv, 2, NULL);
     }
@@ -529,8 +539,12 @@ shm_dumps_call(cf_state *st, PyObject *dumps, PyObject *call, shm_frame *out)
 {
     PyObject *fn = PyTuple_GET_ITEM(call, 0);
     PyObject *fn_pickle = NULL;
+    Py_ssize_t text;
     out->split = 0;
-    if (Py_TYPE(fn) == &PyFunction_Type && choose_dumps(st, dumps, call) == st->plain_dumps) {
+    /* A call with big strs or bytes goes whole, to shared memory, pickled
+     * once: the split form is for small calls. */
+    if (Py_TYPE(fn) == &PyFunction_Type && choose_dumps(st, dumps, call, &text) == st->plain_dumps &&
+        text < SHM_PICKLE_MIN / 2) {
         fn_pickle = split_fn_pickle(st, fn);
     }
     if (fn_pickle == NULL) {
@@ -545,7 +559,7 @@ shm_dumps_call(cf_state *st, PyObject *dumps, PyObject *call, shm_frame *out)
     }
     if (PyBytes_GET_SIZE(rest) >= SHM_PICKLE_MIN) {
         Py_DECREF(rest);
-        return shm_dumps(st, dumps, call, out);     /* big: through shared memory */
+        return shm_dumps(st, dumps, call, out);     /* big after all: whole, shared */
     }
     Py_ssize_t n1 = PyBytes_GET_SIZE(fn_pickle), n2 = PyBytes_GET_SIZE(rest);
     PyObject *payload = PyBytes_FromStringAndSize(NULL, 4 + n1 + n2);
