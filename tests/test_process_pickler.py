@@ -186,3 +186,31 @@ def test_each_call_raises_the_find_class_audit_event(cf):
         list(ex.map(tasks.square, range(20)))
         events = ex.submit(tasks.find_class_events, "process_tasks", "square")
         assert events.result(timeout=TIMEOUT) == 20
+
+
+# ---- tiny tasks in bulk ------------------------------------------------------
+
+def test_a_map_of_tiny_tasks_gives_the_stdlibs_results_and_error(mod):
+    # Thousands of calls queued per worker, their frames written and read
+    # in bulk: the results, in order, and the error at its item.
+    items = list(range(3000))
+    items[2500] = -7
+
+    def scenario(m):
+        got = []
+        with m.ProcessPoolExecutor(2) as ex:
+            try:
+                for value in ex.map(tasks.tenfold_positive, items):
+                    got.append(value)
+            except ValueError as e:
+                return len(got), got == [10 * x for x in range(2500)], str(e)
+    assert agreed_once(scenario, mod) == (2500, True, "negative: -7")
+
+
+def test_tiny_submits_all_complete_as_in_the_stdlib(mod):
+    def scenario(m):
+        with m.ProcessPoolExecutor(2) as ex:
+            fs = [ex.submit(tasks.add, i, i) for i in range(5000)]
+            done = sorted(f.result() for f in m.as_completed(fs, timeout=TIMEOUT))
+            return done == [2 * i for i in range(5000)], ex.submit(len, "abc").result()
+    assert agreed_once(scenario, mod) == (True, 3)
