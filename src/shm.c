@@ -461,9 +461,23 @@ done:
 /* Bound on the functions either side keeps (all are forgotten past it). */
 #define SPLIT_KEPT_MAX 256
 
+/* Drop the error of a look-up (pickling as usual will meet it and say it),
+ * unless it is no Exception (Ctrl-C: it stays raised, -1). */
+static int
+split_drop_error(void)
+{
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyErr_Clear();
+    return 0;
+}
+
 /* Does `module_name`.`qualname` resolve to `fn` as the pickler and
  * find_class would (PyImport_Import, then the attribute path), given that
- * `module` is what the import gave when it was kept?  No exception left. */
+ * `module` is what the import gave when it was kept?  1 or 0, or -1 with a
+ * BaseException that is not an Exception (an attribute look-up may run
+ * Python code: a module's __getattr__). */
 static int
 split_resolves(cf_state *st, PyObject *module_name, PyObject *qualname, PyObject *module,
                PyObject *fn)
@@ -472,8 +486,7 @@ split_resolves(cf_state *st, PyObject *module_name, PyObject *qualname, PyObject
     PyObject *builtins = PyEval_GetBuiltins();
     if (builtins == NULL || PyDict_GetItemString(builtins, "__import__") != st->builtin_import ||
         PyDict_GetItemWithError(PyImport_GetModuleDict(), module_name) != module) {
-        PyErr_Clear();
-        return 0;
+        return split_drop_error();
     }
     PyObject *path = PyUnicode_Split(qualname, st->str_dot, -1);
     PyObject *obj = path ? Py_NewRef(module) : NULL;
@@ -484,13 +497,13 @@ split_resolves(cf_state *st, PyObject *module_name, PyObject *qualname, PyObject
     int same = obj == fn;
     Py_XDECREF(obj);
     Py_XDECREF(path);
-    PyErr_Clear();
-    return same;
+    return split_drop_error() < 0 ? -1 : same;
 }
 
 /* The pickle of the module-level Python function `fn`, as pickle.dumps
- * makes it now, from what was kept (borrowed bytes); NULL, without an
- * exception, when it cannot be kept or what was kept no longer holds. */
+ * makes it now, from what was kept (borrowed bytes); NULL when it cannot be
+ * kept or what was kept no longer holds, without an exception, or with one
+ * that is no Exception (Ctrl-C), for the caller to raise. */
 static PyObject *
 split_fn_pickle(cf_state *st, PyObject *fn)
 {
@@ -502,24 +515,28 @@ split_fn_pickle(cf_state *st, PyObject *fn)
     PyObject *kept = PyDict_GetItemWithError(st->split_pickles, fn);
     if (kept != NULL) {
         /* (pickle, module name, qualname, module), all as pickled then */
-        if (PyTuple_GET_ITEM(kept, 1) == f->func_module &&
-            PyTuple_GET_ITEM(kept, 2) == f->func_qualname &&
-            split_resolves(st, f->func_module, f->func_qualname, PyTuple_GET_ITEM(kept, 3), fn)) {
+        int same = PyTuple_GET_ITEM(kept, 1) == f->func_module &&
+                   PyTuple_GET_ITEM(kept, 2) == f->func_qualname;
+        same = same ? split_resolves(st, f->func_module, f->func_qualname,
+                                     PyTuple_GET_ITEM(kept, 3), fn) : 0;
+        if (same == 1) {
             return PyTuple_GET_ITEM(kept, 0);
         }
-        if (PyDict_DelItem(st->split_pickles, fn) < 0) {
+        if (same == 0 && PyDict_DelItem(st->split_pickles, fn) < 0) {
             PyErr_Clear();
         }
         return NULL;                /* changed: the whole call is pickled as usual */
     }
-    PyErr_Clear();
+    if (split_drop_error() < 0) {
+        return NULL;
+    }
     /* First time: pickled as pickle.dumps does, kept if it resolves. */
     PyObject *argv[] = {fn, st->pickle_protocol};
     PyObject *pickle = PyObject_Vectorcall(st->plain_dumps, argv, 2, NULL);
     PyObject *module = pickle ? PyDict_GetItemWithError(PyImport_GetModuleDict(), f->func_module)
                               : NULL;
     PyObject *entry = NULL, *kept_pickle = NULL;
-    if (module != NULL && split_resolves(st, f->func_module, f->func_qualname, module, fn)) {
+    if (module != NULL && split_resolves(st, f->func_module, f->func_qualname, module, fn) == 1) {
         entry = PyTuple_Pack(4, pickle, f->func_module, f->func_qualname, module);
     }
     if (entry != NULL && PyDict_GET_SIZE(st->split_pickles) >= SPLIT_KEPT_MAX) {
@@ -530,7 +547,9 @@ split_fn_pickle(cf_state *st, PyObject *fn)
     }
     Py_XDECREF(entry);
     Py_XDECREF(pickle);
-    PyErr_Clear();                  /* (the usual way will say what is wrong) */
+    if (split_drop_error() < 0) {
+        return NULL;                /* (kept or not: it stays right) */
+    }
     return kept_pickle;
 }
 
@@ -546,6 +565,9 @@ shm_dumps_call(cf_state *st, PyObject *dumps, PyObject *call, shm_frame *out)
     if (Py_TYPE(fn) == &PyFunction_Type && choose_dumps(st, dumps, call, &text) == st->plain_dumps &&
         text < SHM_PICKLE_MIN / 2) {
         fn_pickle = split_fn_pickle(st, fn);
+        if (fn_pickle == NULL && PyErr_Occurred()) {
+            return -1;              /* Ctrl-C: the caller's */
+        }
     }
     if (fn_pickle == NULL) {
         return shm_dumps(st, dumps, call, out);
@@ -645,10 +667,12 @@ shm_split_callable(cf_state *st, const char *payload, size_t length, const char 
             Py_DECREF(key);
             return NULL;
         }
-        if (split_resolves(st, module_name, qualname, PyTuple_GET_ITEM(kept, 3),
-                           PyTuple_GET_ITEM(kept, 0))) {
+        int same = split_resolves(st, module_name, qualname, PyTuple_GET_ITEM(kept, 3),
+                                  PyTuple_GET_ITEM(kept, 0));
+        if (same != 0) {
+            fn = same == 1 ? Py_NewRef(PyTuple_GET_ITEM(kept, 0)) : NULL;
             Py_DECREF(key);
-            return Py_NewRef(PyTuple_GET_ITEM(kept, 0));
+            return fn;
         }
         if (PyDict_DelItem(st->split_callables, key) < 0) {
             PyErr_Clear();
@@ -666,18 +690,21 @@ shm_split_callable(cf_state *st, const char *payload, size_t length, const char 
                                         &module_name, &qualname)) {
         PyObject *module = PyDict_GetItemWithError(PyImport_GetModuleDict(), module_name);
         PyObject *entry = NULL;
-        if (module != NULL && split_resolves(st, module_name, qualname, module, fn)) {
+        if (module != NULL && split_resolves(st, module_name, qualname, module, fn) == 1) {
             entry = PyTuple_Pack(4, fn, module_name, qualname, module);
         }
         if (entry != NULL && PyDict_GET_SIZE(st->split_callables) >= SPLIT_KEPT_MAX) {
             PyDict_Clear(st->split_callables);
         }
-        if (entry == NULL || PyDict_SetItem(st->split_callables, key, entry) < 0) {
+        if (entry != NULL && PyDict_SetItem(st->split_callables, key, entry) < 0) {
             PyErr_Clear();          /* not kept: the next one unpickles it too */
         }
         Py_XDECREF(entry);
         Py_DECREF(module_name);
         Py_DECREF(qualname);
+        if (split_drop_error() < 0) {
+            Py_CLEAR(fn);           /* Ctrl-C while it was looked up */
+        }
     }
     Py_DECREF(key);
     return fn;

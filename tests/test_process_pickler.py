@@ -214,3 +214,16 @@ def test_tiny_submits_all_complete_as_in_the_stdlib(mod):
             done = sorted(f.result() for f in m.as_completed(fs, timeout=TIMEOUT))
             return done == [2 * i for i in range(5000)], ex.submit(len, "abc").result()
     assert agreed_once(scenario, mod) == (True, 3)
+
+
+def test_ctrl_c_while_a_kept_function_is_looked_up_reaches_submits_caller(cf):
+    # The checks before a kept function pickle is used look it up by name,
+    # which may run Python code (here a module __getattr__); a Ctrl-C there
+    # is the caller's, as one while pickling, and the pool goes on.
+    import lookup_tasks
+    with cf.ProcessPoolExecutor(1) as ex:
+        assert ex.submit(lookup_tasks.target, 1).result(timeout=TIMEOUT) == ("target", 1)
+        lookup_tasks.interrupt_next()
+        with pytest.raises(KeyboardInterrupt):
+            ex.submit(lookup_tasks.target, 2)
+        assert ex.submit(lookup_tasks.target, 3).result(timeout=TIMEOUT) == ("target", 3)
