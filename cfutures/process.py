@@ -346,6 +346,21 @@ def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize, orde
     native_map = _cfutures.Executor.map
     if chunksize == 1:
         # One call per task: the chunk wrapper would only add pickling.
+        #
+        # Tiny calls are not grouped into chunks behind the caller's back
+        # (mpire does): a chunk changes what is observable.  Its results
+        # come together, so a timeout given to map() and ordered=False see
+        # them later than the stdlib would; an error in one call ends the
+        # rest of its chunk, where the stdlib runs every call; the calls of
+        # a chunk on its way can no longer be cancelled when the iterator
+        # is closed or raises; buffersize counts calls.  Undoing each of
+        # those inside a chunk (an answer per call as it finishes, errors
+        # caught per call) would keep most of what a chunk saves: the
+        # answers and futures per call are most of what a tiny call costs
+        # now.  Measured (map of 20k tiny calls, 2 workers): ~7 us a call
+        # at chunksize 1, 27x the stdlib's; chunksize 4: ~8, 16: ~3, 64:
+        # ~1.3, 256: ~1.0 us a call -- for whoever asks for chunks, with
+        # the stdlib's own chunk semantics.
         return native_map(executor, fn, *iterables, timeout=timeout,
                           buffersize=buffersize, ordered=ordered)
     zipped = zip(*iterables)

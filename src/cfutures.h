@@ -52,6 +52,12 @@ struct cf_state {
     PyObject *forking_names;            /* ('__init__', '_extra_reducers', '_copyreg_dispatch_table') */
     PyObject *forking_values;           /* ... their values in its class dict at load */
     Py_ssize_t forking_dict_size;       /* the size of that dict at load */
+    PyObject *builtin_import;           /* builtins.__import__ at load */
+    PyObject *extension_registry;       /* copyreg._extension_registry */
+    PyObject *split_pickles;            /* parent: {function: (its pickle, module
+                                         * name, qualname, module)} (shm.c) */
+    PyObject *split_callables;          /* worker: {function pickle: (function,
+                                         * module name, qualname, module)} */
     PyTypeObject *SharedMappingType;    /* shm.c: a received memfd, mapped */
     struct shm_cache *shm_cache;        /* shm.c: segments kept for reuse */
     PyObject *pickle_protocol;          /* 5 */
@@ -68,6 +74,7 @@ struct cf_state {
     PyObject *logger;                   /* logging.getLogger('concurrent.futures') */
     PyObject *threading;                /* the threading module */
     PyObject *str_get_ident;            /* "get_ident", interned */
+    PyObject *str_dot;                  /* ".", interned */
     PyObject *stdlib_wait;              /* concurrent.futures' wait() and */
     PyObject *stdlib_as_completed;      /* as_completed(), for green threads */
     PyObject *state_names[CF_NSTATES];  /* 'PENDING', ... as in the stdlib */

@@ -86,6 +86,7 @@ module_import_names(cf_state *st)
         cf_import_into(&st->stdlib_as_completed, base, "as_completed") < 0 ||
         (st->threading = PyImport_ImportModule("threading")) == NULL ||
         (st->str_get_ident = PyUnicode_InternFromString("get_ident")) == NULL ||
+        (st->str_dot = PyUnicode_InternFromString(".")) == NULL ||
         (st->empty_dict = PyDict_New()) == NULL) {
         return -1;
     }
@@ -193,6 +194,10 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->CPickler);
     Py_VISIT(st->forking_names);
     Py_VISIT(st->forking_values);
+    Py_VISIT(st->builtin_import);
+    Py_VISIT(st->extension_registry);
+    Py_VISIT(st->split_pickles);
+    Py_VISIT(st->split_callables);
     Py_VISIT(st->SharedMappingType);
     Py_VISIT(st->pickle_protocol);
     Py_VISIT(st->kwnames_buffer_callback);
@@ -216,6 +221,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->stdlib_as_completed);
     Py_VISIT(st->threading);
     Py_VISIT(st->str_get_ident);
+    Py_VISIT(st->str_dot);
     for (int i = 0; i < CF_NSTATES; i++) {
         Py_VISIT(st->state_names[i]);
     }
@@ -247,6 +253,10 @@ module_clear(PyObject *module)
     Py_CLEAR(st->CPickler);
     Py_CLEAR(st->forking_names);
     Py_CLEAR(st->forking_values);
+    Py_CLEAR(st->builtin_import);
+    Py_CLEAR(st->extension_registry);
+    Py_CLEAR(st->split_pickles);
+    Py_CLEAR(st->split_callables);
     Py_CLEAR(st->SharedMappingType);
     Py_CLEAR(st->pickle_protocol);
     Py_CLEAR(st->kwnames_buffer_callback);
@@ -270,6 +280,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->stdlib_as_completed);
     Py_CLEAR(st->threading);
     Py_CLEAR(st->str_get_ident);
+    Py_CLEAR(st->str_dot);
     for (int i = 0; i < CF_NSTATES; i++) {
         Py_CLEAR(st->state_names[i]);
     }

@@ -2,15 +2,20 @@
  *
  * One thread per pool waits on every worker's result pipe (and on task
  * pipes with bytes still to write) with the GIL released, reads every frame
- * that is ready, then takes the GIL once to complete the whole batch of
- * futures and dispatch more tasks.  Each round is three steps over one
- * batch:
+ * that is ready, then takes the GIL once to apply the whole batch and
+ * dispatch more tasks.  Each round is three steps over one batch:
  *
  *   prepare   (GIL held)      decide what to wait for and what to write
  *   transfer  (GIL released)  wait, read whole frames, write what fits
- *   apply     (GIL held)      complete futures, notice ended workers,
- *                             settle crashes, time out tasks, replace
- *                             leavers, dispatch, decide to stop
+ *   apply     (GIL held)      take answered tasks from their workers,
+ *                             notice ended workers, settle crashes, time
+ *                             out tasks, replace leavers, dispatch, then
+ *                             complete the answered futures, decide to stop
+ *
+ * The answered futures are completed after the dispatch (pp_settled): the
+ * workers have their next tasks before any done-callback runs, and the
+ * thread a result wakes finds the GIL let go soon after.  This thread
+ * sleeps only in poll, and core_wake writes its eventfd only then.
  *
  * Without the GIL the thread touches only its batch, the inboxes, and the
  * bytes of frames it listed under the GIL (a worker being written is marked

@@ -306,18 +306,33 @@ pickle_exception(cf_state *st, PyObject *exc, shm_frame *out)
 static int
 run_task(cf_state *st, task_frame *task, uint32_t *kind, shm_frame *answer)
 {
-    PyObject *call = shm_loads(st, task->payload, task->length, task->shm_fd);
-    task->shm_fd = -1;
-    PyObject *fn, *args, *kwargs, *result = NULL;
-    *kind = WIRE_CALL_ERROR;
-    if (call != NULL && !PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
-        Py_CLEAR(call);
+    PyObject *call = NULL, *split_fn = NULL, *fn, *args, *kwargs, *result = NULL;
+    if (task->flags & WIRE_FLAG_SPLIT) {
+        /* The callable, then (args, kwargs): shm.h, split calls (never
+         * shared: a big call goes whole). */
+        const char *rest;
+        size_t rest_length;
+        split_fn = shm_split_callable(st, task->payload, task->length, &rest, &rest_length);
+        call = split_fn ? shm_loads(st, rest, rest_length, -1) : NULL;
+        fn = split_fn;
+        if (call != NULL && !PyArg_ParseTuple(call, "OO", &args, &kwargs)) {
+            Py_CLEAR(call);
+        }
     }
+    else {
+        call = shm_loads(st, task->payload, task->length, task->shm_fd);
+        task->shm_fd = -1;
+        if (call != NULL && !PyArg_ParseTuple(call, "OOO", &fn, &args, &kwargs)) {
+            Py_CLEAR(call);
+        }
+    }
+    *kind = WIRE_CALL_ERROR;
     if (call != NULL) {
         *kind = WIRE_ERROR;
         result = PyObject_Call(fn, args, kwargs);
         Py_DECREF(call);
     }
+    Py_XDECREF(split_fn);
     if (result != NULL) {
         int rc = shm_dumps(st, st->pickle_dumps, result, answer);
         Py_DECREF(result);

@@ -473,7 +473,8 @@ worker_append(PoolCoreObject *core, pp_worker *w, pp_task *task, int64_t now)
      * before that died starting up (its initializer), not in a task. */
     int report = task_stoppable(core, task->timeout_ns) || w->assigned == 0;
     wire_pack_header(task->header, (uint64_t)task->payload.len, WIRE_TASK,
-                     (report ? WIRE_FLAG_REPORT_START : 0) | (task->shared ? WIRE_FLAG_SHARED : 0));
+                     (report ? WIRE_FLAG_REPORT_START : 0) | (task->shared ? WIRE_FLAG_SHARED : 0) |
+                         (task->split ? WIRE_FLAG_SPLIT : 0));
     if (core->cancel_running) {
         ((FutureObject *)task->future)->stoppable = 1;
     }
@@ -534,10 +535,11 @@ static pickle_outcome
 task_pickle(cf_state *st, PyObject *dumps, pp_task *task, int may_raise)
 {
     shm_frame frame;
-    if (shm_dumps(st, dumps, task->call, &frame) == 0) {
+    if (shm_dumps_call(st, dumps, task->call, &frame) == 0) {
         task->payload = frame.payload;
         task->shm_fd = frame.fd;
         task->shared = frame.fd >= 0;
+        task->split = frame.split;
         task->fn = Py_NewRef(PyTuple_GET_ITEM(task->call, 0));
         Py_CLEAR(task->call);
         return PICKLED;

@@ -42,6 +42,10 @@ typedef enum {
 /* On a task or an answer: the payload is shm.h's table; one memfd came
  * over the worker's socket just before the frame. */
 #define WIRE_FLAG_SHARED 0x4
+/* On a task: the payload is a call split in two pickles (shm.h: split
+ * calls): a little-endian uint32 n, the callable's pickle (n bytes), then
+ * the pickle of (args, kwargs). */
+#define WIRE_FLAG_SPLIT 0x8
 
 void wire_pack_header(unsigned char header[WIRE_HEADER_SIZE], uint64_t length, uint32_t kind,
                       uint32_t flags);

@@ -406,6 +406,47 @@ def plain_values(*args, **kwargs):
             sorted((k, type(v).__name__, v) for k, v in kwargs.items()))
 
 
+def named_target(x):
+    """Looked up by name (process_tasks.named_target) where it arrives."""
+    return ("named_target", x)
+
+
+def other_target(x):
+    return ("other_target", x)
+
+
+def rebind_named_target():
+    """In this process, process_tasks.named_target is other_target from now
+    on (a task that patches its own module)."""
+    global named_target
+    named_target = other_target
+    return True
+
+
+class Holder:
+    """A function reached by a dotted qualname (Holder.triple)."""
+
+    @staticmethod
+    def triple(x):
+        return 3 * x
+
+
+_FIND_CLASS_EVENTS = []
+
+
+def count_find_class():
+    """Initializer: count pickle.find_class audit events in this worker."""
+    def hook(event, args):
+        if event == "pickle.find_class":
+            _FIND_CLASS_EVENTS.append(args)
+    sys.addaudithook(hook)
+
+
+def find_class_events(module, name):
+    """How many pickle.find_class events named module.name so far."""
+    return sum(1 for args in _FIND_CLASS_EVENTS if args == (module, name))
+
+
 # =============================================================================
 # The test side: helpers the test modules share (never run in a worker).
 # =============================================================================

@@ -1,4 +1,5 @@
-"""Which pickler a process pool's calls and results go through.
+"""Which pickler a process pool's calls and results go through, and how a
+module-level function is found again.
 
 multiprocessing pickles with ForkingPickler, whose dispatch table adds its
 own reducers (sockets, connections, partials, bound methods, and whatever
@@ -8,6 +9,12 @@ pickle.dumps, which gives the same bytes for them (src/shm.c, "which
 pickler"); these tests hold that shortcut to never change what arrives:
 whatever needs a ForkingPickler reducer still gets it, in calls and in
 results, and a ForkingPickler changed at run time turns the shortcut off.
+
+A module-level function goes as a pickle of its own that both sides keep
+(src/shm.h, "split calls"); it must still be looked up by name, as pickle
+does, whenever that name could give something else: the module attribute
+rebound in the parent or in the worker, a dotted qualname, the audit event
+find_class raises.
 """
 import multiprocessing
 import multiprocessing.reduction
@@ -129,3 +136,94 @@ def test_unpicklable_plain_looking_calls_fail_as_in_the_stdlib(mod):
     # ForkingPickler does, on that future only.
     outcome = agreed(lambda m: run(m, lambda x: x, 1)[0], mod)
     assert outcome in ("PicklingError", "AttributeError")
+
+
+# ---- split calls -----------------------------------------------------------
+
+def test_a_function_rebound_in_the_parent_fails_as_pickle_says(mod, monkeypatch):
+    # pickle refuses a function whose module attribute is now another
+    # object ("it's not the same object as ..."): after a first call has
+    # kept its pickle, too.
+    original = tasks.named_target
+
+    def scenario(m):
+        with m.ProcessPoolExecutor(1) as ex:
+            first = ex.submit(original, 1).result(timeout=TIMEOUT)
+            monkeypatch.setattr(tasks, "named_target", tasks.other_target)
+            try:
+                error = ex.submit(original, 2).exception(timeout=TIMEOUT)
+            finally:
+                monkeypatch.undo()
+            again = ex.submit(original, 3).result(timeout=TIMEOUT)
+            return first, type(error).__name__, again
+    assert agreed(scenario, mod) == (("named_target", 1), "PicklingError",
+                                     ("named_target", 3))
+
+
+def test_a_function_rebound_in_the_worker_is_looked_up_again(mod):
+    # The worker finds the function by name at each call, as pickle does:
+    # once a task rebinds the name there, the next call gets the new one.
+    def scenario(m):
+        with m.ProcessPoolExecutor(1) as ex:
+            before = ex.submit(tasks.named_target, 1).result(timeout=TIMEOUT)
+            ex.submit(tasks.rebind_named_target).result(timeout=TIMEOUT)
+            after = ex.submit(tasks.named_target, 2).result(timeout=TIMEOUT)
+            return before, after
+    assert agreed_once(scenario, mod) == (("named_target", 1), ("other_target", 2))
+
+
+def test_a_function_with_a_dotted_qualname_arrives(mod):
+    def scenario(m):
+        with m.ProcessPoolExecutor(1) as ex:
+            return list(ex.map(tasks.Holder.triple, range(5)))
+    assert agreed_once(scenario, mod) == [0, 3, 6, 9, 12]
+
+
+def test_each_call_raises_the_find_class_audit_event(cf):
+    # A worker that keeps the function it found still tells audit hooks
+    # about every lookup, as unpickling it each time would.
+    with cf.ProcessPoolExecutor(1, initializer=tasks.count_find_class) as ex:
+        list(ex.map(tasks.square, range(20)))
+        events = ex.submit(tasks.find_class_events, "process_tasks", "square")
+        assert events.result(timeout=TIMEOUT) == 20
+
+
+# ---- tiny tasks in bulk ------------------------------------------------------
+
+def test_a_map_of_tiny_tasks_gives_the_stdlibs_results_and_error(mod):
+    # Thousands of calls queued per worker, their frames written and read
+    # in bulk: the results, in order, and the error at its item.
+    items = list(range(3000))
+    items[2500] = -7
+
+    def scenario(m):
+        got = []
+        with m.ProcessPoolExecutor(2) as ex:
+            try:
+                for value in ex.map(tasks.tenfold_positive, items):
+                    got.append(value)
+            except ValueError as e:
+                return len(got), got == [10 * x for x in range(2500)], str(e)
+    assert agreed_once(scenario, mod) == (2500, True, "negative: -7")
+
+
+def test_tiny_submits_all_complete_as_in_the_stdlib(mod):
+    def scenario(m):
+        with m.ProcessPoolExecutor(2) as ex:
+            fs = [ex.submit(tasks.add, i, i) for i in range(5000)]
+            done = sorted(f.result() for f in m.as_completed(fs, timeout=TIMEOUT))
+            return done == [2 * i for i in range(5000)], ex.submit(len, "abc").result()
+    assert agreed_once(scenario, mod) == (True, 3)
+
+
+def test_ctrl_c_while_a_kept_function_is_looked_up_reaches_submits_caller(cf):
+    # The checks before a kept function pickle is used look it up by name,
+    # which may run Python code (here a module __getattr__); a Ctrl-C there
+    # is the caller's, as one while pickling, and the pool goes on.
+    import lookup_tasks
+    with cf.ProcessPoolExecutor(1) as ex:
+        assert ex.submit(lookup_tasks.target, 1).result(timeout=TIMEOUT) == ("target", 1)
+        lookup_tasks.interrupt_next()
+        with pytest.raises(KeyboardInterrupt):
+            ex.submit(lookup_tasks.target, 2)
+        assert ex.submit(lookup_tasks.target, 3).result(timeout=TIMEOUT) == ("target", 3)
