@@ -1019,60 +1019,51 @@ shm_split_callable(cf_state *st, const char *payload, size_t length, const char 
     }
     *rest = payload + 4 + n1;
     *rest_length = length - 4 - (size_t)n1;
+    PyObject *fn = NULL, *module_name = NULL, *qualname = NULL, *entry = NULL;
     PyObject *key = PyBytes_FromStringAndSize(payload + 4, (Py_ssize_t)n1);
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *kept = PyDict_GetItemWithError(st->split_callables, key);
-    PyObject *fn = NULL;
+    PyObject *kept = key ? PyDict_GetItemWithError(st->split_callables, key) : NULL;
     if (kept != NULL) {
-        /* (function, module name, qualname, module): find_class's event, and
-         * its import and attribute path, which must still give it. */
-        PyObject *module_name = PyTuple_GET_ITEM(kept, 1), *qualname = PyTuple_GET_ITEM(kept, 2);
-        if (PySys_Audit("pickle.find_class", "OO", module_name, qualname) < 0) {
-            Py_DECREF(key);
-            return NULL;
+        /* (function, module name, qualname, module): find_class's import
+         * and attribute path must still give it; then its audit event. */
+        int same = split_resolves(st, PyTuple_GET_ITEM(kept, 1), PyTuple_GET_ITEM(kept, 2),
+                                  PyTuple_GET_ITEM(kept, 3), PyTuple_GET_ITEM(kept, 0));
+        if (same == 1 && PySys_Audit("pickle.find_class", "OO", PyTuple_GET_ITEM(kept, 1),
+                                     PyTuple_GET_ITEM(kept, 2)) == 0) {
+            fn = Py_NewRef(PyTuple_GET_ITEM(kept, 0));
         }
-        int same = split_resolves(st, module_name, qualname, PyTuple_GET_ITEM(kept, 3),
-                                  PyTuple_GET_ITEM(kept, 0));
         if (same != 0) {
-            fn = same == 1 ? Py_NewRef(PyTuple_GET_ITEM(kept, 0)) : NULL;
-            Py_DECREF(key);
-            return fn;
+            goto done;              /* found, or an error (Ctrl-C, a hook's) */
         }
         if (PyDict_DelItem(st->split_callables, key) < 0) {
-            PyErr_Clear();
+            PyErr_Clear();          /* changed since: unpickled as usual */
         }
-        /* Changed since: unpickled as usual, which raises the event again
-         * (as the stdlib's worker would, once per task). */
     }
-    else if (PyErr_Occurred()) {
-        Py_DECREF(key);
-        return NULL;
+    if (key == NULL || PyErr_Occurred()) {
+        goto done;
     }
     fn = shm_loads(st, payload + 4, (size_t)n1, -1);
-    PyObject *module_name, *qualname;
-    if (fn != NULL && split_parse_names((const unsigned char *)payload + 4, (size_t)n1,
-                                        &module_name, &qualname)) {
-        PyObject *module = PyDict_GetItemWithError(PyImport_GetModuleDict(), module_name);
-        PyObject *entry = NULL;
-        if (module != NULL && split_resolves(st, module_name, qualname, module, fn) == 1) {
-            entry = PyTuple_Pack(4, fn, module_name, qualname, module);
-        }
-        if (entry != NULL && PyDict_GET_SIZE(st->split_callables) >= SPLIT_KEPT_MAX) {
-            PyDict_Clear(st->split_callables);
-        }
-        if (entry != NULL && PyDict_SetItem(st->split_callables, key, entry) < 0) {
-            PyErr_Clear();          /* not kept: the next one unpickles it too */
-        }
-        Py_XDECREF(entry);
-        Py_DECREF(module_name);
-        Py_DECREF(qualname);
-        if (split_drop_error() < 0) {
-            Py_CLEAR(fn);           /* Ctrl-C while it was looked up */
-        }
+    if (fn == NULL || !split_parse_names((const unsigned char *)payload + 4, (size_t)n1,
+                                         &module_name, &qualname)) {
+        goto done;
     }
-    Py_DECREF(key);
+    PyObject *module = PyDict_GetItemWithError(PyImport_GetModuleDict(), module_name);
+    if (module != NULL && split_resolves(st, module_name, qualname, module, fn) == 1) {
+        entry = PyTuple_Pack(4, fn, module_name, qualname, module);
+    }
+    if (entry != NULL && PyDict_GET_SIZE(st->split_callables) >= SPLIT_KEPT_MAX) {
+        PyDict_Clear(st->split_callables);
+    }
+    if (entry != NULL && PyDict_SetItem(st->split_callables, key, entry) < 0) {
+        PyErr_Clear();              /* not kept: the next one unpickles it too */
+    }
+    if (split_drop_error() < 0) {
+        Py_CLEAR(fn);               /* Ctrl-C while it was looked up */
+    }
+done:
+    Py_XDECREF(entry);
+    Py_XDECREF(module_name);
+    Py_XDECREF(qualname);
+    Py_XDECREF(key);
     return fn;
 }
 
