@@ -11,7 +11,7 @@
  *                 spin_blocked_until     contention seen by any thread backs
  *                                        off every spinner
  *                 cpus                   the CPUs it may use (one: never spin)
- *                 loadavg_fd, runnable_read_at, runnable_seen: the machine's
+ *                 runnable_read_at, runnable_seen: the machine's
  *                                        runnable threads, read once per ms
  *                                        for every spinner
  *   future_callbacks.c  nesting, c_nesting, deferred_head/tail:

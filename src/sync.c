@@ -142,27 +142,22 @@ usable_cpus(void)
  * idle_for_others).  Without /proc, spins are left to the descheduling
  * back-off below. */
 #define CF_RUNNABLE_STALE_NS (1000 * 1000)
-static _Atomic int loadavg_fd = -2;            /* -2: not opened yet; -1: none */
 static _Atomic int64_t runnable_read_at;
 static _Atomic int runnable_seen;
 
-/* The machine's runnable threads now (or -1 if unknown). */
+/* The machine's runnable threads now (or -1 if unknown).  Opened and
+ * closed each time (at most once a CF_RUNNABLE_STALE_NS): a descriptor kept
+ * open would be one more the process holds, and one a fork child's
+ * clean-up could close and reuse under it. */
 static int
 read_runnable(void)
 {
-    int fd = atomic_load(&loadavg_fd);
-    if (fd == -2) {
-        int opened = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-        int expected = -2;
-        if (!atomic_compare_exchange_strong(&loadavg_fd, &expected, opened < 0 ? -1 : opened)) {
-            if (opened >= 0) {
-                close(opened);      /* another thread opened it first */
-            }
-        }
-        fd = atomic_load(&loadavg_fd);
-    }
     char text[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
     ssize_t n = fd < 0 ? -1 : pread(fd, text, sizeof(text) - 1, 0);
+    if (fd >= 0) {
+        close(fd);
+    }
     if (n <= 0) {
         return -1;
     }
