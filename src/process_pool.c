@@ -15,6 +15,7 @@
  * time, when no idle worker can take the work.
  */
 #include "process_pool.h"
+#include "pickling.h"
 #include "shm.h"
 
 #include <string.h>
@@ -210,7 +211,7 @@ process_pool_setup(PyObject *op, PyObject *args)
         !PyArg_ParseTuple(args, "nOOOnOdppnOO:_setup", &max_workers, &context, &initializer,
                           &initargs, &max_tasks, &spawn, &task_timeout, &isolate_crashes,
                           &cancel_running, &max_memory, &dumps, &worker_died) ||
-        cf_load_process_names(st) < 0 || shm_load_picklers(st) < 0) {
+        cf_load_process_names(st) < 0 || pickling_load(st) < 0) {
         return NULL;
     }
     if (self->core != NULL || max_workers < 1) {

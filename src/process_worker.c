@@ -24,6 +24,7 @@
  * the module's after-fork hook closed them before this loop began.
  */
 #include "cfutures.h"
+#include "pickling.h"
 #include "shm.h"
 #include "wire.h"
 
@@ -296,7 +297,7 @@ pickle_exception(cf_state *st, PyObject *exc, shm_frame *out)
     if (wrapped == NULL) {
         return -1;
     }
-    int rc = shm_dumps(st, st->pickle_dumps, wrapped, out);
+    int rc = pickling_dumps(st, st->pickle_dumps, wrapped, out);
     Py_DECREF(wrapped);
     return rc;
 }
@@ -312,7 +313,7 @@ run_task(cf_state *st, task_frame *task, uint32_t *kind, shm_frame *answer)
          * shared: a big call goes whole). */
         const char *rest;
         size_t rest_length;
-        split_fn = shm_split_callable(st, task->payload, task->length, &rest, &rest_length);
+        split_fn = pickling_split_callable(st, task->payload, task->length, &rest, &rest_length);
         call = split_fn ? shm_loads(st, rest, rest_length, -1) : NULL;
         fn = split_fn;
         if (call != NULL && !PyArg_ParseTuple(call, "OO", &args, &kwargs)) {
@@ -334,7 +335,7 @@ run_task(cf_state *st, task_frame *task, uint32_t *kind, shm_frame *answer)
     }
     Py_XDECREF(split_fn);
     if (result != NULL) {
-        int rc = shm_dumps(st, st->pickle_dumps, result, answer);
+        int rc = pickling_dumps(st, st->pickle_dumps, result, answer);
         Py_DECREF(result);
         if (rc == 0) {
             *kind = WIRE_RESULT;
@@ -359,7 +360,7 @@ process_worker(PyObject *module, PyObject *args)
     Py_ssize_t max_tasks, max_memory;
     if (!PyArg_ParseTuple(args, "OOOOOnn:_process_worker", &task_conn, &result_conn, &shm_conn,
                           &initializer, &initargs, &max_tasks, &max_memory) ||
-        cf_load_process_names(st) < 0 || shm_load_picklers(st) < 0) {
+        cf_load_process_names(st) < 0 || pickling_load(st) < 0) {
         return NULL;
     }
     int task_fd = PyObject_AsFileDescriptor(task_conn);

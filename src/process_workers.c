@@ -17,6 +17,7 @@
  *     (max_tasks_per_child), or a task would leave with it.
  */
 #include "process_pool.h"
+#include "pickling.h"
 #include "shm.h"
 
 #include <assert.h>
@@ -535,7 +536,7 @@ static pickle_outcome
 task_pickle(cf_state *st, PyObject *dumps, pp_task *task, int may_raise)
 {
     shm_frame frame;
-    if (shm_dumps_call(st, dumps, task->call, &frame) == 0) {
+    if (pickling_dumps_call(st, dumps, task->call, &frame) == 0) {
         task->payload = frame.payload;
         task->shm_fd = frame.fd;
         task->shared = frame.fd >= 0;

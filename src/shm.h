@@ -44,40 +44,22 @@ typedef struct {
     int split;              /* a split call (WIRE_FLAG_SPLIT) */
 } shm_frame;
 
-/* Pickle `obj` with `dumps(obj, 5, buffer_callback=...)` into `out`; when
- * `dumps` is multiprocessing's (st->pickle_dumps) and `obj` is made of what
- * ForkingPickler pickles as pickle does, with the C pickle.dumps instead
- * (shm.c: which pickler).  0, or -1 with the exception dumps (or the memfd)
- * raised.  On success the caller owns out->payload (PyBuffer_Release) and
- * out->fd (close, or shm_send_fd and close). */
-int shm_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out);
+/* A pickle in the pieces its pickler wrote (pickling.c: one buffer, or a
+ * _forking_dumps list), each exported, so that none can be resized while it
+ * is copied with the GIL released. */
+typedef struct {
+    Py_buffer *views;
+    Py_ssize_t count;
+    size_t length;
+} shm_pieces;
 
-/* Import what shm_dumps chooses its pickler with (once; the parent's pool
- * and the worker call it at their start).  0, or -1 with an exception. */
-int shm_load_picklers(cf_state *st);
+/* The pieces one after the other in `dest`. */
+void shm_pieces_copy(const shm_pieces *p, unsigned char *dest);
 
-/* Split calls.  Pickling a module-level function by name costs a tiny
- * task's parent ~0.9 us (an import call and attribute look-ups), finding
- * it again its worker as much.  A plain call (see shm_dumps) of such a
- * function goes split: the function's pickle, made once and kept per
- * function, then the pickle of (args, kwargs); the worker keeps what each
- * function pickle gave.  Either side uses what it kept only after doing
- * the checks the pickler would (the function's __module__ and __qualname__,
- * builtins.__import__, sys.modules, the attribute path, copyreg's
- * extension registry) and finding the same objects; the worker also raises
- * the pickle.find_class audit event.  Otherwise it pickles or unpickles as
- * usual, errors included. */
-
-/* Pickle the call (fn, args, kwargs) into `out` as shm_dumps does, split
- * (out->split) when it is a plain call of a module-level function with a
- * small pickle.  Same contract as shm_dumps. */
-int shm_dumps_call(cf_state *st, PyObject *dumps, PyObject *call, shm_frame *out);
-
-/* The callable of a split call (new reference), or NULL with the exception
- * unpickling it raised.  `*rest` and `*rest_length` say where the pickle of
- * (args, kwargs) is. */
-PyObject *shm_split_callable(cf_state *st, const char *payload, size_t length,
-                             const char **rest, size_t *rest_length);
+/* The shared form of `pickle` and its out-of-band `buffers` (a list of
+ * PickleBuffers, or NULL: none): the memfd in out->fd, the table (and the
+ * pickle, if small) in out->payload.  0, or -1 with an exception. */
+int shm_pack(cf_state *st, const shm_pieces *pickle, PyObject *buffers, shm_frame *out);
 
 /* Unpickle a frame's payload.  `fd`: the memfd that came with a SHARED
  * frame, or -1; it is closed here whatever happens.  New reference, or
