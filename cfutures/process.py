@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
@@ -362,7 +361,11 @@ def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize, orde
                           buffersize=buffersize, ordered=ordered)
     zipped = zip(*iterables)
     chunks = iter(lambda: tuple(itertools.islice(zipped, chunksize)), ())
-    results = native_map(executor, partial(_process_chunk, fn), chunks,
+    # _process_chunk(fn, chunk), as the stdlib's partial(_process_chunk, fn)
+    # calls it; fn as an argument, not in a partial (which only
+    # multiprocessing's ForkingPickler reduces), lets a chunk of plain
+    # values go with pickle.dumps (src/shm.c).
+    results = native_map(executor, _process_chunk, itertools.repeat(fn), chunks,
                          timeout=timeout, buffersize=buffersize, ordered=ordered)
     return _chain_from_iterable_of_lists(results)
 
