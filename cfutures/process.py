@@ -353,10 +353,10 @@ def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize, orde
         # those inside a chunk (an answer per call as it finishes, errors
         # caught per call) would keep most of what a chunk saves: the
         # answers and futures per call are most of what a tiny call costs
-        # now.  Measured (map of 20k tiny calls, 2 workers): ~7 us a call
-        # at chunksize 1, 27x the stdlib's; chunksize 4: ~8, 16: ~3, 64:
-        # ~1.3, 256: ~1.0 us a call -- for whoever asks for chunks, with
-        # the stdlib's own chunk semantics.
+        # now.  Measured (map of 20k tiny calls, 2 workers): ~7-9 us a call
+        # at chunksize 1, 26-28x the stdlib's; chunksize 4: ~5, 16: ~2-3,
+        # 64: ~1-1.5, 256: ~1 us a call -- for whoever asks for chunks,
+        # with the stdlib's own chunk semantics.
         return native_map(executor, fn, *iterables, timeout=timeout,
                           buffersize=buffersize, ordered=ordered)
     zipped = zip(*iterables)
