@@ -17,7 +17,6 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from types import SimpleNamespace as _Writer
@@ -357,15 +356,19 @@ def _map_in_chunks(executor, fn, iterables, timeout, chunksize, buffersize, orde
         # those inside a chunk (an answer per call as it finishes, errors
         # caught per call) would keep most of what a chunk saves: the
         # answers and futures per call are most of what a tiny call costs
-        # now.  Measured (map of 20k tiny calls, 2 workers): ~7 us a call
-        # at chunksize 1, 27x the stdlib's; chunksize 4: ~8, 16: ~3, 64:
-        # ~1.3, 256: ~1.0 us a call -- for whoever asks for chunks, with
-        # the stdlib's own chunk semantics.
+        # now.  Measured (map of 20k tiny calls, 2 workers): ~7-9 us a call
+        # at chunksize 1, 26-28x the stdlib's; chunksize 4: ~5, 16: ~2-3,
+        # 64: ~1-1.5, 256: ~1 us a call -- for whoever asks for chunks,
+        # with the stdlib's own chunk semantics.
         return native_map(executor, fn, *iterables, timeout=timeout,
                           buffersize=buffersize, ordered=ordered)
     zipped = zip(*iterables)
     chunks = iter(lambda: tuple(itertools.islice(zipped, chunksize)), ())
-    results = native_map(executor, partial(_process_chunk, fn), chunks,
+    # _process_chunk(fn, chunk), as the stdlib's partial(_process_chunk, fn)
+    # calls it; fn as an argument, not in a partial (which only
+    # multiprocessing's ForkingPickler reduces), lets a chunk of plain
+    # values go with pickle.dumps (src/shm.c).
+    results = native_map(executor, _process_chunk, itertools.repeat(fn), chunks,
                          timeout=timeout, buffersize=buffersize, ordered=ordered)
     return _chain_from_iterable_of_lists(results)
 

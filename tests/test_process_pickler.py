@@ -227,3 +227,32 @@ def test_ctrl_c_while_a_kept_function_is_looked_up_reaches_submits_caller(cf):
         with pytest.raises(KeyboardInterrupt):
             ex.submit(lookup_tasks.target, 2)
         assert ex.submit(lookup_tasks.target, 3).result(timeout=TIMEOUT) == ("target", 3)
+
+
+# ---- chunks ------------------------------------------------------------------
+
+def test_chunks_of_plain_calls_give_the_stdlibs_results_and_error(mod):
+    # map(chunksize=...) sends _process_chunk(fn, chunk) (fn an argument,
+    # not in a partial): what arrives and what is raised are the stdlib's.
+    items = list(range(1000))
+    items[777] = -3
+
+    def scenario(m):
+        with m.ProcessPoolExecutor(2) as ex:
+            first = list(ex.map(tasks.add, range(100), range(100), chunksize=7))
+            got = []
+            try:
+                for value in ex.map(tasks.tenfold_positive, items, chunksize=16):
+                    got.append(value)
+            except ValueError as e:
+                return first == [2 * i for i in range(100)], len(got), str(e)
+    assert agreed_once(scenario, mod) == (True, 768, "negative: -3")
+
+
+def test_a_worker_dying_in_a_chunk_is_named_so(cf):
+    from cfutures.process import WorkerDied
+    with cf.ProcessPoolExecutor(1, isolate_crashes=True) as ex:
+        results = ex.map(tasks.crash_on, range(10), [5] * 10, ["exit"] * 10, chunksize=4)
+        with pytest.raises(WorkerDied) as caught:
+            list(results)
+        assert str(caught.value).endswith("while running a chunk of map()")
