@@ -7,14 +7,16 @@
 set -euo pipefail
 python=$1 dir=$2 mode=${3:-editable}
 stamp="$dir/.cfutures-$mode"
-[ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && exit 0
+# What this interpreter's tests need (scripts/test_extra.py); the stamp
+# keeps it, so a change of the list (CFUTURES_EVERY_VERSION=1) installs more.
+extras=$("$python" scripts/test_extra.py)
+[ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$(cat "$stamp")" = "$extras" ] && exit 0
 echo "-- creating $dir ($("$python" --version 2>&1), $mode)"
-"$python" -m venv "$dir"
+[ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
 "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-extras=$("$dir/bin/python" scripts/test_extra.py)
 # shellcheck disable=SC2086
 "$dir/bin/python" -m pip install -q --disable-pip-version-check $extras
 if [ "$mode" = editable ]; then
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 fi
-touch "$stamp"
+printf '%s\n' "$extras" > "$stamp"
