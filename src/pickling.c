@@ -39,7 +39,9 @@ pieces_close(shm_pieces *p)
     for (Py_ssize_t k = 0; k < p->count; k++) {
         PyBuffer_Release(&p->views[k]);
     }
-    PyMem_Free(p->views);
+    if (p->views != &p->one) {
+        PyMem_Free(p->views);
+    }
     p->views = NULL;
     p->count = 0;
 }
@@ -50,7 +52,7 @@ pieces_open(PyObject *pickled, shm_pieces *p)
 {
     int is_list = PyList_CheckExact(pickled);
     Py_ssize_t n = is_list ? PyList_GET_SIZE(pickled) : 1;
-    p->views = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(Py_buffer));
+    p->views = n == 1 ? &p->one : PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(Py_buffer));
     p->count = 0;
     p->length = 0;
     if (p->views == NULL) {
@@ -270,7 +272,7 @@ pickling_dumps(cf_state *st, PyObject *dumps, PyObject *obj, shm_frame *out)
     out->fd = -1;
     out->split = 0;
     PyObject *buffers = NULL, *collect = NULL, *pickled = NULL;
-    shm_pieces pickle = {NULL, 0, 0};
+    shm_pieces pickle = {0};
     int rc = -1;
     Py_ssize_t text;
     /* Big strs and bytes go through multiprocessing's pickler all the

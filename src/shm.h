@@ -48,9 +48,10 @@ typedef struct {
  * _forking_dumps list), each exported, so that none can be resized while it
  * is copied with the GIL released. */
 typedef struct {
-    Py_buffer *views;
+    Py_buffer *views;               /* `&one`, or a PyMem array for a list */
     Py_ssize_t count;
     size_t length;
+    Py_buffer one;                  /* the usual single piece: no allocation a task */
 } shm_pieces;
 
 /* The pieces one after the other in `dest`. */
