@@ -26,7 +26,7 @@ def _all():
     return tuple(name for name in concurrent.futures.__all__ if name in _HOMES)
 
 
-_SUBMODULES = ("_base", "_cfutures", "thread", "process", "__main__")
+_SUBMODULES = ("_base", "_cfutures", "thread", "process", "distributed", "_dask", "__main__")
 
 
 def __getattr__(name):
@@ -40,10 +40,12 @@ def __getattr__(name):
         # Not imported yet: `from . import thread` goes on to import it.
         raise AttributeError("module %r has no attribute %r" % (__name__, name))
     else:
-        # Anything else the stdlib's module has (its private helpers).
-        import concurrent.futures
+        # Anything else the stdlib's module has (its private helpers): the
+        # stdlib's own package, also when `python -m cfutures` has made
+        # concurrent.futures this one.
+        from ._base import _stdlib_package
         try:
-            value = getattr(concurrent.futures, name)
+            value = getattr(_stdlib_package, name)
         except AttributeError:
             raise AttributeError("module %r has no attribute %r"
                                  % (__name__, name)) from None

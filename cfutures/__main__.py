@@ -7,6 +7,14 @@
     python -m cfutures - [args]           read the program from stdin
     python -m cfutures                    a console (or stdin, when not a tty)
 
+    --process-pool=dask://HOST:PORT       (before the program) its
+    --process-pool=dask://local           ProcessPoolExecutor runs the calls
+                                          on a Dask cluster: the scheduler
+                                          at HOST:PORT, or one started on
+                                          this machine; the environment
+                                          variable CFUTURES_PROCESS_POOL
+                                          takes the same values
+
 The program's `import concurrent.futures` (and its submodules _base,
 thread, process) gets cfutures; everything else is as if it had been run
 with plain `python`: sys.argv and sys.path[0] are set as python sets them,
@@ -22,9 +30,11 @@ USAGE = __doc__.split("\n\n")[0].replace("python -m cfutures: ", "usage: ", 1)
 HELP = __doc__
 
 
-def install():
+def install(process_pool=None):
     """Make `concurrent.futures` and its submodules resolve to cfutures, in
-    this process and in the processes multiprocessing spawns from it."""
+    this process and in the processes multiprocessing spawns from it.
+    With `process_pool` (dask://...), ProcessPoolExecutor is a
+    ClusterExecutor on that cluster (cfutures.distributed)."""
     import concurrent
     import cfutures
     import cfutures._base
@@ -38,6 +48,10 @@ def install():
     })
     concurrent.futures = cfutures
     _launch_children_with_cfutures()
+    if process_pool is not None:
+        from cfutures import distributed
+        pool = distributed.process_pool_class(process_pool)
+        cfutures.ProcessPoolExecutor = cfutures.process.ProcessPoolExecutor = pool
 
 
 def _launch_children_with_cfutures():
@@ -176,12 +190,42 @@ def _run_module(name, args):
     return _run(lambda: runpy._run_module_as_main(name, alter_argv=True))
 
 
+def _process_pool_option(argv):
+    """(--process-pool's value or CFUTURES_PROCESS_POOL's or None, the
+    arguments after the option, an error message or None).  The variable
+    is taken out of the environment: the processes the program starts
+    (Dask's workers among them) run their own process pools."""
+    value = os.environ.pop("CFUTURES_PROCESS_POOL", None) or None
+    if argv and argv[0].startswith("--process-pool"):
+        option, equals, value = argv[0].partition("=")
+        argv = argv[1:]
+        if option != "--process-pool":
+            return None, argv, "unknown option %s\n%s" % (option, USAGE)
+        if not equals:
+            if not argv:
+                return None, argv, "Argument expected for the --process-pool option\n" + USAGE
+            value, argv = argv[0], argv[1:]
+    if value is None:
+        return None, argv, None
+    if not value.startswith("dask://") or value == "dask://":
+        return None, argv, ("--process-pool: expected dask://HOST:PORT or dask://local, "
+                            "not %r" % value)
+    import importlib.util
+    if importlib.util.find_spec("distributed") is None:
+        from cfutures.distributed import INSTALL_HINT
+        return None, argv, "--process-pool: " + INSTALL_HINT
+    return value, argv, None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("-h", "--help"):
         print(HELP)
         return 0
-    install()
+    process_pool, argv, error = _process_pool_option(argv)
+    if error is not None:
+        return _fail(error, 2)
+    install(process_pool)
     if not argv:
         if sys.stdin.isatty():
             import code

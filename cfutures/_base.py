@@ -22,6 +22,11 @@ from concurrent.futures._base import (  # noqa: F401  (re-exported)
     TimeoutError,
 )
 import concurrent.futures._base as _stdlib_base
+import sys
+
+# The stdlib's package itself: `python -m cfutures` imports this module
+# before it puts cfutures in the place of concurrent.futures.
+_stdlib_package = sys.modules["concurrent.futures"]
 
 from . import _cfutures
 
