@@ -83,3 +83,8 @@ def pid_after(delay):
     concurrent calls land on different workers."""
     time.sleep(delay)
     return os.getpid()
+
+
+def sum_of_squares(_data):
+    """The lesson's CPU stage (exercise 3's process()): ~0.1 s here."""
+    return sum(i * i for i in range(1_000_000))

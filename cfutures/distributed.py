@@ -37,7 +37,8 @@ import threading
 import uuid
 import weakref
 
-from concurrent.futures.process import BrokenProcessPool, _ExceptionWithTraceback
+from concurrent.futures.process import (BrokenProcessPool, _ExceptionWithTraceback,
+                                        _RemoteTraceback)
 
 from ._base import LOGGER, Executor, Future
 
@@ -165,6 +166,7 @@ class _Bridge(object):
             payload = self.dask.dumps((fn, args, kwargs))
         except Exception as exc:        # noqa: B902 - as the stdlib: on the future
             payload, error = None, exc
+            error.__cause__ = _traceback_of(exc)
         key = "%s-%s-%d" % (_callable_name(fn), self.topic, next(self.keys))
         task = _Task(future, _Call(payload, key, self.topic))
         with self.lock:
@@ -376,6 +378,14 @@ class _Bridge(object):
             except Exception:           # noqa: B902 - the cluster may be gone
                 LOGGER.debug("ClusterExecutor: closing", exc_info=True)
         _LIVE.discard(self)
+
+
+def _traceback_of(exc):
+    """The __cause__ the stdlib gives an error of pickling a call: its
+    traceback, as a remote one's (ProcessPoolExecutor's feeder error)."""
+    import traceback
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return _RemoteTraceback('\n"""\n%s"""' % text)
 
 
 def _loads(payload):

@@ -186,6 +186,16 @@ def big_result(head, size, tail):
 
 # ---- initializers -----------------------------------------------------------
 
+def on_dask_worker(_=None):
+    """Whether this runs in a Dask worker (tests/test_cluster.py)."""
+    try:
+        from distributed import get_worker
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
 def set_global(value):
     global _GLOBAL
     _GLOBAL = value
