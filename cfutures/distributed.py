@@ -34,6 +34,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 import uuid
 import weakref
 
@@ -154,6 +155,7 @@ class _Bridge(object):
         self.waiting = collections.deque()  # _Tasks not sent yet (some maybe ended)
         self.sent = {}                      # Dask key -> _Task in Dask
         self.events = queue.SimpleQueue()
+        self.abandon_at = None              # after Ctrl-C: when running calls are given up
         self.keys = itertools.count()
         self.thread = threading.Thread(target=self.run, name="ClusterExecutor-bridge")
         self.thread.start()
@@ -203,10 +205,8 @@ class _Bridge(object):
     def interrupt(self, grace):
         """Ctrl-C: shut down cancelling what has not started; what runs
         gets `grace` seconds, then its futures are given up."""
+        self.abandon_at = time.monotonic() + grace
         self.shut_down(cancel_futures=True)
-        timer = threading.Timer(grace, self.events.put, ((_ABANDON, None),))
-        timer.daemon = True
-        timer.start()
 
     # -- Dask's threads -----------------------------------------------------------
 
@@ -228,7 +228,7 @@ class _Bridge(object):
                 self.send_waiting()
         except BaseException as exc:    # noqa: B902 - no future may be left pending
             LOGGER.critical("ClusterExecutor's bridge to Dask failed", exc_info=True)
-            self.fail_all(exc)
+            self.break_by(exc)
         finally:
             self.tear_down()
 
@@ -245,7 +245,8 @@ class _Bridge(object):
             self.break_by(exc)
 
     def break_by(self, exc):
-        """RUNNING -> BROKEN: the initializer failed; every task fails."""
+        """RUNNING -> BROKEN: the initializer failed (or the bridge itself
+        did); every task fails, submit() raises from now on."""
         with self.lock:
             self.phase = _Phase.BROKEN
             self.broken_by = exc
@@ -267,7 +268,16 @@ class _Bridge(object):
             return self.phase is not _Phase.RUNNING and not self.tasks
 
     def next_events(self):
-        events = [self.events.get()]
+        """What happened since the last round; [(_ABANDON, None)] once the
+        grace after Ctrl-C is over."""
+        try:
+            if self.abandon_at is None:
+                events = [self.events.get()]
+            else:
+                events = [self.events.get(timeout=max(0.0, self.abandon_at - time.monotonic()))]
+        except queue.Empty:
+            self.abandon_at = None
+            return [(_ABANDON, None)]
         while True:
             try:
                 events.append(self.events.get_nowait())

@@ -15,6 +15,8 @@ and the skip prints why.
 """
 import asyncio
 import concurrent.futures
+import contextlib
+import copyreg
 import json
 import os
 import signal
@@ -26,9 +28,18 @@ import time
 
 import pytest
 
+# Importing distributed installs tblib's pickling of every exception class
+# (distributed/utils.py), process-wide: exceptions then pickle with their
+# causes and tracebacks.  pytest imports this file in every process that runs
+# tests, and the rest of the suite checks the stdlib's pickling of errors, so
+# that is undone here (the ClusterExecutor's exceptions are pickled on the
+# workers, which keep it).
+_PICKLING = dict(copyreg.dispatch_table)
 distributed = pytest.importorskip(
     "distributed", reason="Dask's distributed is not installed for this Python "
                           "(pip install 'cfutures[dask]'): no cluster tests")
+copyreg.dispatch_table.clear()
+copyreg.dispatch_table.update(_PICKLING)
 
 import cfutures                                    # noqa: E402
 import process_tasks as tasks                      # noqa: E402
@@ -44,19 +55,16 @@ REF = concurrent.futures
 CLUSTER = {}        # "address", "client": the file's cluster (see `cluster`)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster(tmp_path_factory):
-    """The file's cluster, started as a user starts one (`dask scheduler`,
-    two `dask worker` of one thread, loopback), each a process of its own:
-    with the scheduler inside the test process (a LocalCluster), it and
-    the test take turns on one GIL, and 10,000 futures took 50-80 s
-    instead of 12.  (ClusterExecutor() and dask://local start LocalClusters
-    of their own below.)  Tasks go to the workers at once (no scheduler-
-    side queuing, as in ClusterExecutor's own clusters); a task may fail
-    once (a worker dies under it) and is run again, the second death fails
-    it (KilledWorker), so that a test need not kill four workers."""
-    directory = tmp_path_factory.mktemp("dask")
-    scheduler_file = str(directory / "scheduler.json")
+@contextlib.contextmanager
+def dask_cluster(directory, workers=2):
+    """A scheduler and `workers` workers of one thread, started as a user
+    starts them (`dask scheduler`, `dask worker`), each a process of its
+    own, on the loopback interface: yields (address, the scheduler's
+    Popen).  Tasks go to the workers at once (no scheduler-side queuing, as
+    in ClusterExecutor's own clusters); a task may fail once (a worker dies
+    under it) and is run again, the second death fails it (KilledWorker),
+    so that a test need not kill four workers."""
+    scheduler_file = os.path.join(str(directory), "scheduler.json")
     dask_cli = os.path.join(os.path.dirname(sys.executable), "dask")
     common = ["--scheduler-file", scheduler_file, "--no-dashboard", "--host", "127.0.0.1"]
     env = child_env(dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
@@ -72,10 +80,29 @@ def cluster(tmp_path_factory):
         start("scheduler", "--port", "0")
         wait_until(lambda: os.path.exists(scheduler_file)
                    and os.path.getsize(scheduler_file) > 0, what="the scheduler")
-        start("worker", "--nthreads", "1")
-        start("worker", "--nthreads", "1")
+        for _ in range(workers):
+            start("worker", "--nthreads", "1")
         with open(scheduler_file) as f:
             address = json.load(f)["address"]
+        yield address, procs[0]
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster(tmp_path_factory):
+    """The file's cluster (dask_cluster).  Not a LocalCluster: its scheduler
+    would run in the test process, taking turns with the test on one GIL
+    (10,000 futures took 50-80 s instead of 12).  ClusterExecutor() and
+    dask://local start LocalClusters of their own below."""
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as (address, _):
         client = distributed.Client(address, set_as_default=False, timeout=TIMEOUT)
         client.wait_for_workers(2, timeout=TIMEOUT)
         # Start the threads Dask starts once per process, on first use, so
@@ -89,15 +116,6 @@ def cluster(tmp_path_factory):
         yield address
         CLUSTER.clear()
         client.close()
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 def worker_pids(client=None):
@@ -359,6 +377,40 @@ def test_accepted_calls_complete_under_concurrent_cancel_and_shutdown(tmp_path):
         t.join(TIMEOUT)
     assert all(f.done() for f in fs)
     assert REF.wait(fs, timeout=TIMEOUT).not_done == set()
+
+
+def test_ctrl_c_in_the_with_block_ends_it_promptly(tmp_path):
+    # What has not started is cancelled; a running call gets half a second,
+    # then its future fails as a pool's whose workers were stopped.
+    s = Sync(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        with ClusterExecutor(CLUSTER["address"], max_workers=1) as ex:
+            running = ex.submit(tasks.block, s.dir, "run")
+            queued = ex.submit(tasks.square, 2)
+            s.started("run")
+            wait_until(running.running, what="RUNNING")
+            interrupted = time.monotonic()
+            raise KeyboardInterrupt
+    ended = time.monotonic() - interrupted
+    s.release()
+    assert queued.cancelled()
+    assert exc_view(running.exception(timeout=0))[:2] == (
+        REF.process.BrokenProcessPool, BROKEN_FUTURE)
+    assert 0.4 < ended < 10
+
+
+def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
+    with dask_cluster(tmp_path, workers=1) as (address, scheduler):
+        ex = ClusterExecutor(address)
+        assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
+        f = ex.submit(tasks.sleep_return, "late", 30)
+        wait_until(f.running, what="RUNNING")
+        scheduler.kill()
+        error = f.exception(timeout=TIMEOUT)
+        assert exc_view(error)[:2] == (REF.process.BrokenProcessPool, BROKEN_FUTURE)
+        shutting = time.monotonic()
+        ex.shutdown(wait=True)
+        assert time.monotonic() - shutting < TIMEOUT
 
 
 # ---- Dask's own futures in cfutures' wait() and as_completed() --------------

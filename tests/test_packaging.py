@@ -72,7 +72,8 @@ def test_wheel_metadata(dist):
         assert os.path.exists(os.path.join(ROOT, target)), entry
     assert any(re.match(r"cfutures/_cfutures\..*\.so$", n) for n in files)
     for typing_file in ("cfutures/py.typed", "cfutures/__init__.pyi", "cfutures/thread.pyi",
-                        "cfutures/process.pyi", "cfutures/_base.pyi"):
+                        "cfutures/process.pyi", "cfutures/_base.pyi",
+                        "cfutures/distributed.pyi"):
         assert typing_file in files
     assert any(n.endswith("licenses/LICENSE") for n in files)
 

@@ -102,6 +102,16 @@ def futures_of_processes() -> None:
             print(broken)
 
 
+def futures_of_a_cluster() -> None:
+    from cfutures.distributed import ClusterExecutor
+    with ClusterExecutor("tcp://127.0.0.1:8786", max_workers=4) as ex:
+        assert_type(ex, ClusterExecutor)
+        assert_type(ex.submit(square, 2), Future[int])
+        assert_type(list(ex.map(square, range(4), chunksize=2, ordered=False)), list[int])
+        print(ex.client)
+    ClusterExecutor(initializer=setup, initargs=("x", 2))
+
+
 def plain_futures() -> None:
     f: Future[int] = Future()
     f.set_running_or_notify_cancel()
