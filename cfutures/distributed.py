@@ -261,28 +261,27 @@ class _Bridge(object):
         for task in tasks:
             error = BrokenProcessPool(BROKEN_FUTURE)
             error.__cause__ = cause
-            _settle(task.future, False, error)
+            self.conclude(task, False, error)
 
     def done(self):
         with self.lock:
             return self.phase is not _Phase.RUNNING and not self.tasks
 
     def next_events(self):
-        """What happened since the last round; [(_ABANDON, None)] once the
+        """What happened since the last round, and (_ABANDON, None) once the
         grace after Ctrl-C is over."""
+        events = []
+        timeout = None if self.abandon_at is None else max(0.0, self.abandon_at - time.monotonic())
         try:
-            if self.abandon_at is None:
-                events = [self.events.get()]
-            else:
-                events = [self.events.get(timeout=max(0.0, self.abandon_at - time.monotonic()))]
-        except queue.Empty:
-            self.abandon_at = None
-            return [(_ABANDON, None)]
-        while True:
-            try:
+            events.append(self.events.get(timeout=timeout))
+            while True:
                 events.append(self.events.get_nowait())
-            except queue.Empty:
-                return events
+        except queue.Empty:
+            pass
+        if self.abandon_at is not None and time.monotonic() >= self.abandon_at:
+            self.abandon_at = None
+            events.append((_ABANDON, None))
+        return events
 
     def handle(self, events):
         finished, cancelled = [], []
@@ -338,6 +337,11 @@ class _Bridge(object):
             ok, value = _loads(value)
         else:
             ok, value = False, _dask_error(status, value)
+        self.conclude(task, ok, value)
+
+    def conclude(self, task, ok, value):
+        """Complete the future of an ended task (RUNNING first, if its start
+        was not heard of); one cancelled meanwhile is only notified."""
         if task.started or task.future.set_running_or_notify_cancel():
             _settle(task.future, ok, value)
 
@@ -349,7 +353,7 @@ class _Bridge(object):
         running = [t for t in self.sent.values() if t.started]
         for task in running:
             self.end(task)
-            _settle(task.future, False, BrokenProcessPool(BROKEN_FUTURE))
+            self.conclude(task, False, BrokenProcessPool(BROKEN_FUTURE))
         if running:
             self.client.cancel([t.dask_future for t in running])
 

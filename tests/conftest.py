@@ -44,7 +44,7 @@ def load_module(which):
 # time each, handed out in this order: --no-loadscope-reorder) the short
 # files fill the end and both workers finish together.  Any order is
 # correct; this one is faster.
-LONG_FILES = ("test_packaging.py", "test_executor_contract.py",
+LONG_FILES = ("test_packaging.py", "test_cluster.py", "test_executor_contract.py",
               "test_process_lifecycle.py", "test_typing.py", "test_refleaks.py", "test_process_pool.py",
               "test_examples.py", "test_thread_stress.py", "test_main.py",
               "test_ecosystem.py", "test_green_threads.py",
@@ -63,7 +63,7 @@ def _file_rank(item):
 # code is the same under every start method, and multiprocessing's start
 # methods change little between versions), and
 # tests marked `ends_only` (type-checker runs, the million-task stress,
-# gevent/eventlet and joblib/loky).
+# gevent/eventlet and joblib/loky, as_completed over 10,000 Dask futures).
 # CFUTURES_EVERY_VERSION=1 runs them everywhere.
 ENDS = ((3, 9), (3, 13))
 WHERE = {"spawn": ((3, 9),), "forkserver": ((3, 13),), "ends_only": ENDS}

@@ -86,14 +86,10 @@ def dask_cluster(directory, workers=2):
             address = json.load(f)["address"]
         yield address, procs[0]
     finally:
+        for p in procs:         # each a session of its own: a worker and its nanny
+            os.killpg(p.pid, signal.SIGKILL)
         for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            p.wait()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -415,9 +411,13 @@ def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
 
 # ---- Dask's own futures in cfutures' wait() and as_completed() --------------
 
-def test_as_completed_over_10000_dask_futures_yields_each_once():
+# 10,000 Dask futures take ~15 s here (Dask's per-task cost); the oldest and
+# newest Python (the two versions of distributed: 3.9 has 2024.8) take
+# them, the others 1,000 (conftest.py's ends_only).
+@pytest.mark.parametrize("count", [1000, pytest.param(10000, marks=pytest.mark.ends_only)])
+def test_as_completed_over_many_dask_futures_yields_each_once(count):
     client = CLUSTER["client"]
-    dask_fs = client.map(tasks.square, range(10000), pure=False)
+    dask_fs = client.map(tasks.square, range(count), pure=False)
     plain = REF.Future()
     ours = cfutures.Future()
     seen = []
@@ -426,9 +426,9 @@ def test_as_completed_over_10000_dask_futures_yields_each_once():
         if len(seen) == 100:        # the other kinds finish in the middle
             plain.set_result("stdlib")
             ours.set_result("cfutures")
-    assert len(seen) == 10002 and len(set(map(id, seen))) == 10002
+    assert len(seen) == count + 2 and len(set(map(id, seen))) == count + 2
     assert set(map(id, seen)) == set(map(id, dask_fs + [plain, ours]))
-    assert sum(client.gather(dask_fs)) == sum(i * i for i in range(10000))
+    assert sum(client.gather(dask_fs)) == sum(i * i for i in range(count))
 
 
 def test_wait_takes_dask_futures_mixed_with_others(tmp_path):
