@@ -130,7 +130,7 @@ class _Task(object):
         self.started = False
 
 
-_STARTED, _FINISHED, _CANCELLED, _WAKE, _ABANDON = range(5)
+_STARTED, _FINISHED, _CANCELLED, _WAKE, _ABANDON, _SHUT_DOWN = range(6)
 
 
 class _Bridge(object):
@@ -157,7 +157,11 @@ class _Bridge(object):
         self.events = queue.SimpleQueue()
         self.abandon_at = None              # after Ctrl-C: when running calls are given up
         self.keys = itertools.count()
-        self.thread = threading.Thread(target=self.run, name="ClusterExecutor-bridge")
+        # Not a daemon, even when made in one: at exit its calls finish.
+        self.thread = threading.Thread(target=self.run, name="ClusterExecutor-bridge",
+                                       daemon=False)
+        with _LIVE_LOCK:            # (made after the exit hook ran: ends when idle)
+            _LIVE.add(self)
         self.thread.start()
 
     # -- what other threads call --------------------------------------------
@@ -191,6 +195,13 @@ class _Bridge(object):
         """A done-callback of every future: a cancel() must reach Dask."""
         if future.cancelled():
             self.events.put((_CANCELLED, future))
+
+    def shut_down_later(self):
+        """shut_down(False) by the bridge itself: for the executor's
+        finalizer, which may run in any thread, the bridge's too, while it
+        holds its lock (a collection): it takes no lock.  (No submit can
+        come: the executor is gone.)"""
+        self.events.put((_SHUT_DOWN, None))
 
     def shut_down(self, cancel_futures):
         """RUNNING -> SHUTTING_DOWN (a broken executor stays BROKEN)."""
@@ -264,8 +275,9 @@ class _Bridge(object):
             self.conclude(task, False, error)
 
     def done(self):
+        """Shut down, broken or at interpreter exit, with no task left."""
         with self.lock:
-            return self.phase is not _Phase.RUNNING and not self.tasks
+            return (self.phase is not _Phase.RUNNING or _exiting) and not self.tasks
 
     def next_events(self):
         """What happened since the last round, and (_ABANDON, None) once the
@@ -294,6 +306,8 @@ class _Bridge(object):
                 cancelled.append(what)
             elif kind == _ABANDON:
                 self.abandon_running()
+            elif kind == _SHUT_DOWN:
+                self.shut_down(cancel_futures=False)
         if cancelled:
             self.cancel(cancelled)
         for key, status, value in finished:
@@ -382,16 +396,23 @@ class _Bridge(object):
             self.dask.watch(self.client, dask_future, self.dask_ended)
 
     def tear_down(self):
-        """Close what this executor opened on the cluster; never raises."""
-        for undo in (lambda: self.client.unsubscribe_topic(self.topic),
-                     lambda: self.plugin and self.client.unregister_worker_plugin(
-                         self.plugin.name),
-                     *[closable.close for closable in self.owned]):
+        """Take out what this executor left on the cluster (not when the
+        client has lost its scheduler: each call would wait out the
+        client's reconnect timeout), then close what it opened; never
+        raises."""
+        undos = [closable.close for closable in self.owned]
+        if self.client.status == "running":
+            undos[:0] = [lambda: self.client.unsubscribe_topic(self.topic),
+                         lambda: self.client.run_on_scheduler(_forget_topic, topic=self.topic),
+                         lambda: self.plugin and self.client.unregister_worker_plugin(
+                             self.plugin.name)]
+        for undo in undos:
             try:
                 undo()
             except Exception:           # noqa: B902 - the cluster may be gone
                 LOGGER.debug("ClusterExecutor: closing", exc_info=True)
-        _LIVE.discard(self)
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
 
 def _traceback_of(exc):
@@ -444,14 +465,29 @@ def _callable_name(fn):
 # down (its calls still finish, as a pool's do), before Dask's own exit
 # handlers close its clients.
 _LIVE = set()
+_LIVE_LOCK = threading.Lock()
 _exiting = False
 
 
 def _at_exit():
+    """The interpreter is exiting: submit() refuses, as the stdlib's, and
+    each bridge ends once its calls have (threading joins it).  Takes no
+    bridge's lock (see shut_down_later)."""
     global _exiting
-    _exiting = True
-    for bridge in list(_LIVE):
-        bridge.shut_down(cancel_futures=False)
+    with _LIVE_LOCK:
+        _exiting = True
+        bridges = list(_LIVE)
+    for bridge in bridges:
+        bridge.events.put((_WAKE, None))
+
+
+def _forget_topic(dask_scheduler, topic):
+    """On the scheduler: drop the log of an ended executor's start events
+    (Dask keeps a topic's last 1,000 events for good).  Its event broker is
+    Dask's internal; where it is not, the log stays."""
+    topics = getattr(getattr(dask_scheduler, "_broker", None), "_topics", None)
+    if topics is not None:
+        topics.pop(topic, None)
 
 
 threading._register_atexit(_at_exit)
@@ -498,7 +534,10 @@ class ClusterExecutor(Executor):
           allowed-failures) fails with BrokenProcessPool, its __cause__
           Dask's KilledWorker.
         - The initializer runs in the workers of the cluster, which other
-          clients may share; it is not undone at shutdown.
+          clients may share; it is not undone at shutdown.  Its failure
+          breaks the executor when it is registered (in the workers then
+          present); in a worker that joins later, Dask logs it, and the
+          worker takes calls all the same.
     """
 
     def __init__(self, address=None, *, client=None, max_workers=None, initializer=None,
@@ -511,20 +550,24 @@ class ClusterExecutor(Executor):
             raise TypeError("ClusterExecutor() takes an address or a client, not both")
         dask = _import_dask()
         owned = []
-        if client is None:
-            target = address
-            if address is None:
-                target = dask.start_local_cluster(max_workers or os.cpu_count() or 1)
-                owned.append(target)
-            client = dask.connect(target)
-            owned.insert(0, client)
+        try:
+            if client is None:
+                target = address
+                if address is None:
+                    target = dask.start_local_cluster(max_workers or os.cpu_count() or 1)
+                    owned.append(target)
+                client = dask.connect(target)
+                owned.insert(0, client)
+        except BaseException:       # noqa: B902 - close what was opened, then raise
+            for closable in owned:
+                closable.close()
+            raise
         self._max_workers = max_workers
         # On its own cluster, its size is the limit: Dask queues the calls.
         limit = None if address is None and owned else max_workers
         self._bridge = _Bridge(dask, client, owned, limit, initializer, initargs)
-        _LIVE.add(self._bridge)
         # Dropped without shutdown(): its calls still finish, then it closes.
-        weakref.finalize(self, self._bridge.shut_down, False)
+        weakref.finalize(self, self._bridge.shut_down_later)
 
     @property
     def client(self):
@@ -597,11 +640,17 @@ def process_pool_class(url):
             if initializer is not None and not callable(initializer):
                 raise TypeError("initializer must be a callable")
             if max_tasks_per_child is not None:
+                if not isinstance(max_tasks_per_child, int):
+                    raise TypeError("max_tasks_per_child must be an integer")
+                elif max_tasks_per_child <= 0:
+                    raise ValueError("max_tasks_per_child must be >= 1")
                 import warnings
                 warnings.warn("max_tasks_per_child is not honoured on a Dask cluster: "
                               "its workers are not replaced", RuntimeWarning, stacklevel=2)
             super().__init__(client=shared.get(), max_workers=max_workers,
                              initializer=initializer, initargs=initargs)
+            if max_workers is None:         # as the stdlib's attribute says
+                self._max_workers = os.cpu_count() or 1
 
         def terminate_workers(self):
             """Shuts down, cancelling the calls not started (Dask's workers
@@ -611,6 +660,7 @@ def process_pool_class(url):
         kill_workers = terminate_workers
 
     ProcessPoolExecutor.__module__ = "concurrent.futures.process"
+    ProcessPoolExecutor.__qualname__ = "ProcessPoolExecutor"
     return ProcessPoolExecutor
 
 

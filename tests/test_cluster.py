@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copyreg
+import functools
 import json
 import os
 import signal
@@ -407,6 +408,76 @@ def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
         shutting = time.monotonic()
         ex.shutdown(wait=True)
         assert time.monotonic() - shutting < TIMEOUT
+
+
+def test_dropped_by_its_own_callbacks_while_the_bridge_holds_its_lock():
+    # The last reference to the executor is in a done-callback of a
+    # cancelled call that waits here; the bridge drops it while it holds
+    # its lock, and the executor's finalizer runs there (found by review:
+    # it deadlocked).
+    def cb(executor, f):
+        pass
+
+    def make():
+        ex = ClusterExecutor(CLUSTER["address"], max_workers=1)
+        first = ex.submit(tasks.sleep_return, "first", 0.3)
+        cancelled = [ex.submit(tasks.square, i) for i in range(2)]
+        cancelled[0].add_done_callback(functools.partial(cb, ex))
+        assert all(f.cancel() for f in cancelled)
+        return ex._bridge, first
+
+    bridge, first = make()
+    assert first.result(timeout=TIMEOUT) == "first"
+    bridge.thread.join(TIMEOUT)
+    assert not bridge.thread.is_alive()
+
+
+def test_an_ended_executor_leaves_no_start_events_on_the_scheduler():
+    def topics():
+        return {k for k in CLUSTER["client"].get_events() if k.startswith("cfutures-")}
+
+    before = topics()
+    with ClusterExecutor(CLUSTER["address"]) as ex:
+        assert list(ex.map(tasks.square, range(20))) == [i * i for i in range(20)]
+        topic = ex._bridge.topic
+        assert topic in topics()
+    assert topics() <= before
+
+
+@pytest.mark.parametrize("made", ["in a daemon thread", "after exit began"])
+def test_interpreter_exit_waits_for_the_calls_and_ends(made):
+    # As the stdlib's pools: at exit the calls still finish (their
+    # callbacks run), then the interpreter ends; an executor made in a
+    # daemon thread or after the exit hook ran included (found by review:
+    # lost futures, a hang).
+    program = textwrap.dedent("""
+        import sys, threading, time
+        from cfutures.distributed import ClusterExecutor
+        import process_tasks as tasks
+        import cfutures._dask   # (after exit began nothing can register atexit)
+        keep = []
+
+        def work():
+            if sys.argv[2] == "after exit began":
+                threading.main_thread().join()
+            ex = ClusterExecutor(sys.argv[1])
+            keep.append(ex)
+            try:
+                f = ex.submit(tasks.sleep_return, 1, 0.3)
+            except RuntimeError as error:
+                print(error, flush=True)
+                return
+            f.add_done_callback(lambda f: print("done-callback ran", flush=True))
+
+        t = threading.Thread(target=work, daemon=sys.argv[2] != "after exit began")
+        t.start()
+        if t.daemon:
+            t.join()
+    """)
+    rc, out, err = run_child(["-c", program, CLUSTER["address"], made], timeout=60)
+    assert rc == 0, err
+    assert out == ("done-callback ran\n" if made == "in a daemon thread" else
+                   "cannot schedule new futures after interpreter shutdown\n")
 
 
 # ---- Dask's own futures in cfutures' wait() and as_completed() --------------
