@@ -5,6 +5,11 @@ Environment switches (used by the Makefile):
                        -Wstrict-prototypes (tests and CI build this way)
   CFUTURES_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
   CFUTURES_DEBUG=1     -O0 -g, assertions on
+  CFUTURES_NO_EXTENSION=1
+                       no extension: for scripts/venv.sh's editable install
+                       alone, as scripts/build.py builds the extension in
+                       place right after it (with the flags above); else each
+                       new environment would compile it twice
 """
 import glob
 import os
@@ -32,7 +37,7 @@ if flag("CFUTURES_DEBUG"):
     undef_macros.append("NDEBUG")
 
 setup(
-    ext_modules=[
+    ext_modules=[] if flag("CFUTURES_NO_EXTENSION") else [
         Extension(
             "cfutures._cfutures",
             sources=sorted(glob.glob("src/*.c")),

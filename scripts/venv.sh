@@ -17,6 +17,8 @@ echo "-- creating $dir ($("$python" --version 2>&1), $mode)"
 # shellcheck disable=SC2086
 "$dir/bin/python" -m pip install -q --disable-pip-version-check $extras
 if [ "$mode" = editable ]; then
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+    # Python files only: every make target that installs cfutures this way
+    # builds the extension in place next (scripts/build.py, strict flags).
+    CFUTURES_NO_EXTENSION=1 "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 fi
 printf '%s\n' "$extras" > "$stamp"

@@ -17,7 +17,7 @@ costs while it waits.
    worker starts only when no idle one can take the task; under fork all
    max_workers start at the first submit.
 6. Queued tasks do not each hold a pickled copy of their arguments: the
-   parent's peak memory with 50 queued tasks sharing a 20 MB argument stays
+   parent's peak memory with 20 queued tasks sharing a 20 MB argument stays
    near the stdlib's.
 
 Where the running stdlib lacks the API or itself hangs or crashes, the
@@ -460,12 +460,13 @@ def reset_peak():
 
 
 MB = 1 << 20
+QUEUED = 20      # tasks: enough that a copy each (400 MB) is far over the bound
 
 
 def peak_while_queued(m, sync):
-    """How much the parent's resident memory rose, at its peak, while 50
-    tasks sharing one 20 MB argument queued behind a blocked worker and then
-    ran."""
+    """How much the parent's resident memory rose, at its peak, while
+    QUEUED tasks sharing one 20 MB argument queued behind a blocked worker
+    and then ran."""
     s = sync.sub(which(m))
     data = os.urandom(20 * MB)
     with pool(m, "fork", sync=s, max_workers=1) as (ex, watch):
@@ -474,10 +475,10 @@ def peak_while_queued(m, sync):
         gc.collect()
         base = status_bytes("VmRSS")
         peak_known = reset_peak()
-        fs = [ex.submit(tasks.length, data) for _ in range(50)]
+        fs = [ex.submit(tasks.length, data) for _ in range(QUEUED)]
         after_submit = status_bytes("VmRSS")
         s.release()
-        assert [f.result(timeout=2 * TIMEOUT) for f in fs] == [len(data)] * 50
+        assert [f.result(timeout=2 * TIMEOUT) for f in fs] == [len(data)] * QUEUED
         assert first.result(timeout=TIMEOUT) == "first"
         if peak_known:
             peak = status_bytes("VmHWM")
@@ -498,7 +499,7 @@ def test_queued_tasks_share_their_argument(mod, sync):
     # freed memory went back to the system.  The stdlib keeps at most a
     # couple of pickled calls at a time (its call queue holds max_workers +
     # 1): about 40 MB here on 3.9-3.13; a pickled copy per queued task is
-    # 1 GB.  Bound: 3x the stdlib measured in this process (by the stdlib
+    # 400 MB.  Bound: 3x the stdlib measured in this process (by the stdlib
     # half of this test, just before; by this half itself when it runs
     # alone), but no less than 120 MB, so that a stdlib run that reused
     # memory already resident (and so measured less) cannot make the bound

@@ -26,7 +26,7 @@ import cfutures
 import option_tasks
 import process_tasks as tasks
 from cfutures.process import WorkerDied
-from futures_helpers import TIMEOUT as WAIT, agreed, outcome
+from futures_helpers import TIMEOUT as WAIT, agreed, agreed_once, outcome
 
 REF = concurrent.futures
 BrokenProcessPool = REF.process.BrokenProcessPool
@@ -216,7 +216,7 @@ def test_default_pool_does_not_time_out_tasks(mod):
     def scenario(m):
         with m.ProcessPoolExecutor(1) as ex:
             return ex.submit(option_tasks.pid_after, 1.0).exception(timeout=WAIT)
-    assert agreed(scenario, mod) is None
+    assert agreed_once(scenario, mod) is None
 
 
 # ---- isolate_crashes -------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_without_cancel_running_a_running_task_cannot_be_cancelled(mod, tmp_path
             while not f.running():
                 time.sleep(0.01)
             return f.cancel(), f.result(timeout=WAIT) > 0
-    assert agreed(scenario, mod) == (False, True)
+    assert agreed_once(scenario, mod) == (False, True)
 
 
 def test_cancel_running_leaves_finished_and_pending_alone():

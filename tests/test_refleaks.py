@@ -123,12 +123,19 @@ def abandoned_iterator():
     del it
 
 
+# Fewer rounds where a round is costly and settles at once: a thread start
+# per round (about a millisecond), measured at under 0.2 bytes per round from 300 rounds
+# on, 3.9-3.13.  (mixed_waits keeps ROUNDS: one-off growth there measured
+# up to ~12 bytes per round at 300 rounds.)
+ROUNDS_OF = {waited_across_threads: 500}
+
+
 @pytest.mark.parametrize("scenario", [future_lifecycle, failing_callback, timeouts, mixed_waits,
                                       waited_across_threads, abandoned_iterator])
 def test_no_growth(scenario, caplog):
     caplog.set_level(100)           # keep the logged callback errors out of memory
     # A leak here is at least one object per round: ~50 bytes and up.
-    assert growth_per_round(scenario) < 8
+    assert growth_per_round(scenario, ROUNDS_OF.get(scenario, ROUNDS)) < 8
 
 
 # ---- executors: the per-task paths in C ------------------------------------

@@ -25,7 +25,7 @@ import weakref
 
 import pytest
 
-from futures_helpers import (TIMEOUT, Blocker, agreed, default_max_workers,
+from futures_helpers import (TIMEOUT, Blocker, agreed, agreed_once, default_max_workers,
                              join_all, must_wait, pool_threads, run_child,
                              unique_prefix, wait_until)
 
@@ -490,7 +490,7 @@ def test_interpreter_exit_waits_for_work(mod):
         rc, out, err = run_child(EXIT_SCRIPT % m.__name__)
         return rc, sorted(out.splitlines()), err
 
-    rc, lines, err = agreed(scenario, mod)
+    rc, lines, err = agreed_once(scenario, mod)
     assert (rc, err) == (0, "")
     assert lines == ["main done", "task 0", "task 1", "task 2"]
 
@@ -539,7 +539,7 @@ def test_interpreter_exit_with_worker_blocked_until_main_ends(mod):
         threading.Timer(0.2, go.set).start()
     """
 
-    assert agreed(lambda m: run_child(code % m.__name__), mod) == (
+    assert agreed_once(lambda m: run_child(code % m.__name__), mod) == (
         0, "released True\n", "")
 
 

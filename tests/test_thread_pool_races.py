@@ -172,9 +172,22 @@ def burst_rounds(mod, rounds=ROUNDS, workers=4, submitters=4, per_thread=10):
     return out
 
 
+_BURSTS = {}    # module name -> burst_rounds(mod, workers=BURST_WORKERS)
+BURST_WORKERS = 4
+
+
+def shared_burst_rounds(mod):
+    """burst_rounds(mod, workers=BURST_WORKERS), run once per module for the
+    two tests below, which check different things of the same rounds (the
+    caller holds tiny_switch_interval)."""
+    if mod.__name__ not in _BURSTS:
+        _BURSTS[mod.__name__] = burst_rounds(mod, workers=BURST_WORKERS)
+    return _BURSTS[mod.__name__]
+
+
 def test_never_more_than_max_workers_threads(mod, tiny_switch_interval):
-    workers = 4
-    rounds = burst_rounds(mod, workers=workers)
+    workers = BURST_WORKERS
+    rounds = shared_burst_rounds(mod)
     over = [peak for peak, _, _, _ in rounds if peak > workers]
     assert over == [], (
         "%d of %d rounds had more than max_workers=%d threads (peaks %r)"
@@ -183,9 +196,9 @@ def test_never_more_than_max_workers_threads(mod, tiny_switch_interval):
 
 def test_thread_names_unique_with_concurrent_submitters(
         mod, tiny_switch_interval):
-    workers = 4
+    workers = BURST_WORKERS
     bad = []
-    for peak, names, seen, prefix in burst_rounds(mod, workers=workers):
+    for peak, names, seen, prefix in shared_burst_rounds(mod):
         allowed = {"%s_%d" % (prefix, i) for i in range(workers)}
         short = [n[len(prefix):] for n in names]
         if len(set(names)) != len(names) or not set(names) <= allowed:

@@ -34,13 +34,21 @@ def tool(name):
     return path
 
 
-def mypy(tmp_path, *args, cwd=None):
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory):
+    """One mypy cache for this file's runs: each of them otherwise analyses
+    the stdlib's stubs afresh (seconds).  mypy rechecks what changed, so the
+    diagnostics are those of a cold run."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def mypy(cache, *args, cwd=None):
     if tool("mypy") is None:
         pytest.skip("mypy is not installed (it is in the test extra)")
     env = dict(os.environ, MYPYPATH=ROOT)
     done = subprocess.run(
         [tool("mypy"), "--strict", "--no-error-summary", "--cache-dir",
-         str(tmp_path / "mypy-cache"), *args],
+         str(cache), *args],
         cwd=cwd or ROOT, env=env, capture_output=True, text=True)
     return done.stdout + done.stderr
 
@@ -59,8 +67,8 @@ def pyright(tmp_path, *files, cwd):
     return done.stdout
 
 
-def test_sample_is_clean_under_mypy_strict(tmp_path):
-    assert mypy(tmp_path, SAMPLE) == ""
+def test_sample_is_clean_under_mypy_strict(mypy_cache):
+    assert mypy(mypy_cache, SAMPLE) == ""
 
 
 def test_sample_is_clean_under_pyright(tmp_path):
@@ -96,9 +104,10 @@ def normalised(report, directory):
                   for line in report.splitlines() if line.strip())
 
 
-def test_lessons_give_the_same_mypy_diagnostics(tmp_path):
+def test_lessons_give_the_same_mypy_diagnostics(tmp_path, mypy_cache):
     names = lesson_variants(tmp_path)
-    reports = {sub: mypy(tmp_path, *names, cwd=str(tmp_path / sub)) for sub in ("stdlib", "cf")}
+    reports = {sub: mypy(mypy_cache, *names, cwd=str(tmp_path / sub))
+               for sub in ("stdlib", "cf")}
     assert normalised(reports["cf"], tmp_path / "cf") == \
         normalised(reports["stdlib"], tmp_path / "stdlib")
     # the lessons are untyped code: strict mode does have things to say
