@@ -63,7 +63,8 @@ def _file_rank(item):
 # code is the same under every start method, and multiprocessing's start
 # methods change little between versions), and
 # tests marked `ends_only` (type-checker runs, the million-task stress,
-# gevent/eventlet and joblib/loky, as_completed over 10,000 Dask futures).
+# gevent/eventlet and joblib/loky, the Dask cluster tests that start
+# processes or clusters of their own, as_completed over 10,000 Dask futures).
 # CFUTURES_EVERY_VERSION=1 runs them everywhere.
 ENDS = ((3, 9), (3, 13))
 WHERE = {"spawn": ((3, 9),), "forkserver": ((3, 13),), "ends_only": ENDS}
