@@ -50,11 +50,14 @@ test:
 	echo "== ran on:$$ran"; [ -z "$$missing" ] || echo "== skipped (absent):$$missing"; \
 	exit $$status
 
-# One interpreter: PY=/path/to/python VER=3.x (BUILT=1: `test` built it)
+# One interpreter: PY=/path/to/python VER=3.x (BUILT=1: `test` built it).
+# Bytecode is written even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE): the hundreds of child interpreters the suite
+# starts, and pytest's rewriting of asserts, then compile each module once.
 test-one:
 	@./scripts/venv.sh "$(PY)" .venv-$(VER)
 	@[ -n "$(BUILT)" ] || CFUTURES_STRICT=1 .venv-$(VER)/bin/python scripts/build.py
-	@.venv-$(VER)/bin/python -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
+	@PYTHONDONTWRITEBYTECODE= .venv-$(VER)/bin/python -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 demo:
 	@./scripts/venv.sh "$(PYTHON)" .venv-demo

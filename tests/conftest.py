@@ -63,11 +63,15 @@ def _file_rank(item):
 # code is the same under every start method, and multiprocessing's start
 # methods change little between versions), and
 # tests marked `ends_only` (type-checker runs, the million-task stress,
-# gevent/eventlet and joblib/loky, the Dask cluster tests that start
-# processes or clusters of their own, as_completed over 10,000 Dask futures).
+# gevent/eventlet and joblib/loky), and tests marked `newest_only` (the
+# million-task stress, pyright over the lessons, the Dask cluster tests
+# that start processes or clusters of their own, and as_completed over
+# 10,000 Dask futures: 3.9's older distributed runs the rest of the
+# cluster tests).
 # CFUTURES_EVERY_VERSION=1 runs them everywhere.
 ENDS = ((3, 9), (3, 13))
-WHERE = {"spawn": ((3, 9),), "forkserver": ((3, 13),), "ends_only": ENDS}
+WHERE = {"spawn": ((3, 9),), "forkserver": ((3, 13),), "ends_only": ENDS,
+         "newest_only": ((3, 13),)}
 
 
 def _runs_on(item):
@@ -78,13 +82,15 @@ def _runs_on(item):
                                               getattr(getattr(item, "cls", None), "METHOD", None)))
     if method in WHERE:
         return WHERE[method]
-    if item.get_closest_marker("ends_only") is not None:
-        return WHERE["ends_only"]
+    for marker in ("ends_only", "newest_only"):
+        if item.get_closest_marker(marker) is not None:
+            return WHERE[marker]
     return None
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ends_only: runs on the oldest and newest Python only")
+    config.addinivalue_line("markers", "newest_only: runs on the newest Python only")
 
 
 def pytest_collection_modifyitems(items):

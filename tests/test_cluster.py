@@ -13,10 +13,9 @@ CPU-bound exercises unchanged on a separately started scheduler.
 Without `distributed` (a Python with no wheel for it) the file is skipped,
 and the skip prints why.  The tests that start processes or clusters of
 their own (the launcher's runs, worker and scheduler deaths, interpreter
-exits, a LocalCluster) and the 10,000 futures run on the oldest and newest
-Python (`ends_only`: they carry both versions of distributed, 2024.8 on
-3.9), to keep `make test` within CI's time; the contract and the rest run
-on every version.
+exits, a LocalCluster) and the 10,000 futures run on the newest Python
+(`newest_only`), to keep `make test` within CI's time; the contract and
+the rest run on every version, 3.9 with the older distributed (2024.8).
 """
 import asyncio
 import concurrent.futures
@@ -323,7 +322,7 @@ def test_shutdown_closes_only_what_the_executor_opened():
     assert client.status == "running"       # not ours to close
     with pytest.raises(TypeError, match="an address or a client, not both"):
         ClusterExecutor(CLUSTER["address"], client=client)
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 def test_its_own_local_cluster_is_closed_with_it():
     before = set(threading.enumerate())
     with ClusterExecutor(max_workers=1, initializer=tasks.set_global,
@@ -398,7 +397,7 @@ def test_ctrl_c_in_the_with_block_ends_it_promptly(tmp_path):
     assert exc_view(running.exception(timeout=0))[:2] == (
         REF.process.BrokenProcessPool, BROKEN_FUTURE)
     assert 0.4 < ended < 10
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
     with dask_cluster(tmp_path, workers=1) as (address, scheduler):
         ex = ClusterExecutor(address)
@@ -447,7 +446,7 @@ def test_an_ended_executor_leaves_no_start_events_on_the_scheduler():
     assert topics() <= before
 
 
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 @pytest.mark.parametrize("made", ["in a daemon thread", "after exit began"])
 def test_interpreter_exit_waits_for_the_calls_and_ends(made):
     # As the stdlib's pools: at exit the calls still finish (their
@@ -486,10 +485,9 @@ def test_interpreter_exit_waits_for_the_calls_and_ends(made):
 
 # ---- Dask's own futures in cfutures' wait() and as_completed() --------------
 
-# 10,000 Dask futures take ~15 s here (Dask's per-task cost); the oldest and
-# newest Python (the two versions of distributed: 3.9 has 2024.8) take
-# them, the others 1,000 (conftest.py's ends_only).
-@pytest.mark.parametrize("count", [1000, pytest.param(10000, marks=pytest.mark.ends_only)])
+# 10,000 Dask futures take ~15 s here (Dask's per-task cost): the newest
+# Python takes them, every version 1,000 (conftest.py's newest_only).
+@pytest.mark.parametrize("count", [1000, pytest.param(10000, marks=pytest.mark.newest_only)])
 def test_as_completed_over_many_dask_futures_yields_each_once(count):
     client = CLUSTER["client"]
     dask_fs = client.map(tasks.square, range(count), pure=False)
@@ -539,7 +537,7 @@ def exercise(name, *launcher_args, env=None):
 
 
 # Worker deaths: the cluster's nannies restart the dead workers.
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 def test_a_worker_killed_mid_task_the_task_runs_again(tmp_path):
     # Dask runs the call again on a worker that lives; the user gets its
     # result, never a hang.
@@ -555,7 +553,7 @@ def test_a_worker_killed_mid_task_the_task_runs_again(tmp_path):
         s.release()
         assert f.result(timeout=TIMEOUT) == "victim"
         wait_until(lambda: len(worker_pids(ex.client)) == 2, what="the nanny's new worker")
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 def test_a_call_that_kills_every_worker_fails_as_in_a_broken_pool():
     # (allowed-failures is 1 here: the second death gives KilledWorker)
     with ClusterExecutor(CLUSTER["address"]) as ex:
@@ -566,7 +564,7 @@ def test_a_call_that_kills_every_worker_fails_as_in_a_broken_pool():
         assert ex.submit(tasks.square, 7).result(timeout=TIMEOUT) == 49   # goes on
 
 
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 @pytest.mark.parametrize("name", EXERCISES)
 def test_the_lessons_exercises_run_unchanged_on_a_cluster(name):
     local = exercise(name)
@@ -574,7 +572,7 @@ def test_the_lessons_exercises_run_unchanged_on_a_cluster(name):
     on_cluster = exercise(name, "--process-pool=dask://" + CLUSTER["address"].split("://")[1])
 
     assert on_cluster == local
-@pytest.mark.ends_only
+@pytest.mark.newest_only
 def test_the_launcher_puts_processpoolexecutor_on_dask_local():
     # CFUTURES_PROCESS_POOL as the option; the calls run on Dask workers;
     # the variable is not passed on to the processes the program starts.
