@@ -57,6 +57,15 @@ BROKEN_POOL = "A child process terminated abruptly, the process pool is not usab
 _INTERRUPT_GRACE = 0.5
 
 
+def _check_arguments(max_workers, initializer):
+    """The stdlib's checks of a pool's arguments, in its order, with its
+    words (before anything is started)."""
+    if max_workers is not None and max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+
+
 def _import_dask():
     """cfutures._dask, or the ImportError that says what to install."""
     try:
@@ -119,13 +128,15 @@ class _Phase(enum.Enum):
 
 class _Task(object):
     """A submitted call and what became of it so far: waiting here
-    (dask_future None), sent to Dask, started on a worker."""
+    (dask_future None), sent to Dask (its call, the pickled arguments,
+    no longer kept here), started on a worker."""
 
-    __slots__ = ("future", "call", "dask_future", "started")
+    __slots__ = ("future", "call", "key", "dask_future", "started")
 
     def __init__(self, future, call):
         self.future = future
         self.call = call
+        self.key = call.key
         self.dask_future = None
         self.started = False
 
@@ -375,7 +386,7 @@ class _Bridge(object):
         with self.lock:
             self.tasks.pop(task.future, None)
         if task.dask_future is not None:
-            self.sent.pop(task.call.key, None)
+            self.sent.pop(task.key, None)
 
     def send_waiting(self):
         """Send the waiting calls Dask may take now, in one batch."""
@@ -389,10 +400,11 @@ class _Bridge(object):
         if not batch:
             return
         dask_futures = self.client.map(_run_call, [t.call for t in batch],
-                                       key=[t.call.key for t in batch], pure=False)
+                                       key=[t.key for t in batch], pure=False)
         for task, dask_future in zip(batch, dask_futures):
             task.dask_future = dask_future
-            self.sent[task.call.key] = task
+            task.call = None
+            self.sent[task.key] = task
             self.dask.watch(self.client, dask_future, self.dask_ended)
 
     def tear_down(self):
@@ -542,10 +554,7 @@ class ClusterExecutor(Executor):
 
     def __init__(self, address=None, *, client=None, max_workers=None, initializer=None,
                  initargs=()):
-        if max_workers is not None and max_workers <= 0:
-            raise ValueError("max_workers must be greater than 0")
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
+        _check_arguments(max_workers, initializer)
         if address is not None and client is not None:
             raise TypeError("ClusterExecutor() takes an address or a client, not both")
         dask = _import_dask()
@@ -635,10 +644,7 @@ def process_pool_class(url):
 
         def __init__(self, max_workers=None, mp_context=None, initializer=None,
                      initargs=(), *, max_tasks_per_child=None):
-            if max_workers is not None and max_workers <= 0:
-                raise ValueError("max_workers must be greater than 0")
-            if initializer is not None and not callable(initializer):
-                raise TypeError("initializer must be a callable")
+            _check_arguments(max_workers, initializer)     # before the client is made
             if max_tasks_per_child is not None:
                 if not isinstance(max_tasks_per_child, int):
                     raise TypeError("max_tasks_per_child must be an integer")
