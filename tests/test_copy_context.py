@@ -263,7 +263,7 @@ def test_no_memory_kept_per_call(cf):
         def scenario():
             ex.submit(set_and_get, "x").result(timeout=WAIT)
             list(ex.map(get, range(3), buffersize=2))
-        assert growth_per_round(scenario, rounds=300) < 16
+        assert growth_per_round(scenario, rounds=300, windows=4) < 16
 
 
 # ---- the argument -------------------------------------------------------------

@@ -781,6 +781,8 @@ def test_no_memory_kept_per_map(cf):
     # -- is far above the bounds, which leave room for one-off costs still
     # settling after 300 rounds (measured up to ~20 bytes per round quietly,
     # ~50 when raising through a few frames on 3.13; ~1 over 3000 rounds).
+    # On a loaded machine a window of ~40 bytes per round turns up now and
+    # then (CI once had two in a row): hence four windows.
     from test_refleaks import growth_per_round
 
     with cf.ThreadPoolExecutor(2) as ex:
@@ -803,8 +805,8 @@ def test_no_memory_kept_per_map(cf):
                                           ordered=False))[:2] == ("raise", ValueError)
             del user.submitted[:]
 
-        assert growth_per_round(ending_quietly, rounds=300) < 32
-        assert growth_per_round(raising, rounds=300) < 96
+        assert growth_per_round(ending_quietly, rounds=300, windows=4) < 32
+        assert growth_per_round(raising, rounds=300, windows=4) < 96
 
 
 # ---- the process pool --------------------------------------------------------------------------
