@@ -78,6 +78,16 @@ def spin(n):
     return total
 
 
+def timed_spin(n):
+    """spin(n), timed by the worker running it: (its value, this worker's
+    pid, perf_counter at its start and end, the CPU seconds its thread
+    spent). perf_counter is CLOCK_MONOTONIC, one clock for every process of
+    the machine, so the parent can line the workers' tasks up."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    value = spin(n)
+    return value, os.getpid(), start, time.perf_counter(), time.thread_time() - cpu
+
+
 def pid_after(delay):
     """This worker's pid, once it has been busy for `delay` seconds, so that
     concurrent calls land on different workers."""
