@@ -100,9 +100,16 @@ def _trimmed(tb):
     return tb
 
 
+# Set when a KeyboardInterrupt escaped the program: the process then ends
+# killed by SIGINT, as python's does, once the exit's work is done.
+_interrupted = False
+
+
 def _run(run):
     """Run the program; an exception that escapes it is reported as python
-    reports it (KeyboardInterrupt: killed by SIGINT, as python exits)."""
+    reports it (KeyboardInterrupt: killed by SIGINT after the exit's work,
+    as python exits)."""
+    global _interrupted
     try:
         run()
     except SystemExit:
@@ -111,12 +118,27 @@ def _run(run):
         import traceback
         traceback.print_exception(type(exc), exc, _trimmed(exc.__traceback__))
         sys.stderr.flush()
-        if isinstance(exc, KeyboardInterrupt):
-            import signal
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
+        _interrupted = isinstance(exc, KeyboardInterrupt)
         return 1
     return 0
+
+
+def _die_of_sigint_if_interrupted():
+    """The first atexit hook registered, so the last to run: python, after
+    an unhandled KeyboardInterrupt, first joins the threads and runs every
+    atexit hook (a pool waiting for its tasks, the program's own hooks),
+    and only then kills itself with SIGINT, so that its parent (a shell)
+    sees the interrupt.  Only the interpreter's teardown after atexit
+    (collecting the modules' objects) is left out here."""
+    if _interrupted:
+        import signal
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _new_main(**attrs):
@@ -218,6 +240,8 @@ def _process_pool_option(argv):
 
 
 def main(argv=None):
+    import atexit
+    atexit.register(_die_of_sigint_if_interrupted)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("-h", "--help"):
         print(HELP)

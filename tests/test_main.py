@@ -10,6 +10,7 @@ cfutures, also in process workers started by spawn or forkserver; and
 `python -m cfutures -m pytest` runs a project's test suite on cfutures.
 """
 import os
+import signal
 import sys
 import textwrap
 
@@ -126,6 +127,41 @@ def test_traceback_shows_the_program_only(tmp_path):
     assert "runpy" not in err and "cfutures" not in err, err
     compare(["boom.py"], tmp_path)
     compare(["-c", "raise SystemExit(7)"], tmp_path)
+
+
+INTERRUPTED = textwrap.dedent("""
+    import atexit
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    atexit.register(print, "atexit hook ran", flush=True)
+    started, release = threading.Event(), threading.Event()
+
+    def task():
+        started.set()
+        release.wait(60)
+        print("task ended", flush=True)
+
+    ex = ThreadPoolExecutor(1)
+    ex.submit(task)
+    started.wait(60)
+    # The exit joins the pool's worker: let the task end only once the
+    # program is already on its way out.
+    threading.Timer(0.2, release.set).start()
+    raise KeyboardInterrupt
+""")
+
+
+def test_ctrl_c_escaping_the_program_exits_as_python_does(tmp_path):
+    # Python reports the KeyboardInterrupt, joins the threads (the pool
+    # waits for its running task), runs the atexit hooks, and then kills
+    # itself with SIGINT so the shell sees an interrupted program.
+    (tmp_path / "interrupted.py").write_text(INTERRUPTED)
+    lines = compare(["interrupted.py"], tmp_path)
+    assert lines == ["task ended", "atexit hook ran"]
+    out, err, rc = run(["interrupted.py"], tmp_path, launcher=True)
+    assert rc == -signal.SIGINT
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
 
 
 def test_help_documents_the_forms(tmp_path):
