@@ -218,10 +218,16 @@ batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
 }
 
 /* Green threads: this thread is a greenlet; wait in the (patched) select
- * so that the others run, then transfer without blocking. */
+ * so that the others run, until the batch's deadline, then transfer
+ * without blocking. */
 static int
 batch_wait_green(pp_batch *b)
 {
+    double timeout = 0.0;
+    if (b->deadline_ns != 0) {
+        int64_t left = b->deadline_ns - cf_monotonic_ns();
+        timeout = left > 0 ? (double)left / 1e9 : 0.0;
+    }
     PyObject *select = PyImport_ImportModule("select");
     PyObject *rlist = PyList_New(0), *wlist = PyList_New(0), *xlist = PyList_New(0);
     int rc = select != NULL && rlist != NULL && wlist != NULL && xlist != NULL ? 0 : -1;
@@ -230,8 +236,10 @@ batch_wait_green(pp_batch *b)
         rc = fd == NULL ? -1 : PyList_Append(b->fds[k].events == POLLOUT ? wlist : rlist, fd);
         Py_XDECREF(fd);
     }
-    PyObject *r = rc == 0 ? PyObject_CallMethod(select, "select", "OOO", rlist, wlist, xlist)
-                          : NULL;
+    PyObject *r = rc != 0 ? NULL
+                  : b->deadline_ns != 0
+                      ? PyObject_CallMethod(select, "select", "OOOd", rlist, wlist, xlist, timeout)
+                      : PyObject_CallMethod(select, "select", "OOO", rlist, wlist, xlist);
     Py_XDECREF(select);
     Py_XDECREF(rlist);
     Py_XDECREF(wlist);
@@ -369,7 +377,8 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
         return 1;
     }
     batch_prepare(core, b);
-    b->deadline_ns = deadline;
+    /* Shared memory kept for reuse and left unused goes as the pool waits. */
+    b->deadline_ns = cf_sooner(deadline, shm_cache_trim(st, cf_monotonic_ns()));
     int green = core->green && cf_threads_are_green(st);
     if (green) {
         atomic_store(&core->io_asleep, 1);

@@ -101,12 +101,6 @@ worker_task_deadline(pp_worker *w)
     return t->started_at + t->timeout_ns;
 }
 
-static int64_t
-earlier(int64_t deadline, int64_t candidate)
-{
-    return candidate != 0 && (deadline == 0 || candidate < deadline) ? candidate : deadline;
-}
-
 int64_t
 core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
 {
@@ -118,7 +112,7 @@ core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
         return 0;
     }
     if (core->hold_until > now) {
-        next = earlier(next, core->hold_until);     /* dispatch resumes then */
+        next = cf_sooner(next, core->hold_until);     /* dispatch resumes then */
     }
     for (Py_ssize_t i = 0; i < core->nslots; i++) {
         pp_worker *w = &core->workers[i];
@@ -131,13 +125,13 @@ core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
                 deadline = 0;
             }
         }
-        next = earlier(next, deadline);
+        next = cf_sooner(next, deadline);
         if (w->state == WORKER_STOPPING && w->kill_at != 0) {
             if (now >= w->kill_at) {
                 w->kill_at = 0;
                 process_signal(w->process, "kill");  /* it ignores SIGTERM */
             }
-            next = earlier(next, w->kill_at);
+            next = cf_sooner(next, w->kill_at);
         }
     }
     return next;

@@ -69,17 +69,30 @@ wait_interrupted(void)
 #define TASK_READER_SIZE (64 * 1024)
 
 typedef struct {
+    cf_state *st;
     int fd;
     char *buf;
     size_t at, end;                 /* the bytes read and not yet used */
 } task_reader;
+
+/* Is `fd` readable before `due` (monotonic ns)?  1, 0 at `due`, or -1 with
+ * errno.  No GIL needed. */
+static int
+readable_by(int fd, int64_t due)
+{
+    int64_t left = due - cf_monotonic_ns();
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int ready = poll(&pfd, 1, left <= 0 ? 0 : (int)((left + 999999) / 1000000));
+    return ready < 0 ? -1 : ready;
+}
 
 /* Until `need` bytes (at most TASK_READER_SIZE) are buffered, block for
  * more, running signal handlers on EINTR (a KeyboardInterrupt they raise is
  * dropped).  DONE, EOF (end of file with nothing buffered), or FAILED with
  * an exception.  A short spin first: the next task of a busy pool is
  * usually there within microseconds, sooner than the kernel would wake us
- * for it. */
+ * for it.  While shared memory is kept for reuse, the wait wakes to let
+ * go of what went unused (shm_cache_trim). */
 static wire_read_status
 reader_fill(task_reader *r, size_t need)
 {
@@ -92,12 +105,21 @@ reader_fill(task_reader *r, size_t need)
         r->at = 0;
     }
     while (r->end - r->at < need) {
-        ssize_t n;
-        int fd = r->fd;
+        ssize_t n = -1;
+        int fd = r->fd, ready = 1;
+        int64_t trim_due = shm_cache_trim(r->st, cf_monotonic_ns());
         Py_BEGIN_ALLOW_THREADS
         cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER, CF_SPIN_PIPE_IDLE);
-        n = read(fd, r->buf + r->end, TASK_READER_SIZE - r->end);
+        if (trim_due != 0) {
+            ready = readable_by(fd, trim_due);
+        }
+        if (ready > 0) {
+            n = read(fd, r->buf + r->end, TASK_READER_SIZE - r->end);
+        }
         Py_END_ALLOW_THREADS
+        if (ready == 0) {
+            continue;                   /* time to trim */
+        }
         if (n > 0) {
             r->end += (size_t)n;
             continue;
@@ -382,7 +404,7 @@ process_worker(PyObject *module, PyObject *args)
         }
         Py_DECREF(r);
     }
-    task_reader reader = {task_fd, PyMem_Malloc(TASK_READER_SIZE), 0, 0};
+    task_reader reader = {st, task_fd, PyMem_Malloc(TASK_READER_SIZE), 0, 0};
     if (reader.buf == NULL) {
         return PyErr_NoMemory();
     }

@@ -38,9 +38,13 @@ typedef struct {
  * mapped, the segments it sent (and fills one again once its receiver let
  * go of it: its header says so) and the segments it received (and maps one
  * no more when it comes again).  At most SHM_CACHE_SLOTS of each and
- * SHM_CACHE_BYTES; a process pool's end lets them go (shm_cache_clear). */
+ * SHM_CACHE_BYTES; a process pool's end lets them go (shm_cache_clear).
+ * A segment unused for SHM_IDLE_NS goes too (shm_cache_trim): transfers
+ * back to back reuse it, and an idle pool soon keeps no shared memory, as
+ * the stdlib's keeps nothing (malloc gives big blocks back when freed). */
 #define SHM_CACHE_SLOTS 4
 #define SHM_CACHE_BYTES ((size_t)256 << 20)
+#define SHM_IDLE_NS ((int64_t)1000 * 1000 * 1000)
 #define SHM_SEGMENT_ROUND ((size_t)1 << 20)
 
 /* One segment this process maps, whole. */
@@ -54,7 +58,7 @@ typedef struct {
                                      * received: a _SharedMapping over it lives */
     int cleared;                    /* the cache was cleared while it was held:
                                      * drop it when it is let go */
-    uint64_t last_used;
+    int64_t used_at;                /* filled, received, or let go (monotonic ns) */
 } shm_region;
 
 typedef struct {
@@ -63,7 +67,6 @@ typedef struct {
 
 struct shm_cache {
     shm_regions sent, received;
-    uint64_t clock;
     unsigned generation;            /* bumped in a fork child: mappings made
                                      * before belong to no cache there */
 };
@@ -103,6 +106,26 @@ regions_clear(shm_regions *regions, int all)
     }
 }
 
+/* Drop the regions not held and unused since `now - SHM_IDLE_NS`; lower
+ * `*due` to when the next of those left may go (a held one: checked again
+ * a whole SHM_IDLE_NS later, as it may be let go any time before). */
+static void
+regions_trim(shm_regions *regions, int64_t now, int64_t *due)
+{
+    for (int k = 0; k < SHM_CACHE_SLOTS; k++) {
+        shm_region *r = &regions->slots[k];
+        if (r->addr == NULL) {
+            continue;
+        }
+        if (!r->held && now - r->used_at >= SHM_IDLE_NS) {
+            region_drop(r);
+            continue;
+        }
+        int64_t at = r->held ? now + SHM_IDLE_NS : r->used_at + SHM_IDLE_NS;
+        *due = *due == 0 || at < *due ? at : *due;
+    }
+}
+
 /* An empty slot for a region of `size`, made by dropping the least
  * recently used ones not held (a process that still maps one keeps its
  * memory alive until it lets go), or NULL if it cannot be cached. */
@@ -122,7 +145,7 @@ regions_make_room(shm_regions *regions, size_t size)
                 continue;
             }
             kept += r->size;
-            if (!r->held && (oldest == NULL || r->last_used < oldest->last_used)) {
+            if (!r->held && (oldest == NULL || r->used_at < oldest->used_at)) {
                 oldest = r;
             }
         }
@@ -173,6 +196,7 @@ mapping_dealloc(PyObject *self)
         }
         if (m->region != NULL && cache != NULL && m->generation == cache->generation) {
             m->region->held = 0;
+            m->region->used_at = cf_monotonic_ns();
             if (m->region->cleared) {
                 region_drop(m->region);
             }
@@ -240,7 +264,7 @@ mapping_attach(struct shm_cache *cache, int fd, size_t size, SharedMappingObject
                           .ino = info.st_ino};
     }
     r->held = 1;
-    r->last_used = ++cache->clock;
+    r->used_at = cf_monotonic_ns();
     m->addr = r->addr;
     m->mapped = r->size;
     m->region = r;
@@ -384,7 +408,7 @@ segment_fill(cf_state *st, const shm_piece *pieces, Py_ssize_t npieces, size_t t
     }
     atomic_store_explicit(&((shm_header *)r->addr)->busy, 1, memory_order_relaxed);
     r->held = 1;
-    r->last_used = ++cache->clock;
+    r->used_at = cf_monotonic_ns();
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; !failed && k < npieces; k++) {
@@ -416,6 +440,17 @@ shm_cache_clear(cf_state *st)
         regions_clear(&st->shm_cache->sent, 0);
         regions_clear(&st->shm_cache->received, 0);
     }
+}
+
+int64_t
+shm_cache_trim(cf_state *st, int64_t now)
+{
+    int64_t due = 0;
+    if (st->shm_cache != NULL) {
+        regions_trim(&st->shm_cache->sent, now, &due);
+        regions_trim(&st->shm_cache->received, now, &due);
+    }
+    return due;
 }
 
 void

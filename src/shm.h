@@ -88,6 +88,11 @@ void shm_release_unsent(int fd);
 /* Let go of the segments kept for reuse (a process pool stopped). */
 void shm_cache_clear(cf_state *st);
 
+/* Let go of the segments kept for reuse that went unused for a while (a
+ * second).  When to call it again (monotonic ns), or 0: nothing is kept
+ * any more.  The I/O thread and an idle worker call it as they wait. */
+int64_t shm_cache_trim(cf_state *st, int64_t now);
+
 /* In the child of fork(): forget the parent's segments. */
 void shm_after_fork_child(cf_state *st);
 

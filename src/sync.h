@@ -60,6 +60,13 @@ int cf_spin(int (*ready)(void *), void *arg, int64_t budget_ns, int64_t timeout_
 /* Monotonic clock, nanoseconds. */
 int64_t cf_monotonic_ns(void);
 
+/* The sooner of two wake-up times, 0 meaning none. */
+static inline int64_t
+cf_sooner(int64_t deadline, int64_t candidate)
+{
+    return candidate != 0 && (deadline == 0 || candidate < deadline) ? candidate : deadline;
+}
+
 /* Convert a timeout in seconds into an absolute deadline.  timeout <= 0
  * (or NaN) gives a deadline that has already passed. */
 int64_t cf_deadline_after(double timeout_seconds);

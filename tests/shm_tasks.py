@@ -50,6 +50,21 @@ def write_into(a):
     return a
 
 
+_kept = []
+
+
+def keep(x):
+    """Hold the received value in this worker until kept_summary()."""
+    _kept.append(x)
+
+
+def kept_summary():
+    """summary() of what keep() holds, letting go of it."""
+    values = _kept[:]
+    del _kept[:]
+    return [summary(v) for v in values]
+
+
 def exit_holding(x):
     """Die with the call's shared memory mapped."""
     os._exit(3)

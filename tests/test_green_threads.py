@@ -248,6 +248,27 @@ def test_process_pool(lib, mod, method):
     assert_prompt(got, "elapsed")
 
 
+# A task's time limit (cfutures only) is kept while the pool's greenlet
+# waits in select: it wakes by the deadline, stops the worker, and fails
+# the future with TimeoutError, long before the caller's own wait ends.
+TASK_TIMEOUT = scenario("process_pool_task_timeout", """
+    if m.__name__ == "cfutures":
+        ex = m.ProcessPoolExecutor(1, task_timeout=0.2)
+        f = ex.submit(time.sleep, 30)
+        value, elapsed = timed(lambda: type(f.exception(timeout=3)).__name__)
+        ex.shutdown(wait=True)
+        report(value=value, elapsed=elapsed)
+    else:
+        report(value="no task_timeout in the stdlib")
+""")
+
+
+def test_process_pool_task_timeout_fires(lib, cf):
+    got = run_green(lib, cf, TASK_TIMEOUT)
+    assert got["value"] == "TimeoutError", got
+    assert_prompt(got, "elapsed")
+
+
 # ---- the thread pool --------------------------------------------------------
 
 SUBMIT_RESULT = scenario("submit_result", """

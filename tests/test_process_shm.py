@@ -171,6 +171,50 @@ def test_a_burst_of_big_calls_is_bounded(cf):
     assert shared_held() == before
 
 
+def test_an_idle_pool_lets_its_shared_memory_go(cf):
+    # Both sides keep the segments of big frames mapped for reuse
+    # (src/shm.c); once unused for a second, both let them go, while tiny
+    # tasks still come and go: an idle pool holds no shared memory, as the
+    # stdlib's holds no buffer.
+    with cf.ProcessPoolExecutor(1) as ex:
+        worker_baseline = ex.submit(shm_tasks.held).result(timeout=TIMEOUT)
+        baseline = shared_held()                            # the pool's own included
+        data = noise(3 * MB)
+        assert ex.submit(shm_tasks.identity, data).result(timeout=TIMEOUT) == data
+        assert shared_held()[1:] > baseline[1:]             # kept for reuse
+        assert ex.submit(shm_tasks.held).result(timeout=TIMEOUT) > worker_baseline
+        wait_until(lambda: ex.submit(shm_tasks.held).result(timeout=TIMEOUT) == worker_baseline,
+                   what="the worker to let its shared memory go")
+        settles_clean(baseline)
+        # and shared memory works again after that
+        assert ex.submit(shm_tasks.identity, data).result(timeout=TIMEOUT) == data
+
+
+def test_what_is_held_outlives_the_idle_trim(cf):
+    # A result the parent keeps, an argument the worker keeps: their
+    # segments are not the caches' to let go while objects view them.
+    np = needs_numpy()
+    with cf.ProcessPoolExecutor(1) as ex:
+        worker_baseline = ex.submit(shm_tasks.held).result(timeout=TIMEOUT)
+        baseline = shared_held()                            # the pool's own included
+        argument = np.arange(1_000_000)
+        ex.submit(shm_tasks.keep, argument).result(timeout=TIMEOUT)
+        result = ex.submit(shm_tasks.make_array, 3_000_000).result(timeout=TIMEOUT)
+        # The sides let go of what they sent, a second unused: the worker's
+        # segment of the result, the parent's of the argument.
+        wait_until(lambda: shared_held()[1] == baseline[1],
+                   what="the parent to let go of the segment it sent")
+        wait_until(lambda: ex.submit(shm_tasks.held).result(timeout=TIMEOUT)[1] ==
+                   worker_baseline[1], what="the worker to let go of the segment it sent")
+        assert shared_held()[2] == baseline[2] + 1          # the result's mapping
+        assert int(result.sum()) == 3_000_000 * 2_999_999 // 2
+        assert ex.submit(shm_tasks.kept_summary).result(timeout=TIMEOUT) == [summary(argument)]
+        del result
+        wait_until(lambda: ex.submit(shm_tasks.held).result(timeout=TIMEOUT) == worker_baseline,
+                   what="the worker to let the argument's mapping go")
+        settles_clean(baseline)
+
+
 def settles_clean(baseline):
     wait_until(lambda: shared_held() == baseline, what="descriptors and mappings back to %r "
                "(now %r)" % (baseline, shared_held()))
