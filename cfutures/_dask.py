@@ -30,15 +30,33 @@ def dumps(obj):
 class RunInitializer(WorkerPlugin):
     """Runs a ClusterExecutor's initializer(*initargs) once in each Dask
     worker: in the workers there when it is registered, and in every
-    worker that joins later, before that worker takes a task."""
+    worker that joins later, before that worker takes a task.  What it
+    raised stays on the worker's copy (`error`): Dask only logs the failure
+    of a worker that joins later and gives it tasks all the same, so the
+    executor's calls look here first (initializer_error)."""
 
     def __init__(self, name, initializer, initargs):
         self.name = name
         self.initializer = initializer
         self.initargs = initargs
+        self.error = None
 
     def setup(self, worker):
-        self.initializer(*self.initargs)
+        try:
+            self.initializer(*self.initargs)
+        except BaseException as exc:    # noqa: B902 - recorded, and Dask's to report
+            self.error = exc
+            raise
+
+
+def initializer_error(worker, name):
+    """None if the initializer of plugin `name` ran well on `worker`; else
+    the exception it raised there, or one saying it never ran there."""
+    plugin = worker.plugins.get(name)
+    if plugin is None:
+        return RuntimeError("the executor's initializer did not run on Dask worker %s"
+                            % worker.address)
+    return plugin.error
 
 
 def start_local_cluster(n_workers):

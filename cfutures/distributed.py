@@ -20,7 +20,11 @@ future's state happens in one place:
       cancels its Dask task.
 A call runs on the worker inside `_run_call`, which never raises: an
 exception comes back as the stdlib's _ExceptionWithTraceback, so it arrives
-with the remote traceback as its __cause__, as from a process pool.
+with the remote traceback as its __cause__, as from a process pool.  On a
+worker where the executor's initializer failed (one that joined the
+cluster later: Dask only logs that and gives it tasks all the same) the
+call does not run: the initializer's error comes back, and breaks the
+executor, as a process pool whose initializer fails.
 
 Phases of an executor (one function per transition):
     RUNNING --shutdown()--------------------------> SHUTTING_DOWN
@@ -87,26 +91,36 @@ class _Call(object):
     futures); with the key of its Dask task and the topic on which the
     worker announces that it starts it."""
 
-    __slots__ = ("payload", "key", "topic")
+    __slots__ = ("payload", "key", "topic", "initializer")
 
-    def __init__(self, payload, key, topic):
+    def __init__(self, payload, key, topic, initializer):
         self.payload = payload
         self.key = key
         self.topic = topic
+        self.initializer = initializer      # its worker plugin's name, or None
 
     def __reduce__(self):
-        return _Call, (self.payload, self.key, self.topic)
+        return _Call, (self.payload, self.key, self.topic, self.initializer)
+
+
+# The outcome of a call on a worker where the executor's initializer failed.
+_INITIALIZER_FAILED = "initializer failed"
 
 
 def _run_call(call):
     """Run `call` on a Dask worker: its outcome pickled, (True, the result)
     or (False, the exception it raised, with its traceback for the other
-    side).  Pickled here, so that a result that cannot be pickled fails
-    its future as in a process pool, with the worker's traceback."""
+    side), or (_INITIALIZER_FAILED, the initializer's exception) without
+    running it.  Pickled here, so that a result that cannot be pickled
+    fails its future as in a process pool, with the worker's traceback."""
     import pickle
     from distributed import get_worker
-    from cfutures._dask import dumps
-    get_worker().log_event(call.topic, call.key)
+    from cfutures._dask import dumps, initializer_error
+    worker = get_worker()
+    worker.log_event(call.topic, call.key)
+    error = call.initializer and initializer_error(worker, call.initializer)
+    if error is not None:
+        return dumps((_INITIALIZER_FAILED, _ExceptionWithTraceback(error, error.__traceback__)))
     try:
         fn, args, kwargs = pickle.loads(call.payload)
         return dumps((True, fn(*args, **kwargs)))
@@ -185,7 +199,8 @@ class _Bridge(object):
             payload, error = None, exc
             error.__cause__ = _traceback_of(exc)
         key = "%s-%s-%d" % (_callable_name(fn), self.topic, next(self.keys))
-        task = _Task(future, _Call(payload, key, self.topic))
+        task = _Task(future, _Call(payload, key, self.topic,
+                                   self.plugin and self.plugin.name))
         with self.lock:
             if self.phase is _Phase.BROKEN:
                 raise BrokenProcessPool(BROKEN_POOL) from self.broken_by
@@ -281,9 +296,7 @@ class _Bridge(object):
             self.waiting.clear()
             self.sent.clear()
         for task in tasks:
-            error = BrokenProcessPool(BROKEN_FUTURE)
-            error.__cause__ = cause
-            self.conclude(task, False, error)
+            self.conclude(task, False, _broken_future(cause))
 
     def done(self):
         """Shut down, broken or at interpreter exit, with no task left."""
@@ -362,6 +375,11 @@ class _Bridge(object):
             ok, value = _loads(value)
         else:
             ok, value = False, _dask_error(status, value)
+        if ok == _INITIALIZER_FAILED:
+            LOGGER.critical("Exception in initializer:", exc_info=value)
+            self.conclude(task, False, _broken_future(value))
+            self.break_by(value)
+            return
         self.conclude(task, ok, value)
 
     def conclude(self, task, ok, value):
@@ -445,6 +463,13 @@ def _loads(payload):
         return False, exc
 
 
+def _broken_future(cause):
+    """The error of a future its broken executor fails, caused by `cause`."""
+    error = BrokenProcessPool(BROKEN_FUTURE)
+    error.__cause__ = cause
+    return error
+
+
 def _dask_error(status, exc):
     """What the future of a task that failed on Dask's side gets: the
     stdlib's broken-pool error, caused by Dask's, for a task whose workers
@@ -452,9 +477,7 @@ def _dask_error(status, exc):
     cancel() from here: its scheduler went away, say); Dask's own error for
     anything else (a call or result it could not unpickle)."""
     if status == "cancelled" or type(exc).__name__ == "KilledWorker":
-        error = BrokenProcessPool(BROKEN_FUTURE)
-        error.__cause__ = exc
-        return error
+        return _broken_future(exc)
     return exc
 
 
@@ -532,7 +555,9 @@ class ClusterExecutor(Executor):
         initializer, initargs: initializer(*initargs) runs once in each
             Dask worker, before the worker's first task (a worker plugin;
             also in workers that join later).  If it raises, the executor
-            is broken, as a process pool whose initializer fails.
+            is broken, as a process pool whose initializer fails; in a
+            worker that joins later, once a call of the executor's lands
+            there (the call does not run).
 
     What Dask cannot do as a process pool does:
         - A future becomes RUNNING when its worker announces the start,

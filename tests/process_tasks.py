@@ -209,6 +209,12 @@ def failing_initializer():
     raise RuntimeError("initializer failed on purpose")
 
 
+def fail_if_exists(path):
+    """An initializer that fails once `path` exists."""
+    if os.path.exists(path):
+        failing_initializer()
+
+
 # ---- pickling trouble -------------------------------------------------------
 
 def return_lock():

@@ -65,7 +65,7 @@ def dask_cluster(directory, workers=2):
     """A scheduler and `workers` workers of one thread, started as a user
     starts them (`dask scheduler`, `dask worker`), each a process of its
     own, on the loopback interface: yields (address, the scheduler's
-    Popen).  Tasks go to the workers at once (no scheduler-side queuing, as
+    Popen, a function that starts one more worker).  Tasks go to the workers at once (no scheduler-side queuing, as
     in ClusterExecutor's own clusters); a task may fail once (a worker dies
     under it) and is run again, the second death fails it (KilledWorker),
     so that a test need not kill four workers."""
@@ -81,15 +81,18 @@ def dask_cluster(directory, workers=2):
             [dask_cli, *args] + common, cwd=str(directory), env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
 
+    def start_worker():
+        start("worker", "--nthreads", "1")
+
     try:
         start("scheduler", "--port", "0")
         wait_until(lambda: os.path.exists(scheduler_file)
                    and os.path.getsize(scheduler_file) > 0, what="the scheduler")
         for _ in range(workers):
-            start("worker", "--nthreads", "1")
+            start_worker()
         with open(scheduler_file) as f:
             address = json.load(f)["address"]
-        yield address, procs[0]
+        yield address, procs[0], start_worker
     finally:
         for p in procs:         # each a session of its own: a worker and its nanny
             os.killpg(p.pid, signal.SIGKILL)
@@ -103,7 +106,7 @@ def cluster(tmp_path_factory):
     would run in the test process, taking turns with the test on one GIL
     (10,000 futures took 50-80 s instead of 12).  ClusterExecutor() and
     dask://local start LocalClusters of their own below."""
-    with dask_cluster(tmp_path_factory.mktemp("dask")) as (address, _):
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as (address, _, _):
         client = distributed.Client(address, set_as_default=False, timeout=TIMEOUT)
         client.wait_for_workers(2, timeout=TIMEOUT)
         # Start the threads Dask starts once per process, on first use, so
@@ -399,7 +402,7 @@ def test_ctrl_c_in_the_with_block_ends_it_promptly(tmp_path):
     assert 0.4 < ended < 10
 @pytest.mark.newest_only
 def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
-    with dask_cluster(tmp_path, workers=1) as (address, scheduler):
+    with dask_cluster(tmp_path, workers=1) as (address, scheduler, _):
         ex = ClusterExecutor(address)
         assert ex.submit(tasks.square, 2).result(timeout=TIMEOUT) == 4
         f = ex.submit(tasks.sleep_return, "late", 30)
@@ -410,6 +413,41 @@ def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
         shutting = time.monotonic()
         ex.shutdown(wait=True)
         assert time.monotonic() - shutting < TIMEOUT
+
+
+@pytest.mark.newest_only
+def test_a_worker_joining_whose_initializer_fails_breaks_the_executor(tmp_path, caplog):
+    # Dask only logs a worker plugin's failure on a worker that joins
+    # later, and gives that worker tasks all the same: no call may run
+    # there uninitialized.  As a process pool whose initializer fails in a
+    # worker it starts later (max_tasks_per_child, say): the executor
+    # breaks, the future fails with the stdlib's error, caused by the
+    # initializer's own (with the worker's traceback).
+    marker = tmp_path / "fail-from-now-on"
+    with dask_cluster(tmp_path, workers=1) as (address, _, start_worker):
+        client = distributed.Client(address, set_as_default=False, timeout=TIMEOUT)
+        ex = ClusterExecutor(address, initializer=tasks.fail_if_exists, initargs=(str(marker),))
+        try:
+            assert ex.submit(tasks.square, 3).result(timeout=TIMEOUT) == 9
+            first = set(worker_pids(client))
+            marker.write_text("")
+            start_worker()
+            client.wait_for_workers(2, timeout=TIMEOUT)
+            # only the new worker is left to run calls
+            client.retire_workers([a for a, pid in client.run(os.getpid).items()
+                                   if pid in first], close_workers=True)
+            wait_until(lambda: len(client.scheduler_info()["workers"]) == 1,
+                       what="the first worker to leave")
+            error = ex.submit(tasks.square, 4).exception(timeout=TIMEOUT)
+            assert exc_view(error)[:2] == (REF.process.BrokenProcessPool, BROKEN_FUTURE)
+            assert type(error.__cause__) is RuntimeError
+            assert str(error.__cause__) == "initializer failed on purpose"
+            assert "fail_if_exists" in str(error.__cause__.__cause__)   # the worker's traceback
+            with pytest.raises(REF.process.BrokenProcessPool, match=BROKEN_POOL):
+                ex.submit(tasks.square, 5)
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+            client.close()
 
 
 def test_dropped_by_its_own_callbacks_while_the_bridge_holds_its_lock():
