@@ -28,7 +28,8 @@ executor, as a process pool whose initializer fails.
 
 Phases of an executor (one function per transition):
     RUNNING --shutdown()--------------------------> SHUTTING_DOWN
-    RUNNING --its initializer failed--------------> BROKEN
+    RUNNING --its initializer failed, or Dask-----> BROKEN
+              dropped its tasks (scheduler lost)
     SHUTTING_DOWN, BROKEN --no task left----------> (the bridge tears down
                         what the executor opened, and ends)
 """
@@ -282,8 +283,9 @@ class _Bridge(object):
             self.break_by(exc)
 
     def break_by(self, exc):
-        """RUNNING -> BROKEN: the initializer failed (or the bridge itself
-        did); every task fails, submit() raises from now on."""
+        """RUNNING (or SHUTTING_DOWN) -> BROKEN: the initializer failed, Dask
+        dropped a task (its scheduler is gone), or the bridge itself failed;
+        every task fails, submit() raises from now on."""
         with self.lock:
             self.phase = _Phase.BROKEN
             self.broken_by = exc
@@ -379,8 +381,14 @@ class _Bridge(object):
             LOGGER.critical("Exception in initializer:", exc_info=value)
             self.conclude(task, False, _broken_future(value))
             self.break_by(value)
-            return
-        self.conclude(task, ok, value)
+        elif status == "cancelled":
+            # Dropped by Dask, not by a cancel() from here (those left
+            # `sent` before): the scheduler is gone, or the cluster was
+            # restarted.  As a pool that lost a worker: broken, at once.
+            self.conclude(task, ok, value)
+            self.break_by(value.__cause__)
+        else:
+            self.conclude(task, ok, value)
 
     def conclude(self, task, ok, value):
         """Complete the future of an ended task (RUNNING first, if its start

@@ -410,6 +410,12 @@ def test_the_scheduler_dying_fails_the_calls_and_hangs_nothing(tmp_path):
         scheduler.kill()
         error = f.exception(timeout=TIMEOUT)
         assert exc_view(error)[:2] == (REF.process.BrokenProcessPool, BROKEN_FUTURE)
+        # As a pool that lost a worker: broken, at once (not after Dask's
+        # client has tried to reconnect for 30 s).
+        submitting = time.monotonic()
+        with pytest.raises(REF.process.BrokenProcessPool, match=BROKEN_POOL):
+            ex.submit(tasks.square, 3)
+        assert time.monotonic() - submitting < 5
         shutting = time.monotonic()
         ex.shutdown(wait=True)
         assert time.monotonic() - shutting < TIMEOUT
