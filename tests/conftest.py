@@ -40,12 +40,13 @@ def load_module(which):
 
 
 # The files that take longest (tens of seconds), longest first.  They run
-# first, so that under pytest-xdist (make test: two workers, one file at a
-# time each, handed out in this order: --no-loadscope-reorder) the short
-# files fill the end and both workers finish together.  Any order is
+# first, so that under pytest-xdist (make test: three workers, one file at
+# a time each, handed out in this order: --no-loadscope-reorder) the short
+# files fill the end and the workers finish together.  Any order is
 # correct; this one is faster.
 LONG_FILES = ("test_packaging.py", "test_cluster.py", "test_executor_contract.py",
-              "test_process_lifecycle.py", "test_typing.py", "test_refleaks.py", "test_process_pool.py",
+              "test_process_lifecycle.py", "test_typing.py", "test_process_options.py",
+              "test_process_shm.py", "test_refleaks.py", "test_process_pool.py",
               "test_examples.py", "test_thread_stress.py", "test_main.py",
               "test_ecosystem.py", "test_green_threads.py",
               "test_thread_pool_races.py", "test_process_signals.py")
