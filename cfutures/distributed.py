@@ -368,27 +368,30 @@ class _Bridge(object):
 
     def finish(self, key, status, value):
         """The task of `key` ended: its future gets the call's outcome, or
-        what Dask says went wrong (see dask_error)."""
+        what Dask says went wrong (see _dask_error); an initializer that
+        failed on its worker, or a task Dask dropped, breaks the executor."""
         task = self.sent.get(key)
         if task is None:
             return                      # cancelled, or given up after Ctrl-C
         self.end(task)
+        broken_by = None
         if status == "finished":
             ok, value = _loads(value)
-        else:
-            ok, value = False, _dask_error(status, value)
-        if ok == _INITIALIZER_FAILED:
-            LOGGER.critical("Exception in initializer:", exc_info=value)
-            self.conclude(task, False, _broken_future(value))
-            self.break_by(value)
+            if ok == _INITIALIZER_FAILED:
+                LOGGER.critical("Exception in initializer:", exc_info=value)
+                broken_by = value
         elif status == "cancelled":
             # Dropped by Dask, not by a cancel() from here (those left
             # `sent` before): the scheduler is gone, or the cluster was
             # restarted.  As a pool that lost a worker: broken, at once.
-            self.conclude(task, ok, value)
-            self.break_by(value.__cause__)
+            broken_by = value
         else:
+            ok, value = False, _dask_error(value)
+        if broken_by is None:
             self.conclude(task, ok, value)
+        else:
+            self.conclude(task, False, _broken_future(broken_by))
+            self.break_by(broken_by)
 
     def conclude(self, task, ok, value):
         """Complete the future of an ended task (RUNNING first, if its start
@@ -478,13 +481,12 @@ def _broken_future(cause):
     return error
 
 
-def _dask_error(status, exc):
+def _dask_error(exc):
     """What the future of a task that failed on Dask's side gets: the
     stdlib's broken-pool error, caused by Dask's, for a task whose workers
-    died (KilledWorker) or that the cluster dropped (cancelled without a
-    cancel() from here: its scheduler went away, say); Dask's own error for
-    anything else (a call or result it could not unpickle)."""
-    if status == "cancelled" or type(exc).__name__ == "KilledWorker":
+    died (KilledWorker); Dask's own error for anything else (a call or
+    result it could not unpickle)."""
+    if type(exc).__name__ == "KilledWorker":
         return _broken_future(exc)
     return exc
 

@@ -183,8 +183,7 @@ batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
     }
     int timeout_ms = wait ? -1 : 0;
     if (wait && b->deadline_ns != 0) {
-        int64_t left = b->deadline_ns - cf_monotonic_ns();
-        timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+        timeout_ms = cf_poll_ms_until(b->deadline_ns);
     }
     /* Asleep from here on: core_wake writes to wake_fd now. */
     atomic_store(&core->io_asleep, 1);
@@ -223,23 +222,22 @@ batch_transfer(PoolCoreObject *core, pp_batch *b, int wait)
 static int
 batch_wait_green(pp_batch *b)
 {
-    double timeout = 0.0;
-    if (b->deadline_ns != 0) {
-        int64_t left = b->deadline_ns - cf_monotonic_ns();
-        timeout = left > 0 ? (double)left / 1e9 : 0.0;
-    }
+    int64_t left = b->deadline_ns - cf_monotonic_ns();
+    PyObject *timeout = b->deadline_ns == 0 ? Py_NewRef(Py_None)
+                                            : PyFloat_FromDouble(left > 0 ? (double)left / 1e9 : 0.0);
     PyObject *select = PyImport_ImportModule("select");
     PyObject *rlist = PyList_New(0), *wlist = PyList_New(0), *xlist = PyList_New(0);
-    int rc = select != NULL && rlist != NULL && wlist != NULL && xlist != NULL ? 0 : -1;
+    int rc = timeout != NULL && select != NULL && rlist != NULL && wlist != NULL && xlist != NULL
+                 ? 0 : -1;
     for (int k = 0; rc == 0 && k < b->nfds; k++) {
         PyObject *fd = PyLong_FromLong(b->fds[k].fd);
         rc = fd == NULL ? -1 : PyList_Append(b->fds[k].events == POLLOUT ? wlist : rlist, fd);
         Py_XDECREF(fd);
     }
-    PyObject *r = rc != 0 ? NULL
-                  : b->deadline_ns != 0
-                      ? PyObject_CallMethod(select, "select", "OOOd", rlist, wlist, xlist, timeout)
-                      : PyObject_CallMethod(select, "select", "OOO", rlist, wlist, xlist);
+    PyObject *r = rc == 0 ? PyObject_CallMethod(select, "select", "OOOO", rlist, wlist, xlist,
+                                                timeout)
+                          : NULL;
+    Py_XDECREF(timeout);
     Py_XDECREF(select);
     Py_XDECREF(rlist);
     Py_XDECREF(wlist);
@@ -371,14 +369,16 @@ core_io_round(cf_state *st, PoolCoreObject *core, pp_batch *b)
         pool_stopped(&core->base);
         return 1;
     }
-    /* Before prepare: a worker stopped here is not listed for writing. */
-    int64_t deadline = core_enforce_deadlines(st, core);
+    /* Before prepare: a worker stopped here is not listed for writing.  One
+     * clock reading serves the round. */
+    int64_t now = cf_monotonic_ns();
+    int64_t deadline = core_enforce_deadlines(st, core, now);
     if (core->base.phase == POOL_BROKEN) {
         return 1;
     }
     batch_prepare(core, b);
     /* Shared memory kept for reuse and left unused goes as the pool waits. */
-    b->deadline_ns = cf_sooner(deadline, shm_cache_trim(st, cf_monotonic_ns()));
+    b->deadline_ns = cf_sooner(deadline, shm_cache_trim(st, now));
     int green = core->green && cf_threads_are_green(st);
     if (green) {
         atomic_store(&core->io_asleep, 1);

@@ -242,10 +242,10 @@ int process_join(PyObject *process, double timeout);
  * that many seconds each. */
 void worker_reap(PoolCoreObject *core, pp_worker *w, double grace);
 
-/* The I/O thread, after each round: time out tasks that ran too long,
- * kill STOPPING workers whose grace is over.  The monotonic ns of the next
- * such deadline, or 0 if none. */
-int64_t core_enforce_deadlines(cf_state *st, PoolCoreObject *core);
+/* The I/O thread, after each round, at `now` (monotonic ns): time out tasks
+ * that ran too long, kill STOPPING workers whose grace is over.  The
+ * monotonic ns of the next such deadline, or 0 if none. */
+int64_t core_enforce_deadlines(cf_state *st, PoolCoreObject *core, int64_t now);
 /* Ctrl-C ends the work: no more work, what no worker has is cancelled, and
  * the pool breaks (stopping its workers) `grace` seconds from now unless
  * the running tasks are done by then. */

@@ -102,10 +102,8 @@ worker_task_deadline(pp_worker *w)
 }
 
 int64_t
-core_enforce_deadlines(cf_state *st, PoolCoreObject *core)
+core_enforce_deadlines(cf_state *st, PoolCoreObject *core, int64_t now)
 {
-    /* One clock reading a round: it runs on every round of the I/O thread. */
-    int64_t now = cf_monotonic_ns();
     int64_t next = core->abandon_at;
     if (next != 0 && now >= next) {
         core_break(st, core, NULL);     /* Ctrl-C, and the grace is over */

@@ -80,9 +80,8 @@ typedef struct {
 static int
 readable_by(int fd, int64_t due)
 {
-    int64_t left = due - cf_monotonic_ns();
     struct pollfd pfd = {fd, POLLIN, 0};
-    int ready = poll(&pfd, 1, left <= 0 ? 0 : (int)((left + 999999) / 1000000));
+    int ready = poll(&pfd, 1, cf_poll_ms_until(due));
     return ready < 0 ? -1 : ready;
 }
 
@@ -109,8 +108,8 @@ reader_fill(task_reader *r, size_t need)
         int fd = r->fd, ready = 1;
         int64_t trim_due = shm_cache_trim(r->st, cf_monotonic_ns());
         Py_BEGIN_ALLOW_THREADS
-        cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER, CF_SPIN_PIPE_IDLE);
-        if (trim_due != 0) {
+        if (!cf_spin(fd_readable, &fd, CF_SPIN_PIPE_NS, CF_FOREVER, CF_SPIN_PIPE_IDLE) &&
+            trim_due != 0) {
             ready = readable_by(fd, trim_due);
         }
         if (ready > 0) {

@@ -121,8 +121,7 @@ regions_trim(shm_regions *regions, int64_t now, int64_t *due)
             region_drop(r);
             continue;
         }
-        int64_t at = r->held ? now + SHM_IDLE_NS : r->used_at + SHM_IDLE_NS;
-        *due = *due == 0 || at < *due ? at : *due;
+        *due = cf_sooner(*due, r->held ? now + SHM_IDLE_NS : r->used_at + SHM_IDLE_NS);
     }
 }
 

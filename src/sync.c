@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,17 @@ cf_monotonic_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int
+cf_poll_ms_until(int64_t deadline)
+{
+    int64_t left = deadline - cf_monotonic_ns();
+    if (left <= 0) {
+        return 0;
+    }
+    int64_t ms = (left + 999999) / 1000000;
+    return ms < INT_MAX ? (int)ms : INT_MAX;
 }
 
 int64_t

@@ -67,6 +67,11 @@ cf_sooner(int64_t deadline, int64_t candidate)
     return candidate != 0 && (deadline == 0 || candidate < deadline) ? candidate : deadline;
 }
 
+/* poll()'s timeout for waiting until `deadline` (monotonic ns): the
+ * milliseconds left, rounded up (never waking early), 0 once it passed,
+ * at most INT_MAX. */
+int cf_poll_ms_until(int64_t deadline);
+
 /* Convert a timeout in seconds into an absolute deadline.  timeout <= 0
  * (or NaN) gives a deadline that has already passed. */
 int64_t cf_deadline_after(double timeout_seconds);

@@ -8,6 +8,7 @@ breaks with big frames in flight.  The NumPy tests skip, saying so, where
 NumPy is not installed (it is in the test extra).
 """
 import array
+import multiprocessing.resource_tracker
 import os
 import pickle
 import random
@@ -22,6 +23,15 @@ from shm_tasks import shared_held, summary
 
 METHODS = tasks.METHODS
 MB = 1000 * 1000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def resource_tracker():
+    """The first spawn or forkserver pool of a process starts
+    multiprocessing's resource tracker, whose pipe stays open for good: it
+    runs before any baseline of descriptors is taken here, whichever test
+    of the file runs first in this process."""
+    multiprocessing.resource_tracker.ensure_running()
 
 
 def noise(n):
